@@ -1,0 +1,57 @@
+import 'reflect-metadata';
+import { ConsoleLogger, Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { AppModule, Env, WorkerModule } from './app.module.js';
+import { AppConfig, ConfigError, loadConfig } from './config/app-config.js';
+import { configureApp } from './configure-app.js';
+
+/** Reads `.env` when present (variables already set win) and validates the result. */
+export function loadEnvironment(): { env: Env; config: AppConfig } {
+  try {
+    process.loadEnvFile();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  return { env: process.env, config: loadConfig(process.env) };
+}
+
+/** Prints a start-up failure as one readable line (no stack for bad config) and exits 1. */
+export function exitOnStartupError(role: string, error: unknown): never {
+  const message = error instanceof ConfigError ? error.message : ((error as Error)?.stack ?? error);
+  console.error(`[pgwq-${role}] cannot start: ${message}`);
+  process.exit(1);
+}
+
+export function createLogger(role: string): ConsoleLogger {
+  return new ConsoleLogger({ prefix: `pgwq-${role}` });
+}
+
+export async function startApi(
+  env: Env,
+  options: { withWorker?: boolean; role?: string } = {},
+): Promise<NestExpressApplication> {
+  const role = options.role ?? 'api';
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(env, options), {
+    logger: createLogger(role),
+    bodyParser: false,
+    abortOnError: false,
+  });
+  app.enableShutdownHooks();
+  configureApp(app);
+  const { port } = app.get(AppConfig);
+  await app.listen(port);
+  const url = `http://localhost:${port}`;
+  new Logger('Bootstrap').log(`API listening on ${url} (OpenAPI UI ${url}/docs)`);
+  return app;
+}
+
+export async function startWorker(env: Env) {
+  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(env), {
+    logger: createLogger('worker'),
+    abortOnError: false,
+  });
+  app.enableShutdownHooks();
+  await app.init();
+  return app;
+}

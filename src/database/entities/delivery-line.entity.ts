@@ -1,0 +1,43 @@
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
+import { bigintToNumber } from './bigint.transformer.js';
+import { Webhook } from './webhook.entity.js';
+
+/**
+ * One row per (webhook, partition): the unit of ordering and of claiming. Workers claim lines,
+ * never deliveries, so finding the head of a line is a primary-key lookup whatever the backlog.
+ *
+ * - head_sequence: the sequence of the line's oldest unfinished delivery (tail_sequence + 1 when
+ *   the line is idle).
+ * - tail_sequence: the highest sequence fanned out to this webhook for this partition.
+ * - next_attempt_at: when the head may be claimed. NULL while idle. While leased it holds the
+ *   lease's expiry, so "claimable" is one condition on one indexed column: next_attempt_at <= now().
+ * - lease_token: the fence. Every write after a claim must match it.
+ */
+@Entity('delivery_lines')
+@Index('delivery_lines_due_idx', ['nextAttemptAt'], { where: 'next_attempt_at IS NOT NULL' })
+export class DeliveryLine {
+  @PrimaryColumn('integer', { name: 'webhook_id', primaryKeyConstraintName: 'delivery_lines_pkey' })
+  webhookId: number;
+
+  @ManyToOne(() => Webhook, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'webhook_id', foreignKeyConstraintName: 'delivery_lines_webhook_id_fkey' })
+  webhook?: Webhook;
+
+  @PrimaryColumn('text', { name: 'partition_key', primaryKeyConstraintName: 'delivery_lines_pkey' })
+  partitionKey: string;
+
+  @Column('integer', { name: 'topic_id' })
+  topicId: number;
+
+  @Column('bigint', { name: 'head_sequence', transformer: bigintToNumber })
+  headSequence: number;
+
+  @Column('bigint', { name: 'tail_sequence', transformer: bigintToNumber })
+  tailSequence: number;
+
+  @Column('timestamptz', { name: 'next_attempt_at', nullable: true })
+  nextAttemptAt: Date | null;
+
+  @Column('uuid', { name: 'lease_token', nullable: true })
+  leaseToken: string | null;
+}

@@ -1,0 +1,81 @@
+import {
+  Check,
+  Column,
+  CreateDateColumn,
+  Entity,
+  Index,
+  JoinColumn,
+  ManyToOne,
+  PrimaryColumn,
+  Unique,
+} from 'typeorm';
+import { bigintToNumber } from './bigint.transformer.js';
+import { Message } from './message.entity.js';
+import { Webhook } from './webhook.entity.js';
+
+export const DELIVERY_STATUSES = ['pending', 'delivered', 'dead'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
+/** One message for one webhook. partition_key and sequence are copied from the message. */
+@Entity('deliveries')
+@Unique('deliveries_line_sequence_key', ['webhookId', 'partitionKey', 'sequence'])
+@Index('deliveries_webhook_id_idx', ['webhookId', 'id'])
+@Index('deliveries_dead_idx', ['id'], { where: "status = 'dead'" })
+@Check('deliveries_status_check', "status IN ('pending', 'delivered', 'dead')")
+export class Delivery {
+  @PrimaryColumn('bigint', {
+    generated: 'identity',
+    generatedIdentity: 'BY DEFAULT',
+    primaryKeyConstraintName: 'deliveries_pkey',
+    transformer: bigintToNumber,
+  })
+  id: number;
+
+  @Index('deliveries_message_id_idx')
+  @Column('bigint', { name: 'message_id', transformer: bigintToNumber })
+  messageId: number;
+
+  @ManyToOne(() => Message, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'message_id', foreignKeyConstraintName: 'deliveries_message_id_fkey' })
+  message?: Message;
+
+  @Column('integer', { name: 'webhook_id' })
+  webhookId: number;
+
+  @ManyToOne(() => Webhook, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'webhook_id', foreignKeyConstraintName: 'deliveries_webhook_id_fkey' })
+  webhook?: Webhook;
+
+  @Column('integer', { name: 'topic_id' })
+  topicId: number;
+
+  @Column('text', { name: 'partition_key' })
+  partitionKey: string;
+
+  @Column('bigint', { transformer: bigintToNumber })
+  sequence: number;
+
+  @Column('text', { default: 'pending' })
+  status: DeliveryStatus;
+
+  @Column('integer', { default: 0 })
+  attempts: number;
+
+  @Column('timestamptz', { name: 'next_attempt_at', nullable: true })
+  nextAttemptAt: Date | null;
+
+  @Column('integer', { name: 'last_status_code', nullable: true })
+  lastStatusCode: number | null;
+
+  @Column('text', { name: 'last_error', nullable: true })
+  lastError: string | null;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt: Date;
+
+  @Column('timestamptz', { name: 'delivered_at', nullable: true })
+  deliveredAt: Date | null;
+
+  @Column('timestamptz', { name: 'dead_at', nullable: true })
+  deadAt: Date | null;
+}

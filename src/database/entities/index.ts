@@ -1,0 +1,18 @@
+import { DeliveryAttempt } from './delivery-attempt.entity.js';
+import { DeliveryLine } from './delivery-line.entity.js';
+import { Delivery } from './delivery.entity.js';
+import { Message } from './message.entity.js';
+import { PartitionSequence } from './partition-sequence.entity.js';
+import { Topic } from './topic.entity.js';
+import { Webhook } from './webhook.entity.js';
+
+export { Delivery, DeliveryAttempt, DeliveryLine, Message, PartitionSequence, Topic, Webhook };
+export const ENTITIES = [
+  Topic,
+  Webhook,
+  Message,
+  PartitionSequence,
+  Delivery,
+  DeliveryAttempt,
+  DeliveryLine,
+];

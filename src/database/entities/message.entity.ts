@@ -1,0 +1,39 @@
+import { Check, Column, Entity, JoinColumn, ManyToOne, PrimaryColumn, Unique } from 'typeorm';
+import { bigintToNumber } from './bigint.transformer.js';
+import { Topic } from './topic.entity.js';
+
+/** Printable ASCII without spaces: it travels in the webhook-partition-key header. */
+export const PARTITION_KEY_PATTERN = '^[\\x21-\\x7e]{1,255}$';
+
+@Entity('messages')
+@Unique('messages_partition_sequence_key', ['topicId', 'partitionKey', 'sequence'])
+@Check('messages_partition_key_check', `partition_key ~ '${PARTITION_KEY_PATTERN}'`)
+export class Message {
+  @PrimaryColumn('bigint', {
+    generated: 'identity',
+    generatedIdentity: 'BY DEFAULT',
+    primaryKeyConstraintName: 'messages_pkey',
+    transformer: bigintToNumber,
+  })
+  id: number;
+
+  @Column('integer', { name: 'topic_id' })
+  topicId: number;
+
+  @ManyToOne(() => Topic, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'topic_id', foreignKeyConstraintName: 'messages_topic_id_fkey' })
+  topic?: Topic;
+
+  @Column('text', { name: 'partition_key' })
+  partitionKey: string;
+
+  @Column('jsonb')
+  payload: unknown;
+
+  /** Assigned by the trigger: gap-free per (topic, partition_key), in commit order. */
+  @Column('bigint', { transformer: bigintToNumber })
+  sequence: number;
+
+  @Column('timestamptz', { name: 'created_at', default: () => 'now()' })
+  createdAt: Date;
+}

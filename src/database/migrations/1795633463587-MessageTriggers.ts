@@ -1,0 +1,92 @@
+import { MigrationInterface, QueryRunner } from 'typeorm';
+
+/**
+ * The sequence and fan-out triggers on messages. sql/notify_trigger.sql is the readable copy
+ * (test/trigger-sql.e2e-spec.ts keeps the two equal); a later change goes in a new migration.
+ */
+export class MessageTriggers1795633463587 implements MigrationInterface {
+  name = 'MessageTriggers1795633463587';
+
+  public async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`
+-- 1. Before each row: the next gap-free sequence of the row's partition (topic, partition_key).
+--
+-- The upsert takes the partition's counter row lock and holds it until the transaction ends.
+-- A second transaction on the same partition waits here until the first commits (and then sees
+-- its increment) or rolls back (and then reuses the number), so sequences follow commit order
+-- and have no gaps. Other partitions never wait.
+CREATE OR REPLACE FUNCTION pgwq_assign_sequence() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO partition_sequences AS ps (topic_id, partition_key, last_sequence)
+  VALUES (NEW.topic_id, NEW.partition_key, 1)
+  ON CONFLICT (topic_id, partition_key)
+    DO UPDATE SET last_sequence = ps.last_sequence + 1
+  RETURNING ps.last_sequence INTO NEW.sequence;
+  RETURN NEW;
+END;
+$$;
+
+-- 2. After each statement, set-based over all inserted rows: one pending delivery per
+-- (message, webhook the topic has now), the lines' tails moved forward, and one NOTIFY.
+--
+-- The line upsert locks each touched (webhook, partition) line until commit. A worker that
+-- finishes the line's head meanwhile waits for that lock and then reads the new tail_sequence
+-- from the row itself, so it cannot park the line as idle while this transaction's deliveries
+-- are still invisible to it (the lost-wakeup race).
+--
+-- pg_notify with a constant payload: PostgreSQL folds identical notifications of one
+-- transaction into one, so a transaction pays for NOTIFY's commit-time lock once, however many
+-- rows or statements it has.
+CREATE OR REPLACE FUNCTION pgwq_fan_out() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO deliveries (message_id, webhook_id, topic_id, partition_key, sequence, next_attempt_at)
+  SELECT m.id, w.id, m.topic_id, m.partition_key, m.sequence, now()
+  FROM new_messages m
+  JOIN webhooks w ON w.topic_id = m.topic_id;
+
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+
+  -- An idle line (head past tail) wakes up at its first new sequence.
+  INSERT INTO delivery_lines AS l
+    (webhook_id, partition_key, topic_id, head_sequence, tail_sequence, next_attempt_at)
+  SELECT w.id, m.partition_key, m.topic_id, min(m.sequence), max(m.sequence), now()
+  FROM new_messages m
+  JOIN webhooks w ON w.topic_id = m.topic_id
+  GROUP BY w.id, m.partition_key, m.topic_id
+  ORDER BY w.id, m.partition_key
+  ON CONFLICT (webhook_id, partition_key) DO UPDATE
+    SET tail_sequence = EXCLUDED.tail_sequence,
+        next_attempt_at = CASE
+          WHEN l.head_sequence > l.tail_sequence THEN now()
+          ELSE l.next_attempt_at
+        END;
+
+  PERFORM pg_notify('pgwq_deliveries', '');
+  RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER messages_assign_sequence
+  BEFORE INSERT ON messages
+  FOR EACH ROW EXECUTE FUNCTION pgwq_assign_sequence();
+
+CREATE OR REPLACE TRIGGER messages_fan_out
+  AFTER INSERT ON messages
+  REFERENCING NEW TABLE AS new_messages
+  FOR EACH STATEMENT EXECUTE FUNCTION pgwq_fan_out();
+`);
+  }
+
+  public async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`
+DROP TRIGGER IF EXISTS messages_fan_out ON messages;
+DROP TRIGGER IF EXISTS messages_assign_sequence ON messages;
+DROP FUNCTION IF EXISTS pgwq_fan_out();
+DROP FUNCTION IF EXISTS pgwq_assign_sequence();
+`);
+  }
+}

@@ -1,0 +1,31 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { FindOptionsWhere, MoreThan, Repository } from 'typeorm';
+import { Delivery } from '../database/entities/delivery.entity.js';
+import { DeadLetterFilterDto, ListDeadLetterDto } from './dto/dead-letter-query.dto.js';
+
+@Injectable()
+export class DeadLetterService {
+  constructor(@InjectRepository(Delivery) private readonly deliveries: Repository<Delivery>) {}
+
+  list(query: ListDeadLetterDto): Promise<Delivery[]> {
+    return this.deliveries.find({
+      where: { ...this.filter(query), id: MoreThan(query.after) },
+      relations: { message: true },
+      order: { id: 'ASC' },
+      take: query.limit,
+    });
+  }
+
+  count(query: DeadLetterFilterDto): Promise<number> {
+    return this.deliveries.countBy(this.filter(query));
+  }
+
+  private filter(query: DeadLetterFilterDto): FindOptionsWhere<Delivery> {
+    return {
+      status: 'dead',
+      ...(query.topic_id ? { topicId: query.topic_id } : {}),
+      ...(query.webhook_id ? { webhookId: query.webhook_id } : {}),
+    };
+  }
+}

@@ -1,0 +1,41 @@
+import { Controller, Get, Param, Query } from '@nestjs/common';
+import { ApiOkResponse, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiErrors } from '../common/error-responses.js';
+import { ParseIdPipe } from '../common/id.pipe.js';
+import { PaginationDto } from '../common/pagination.dto.js';
+import { DeliveriesService } from './deliveries.service.js';
+import {
+  DeliveryAttemptDto,
+  DeliveryDto,
+  toDeliveryAttemptJson,
+  toDeliveryJson,
+} from './dto/delivery.dto.js';
+import { ListDeliveriesDto } from './dto/list-deliveries.dto.js';
+
+@ApiTags('deliveries')
+@Controller()
+export class DeliveriesController {
+  constructor(private readonly deliveries: DeliveriesService) {}
+
+  @Get('webhooks/:id/deliveries')
+  @ApiParam({ name: 'id', type: Number, description: 'webhook id' })
+  @ApiOkResponse({ type: [DeliveryDto] })
+  @ApiErrors(400, 404)
+  async listByWebhook(
+    @Param('id', ParseIdPipe) webhookId: number,
+    @Query() query: ListDeliveriesDto,
+  ): Promise<DeliveryDto[]> {
+    return (await this.deliveries.listByWebhook(webhookId, query)).map(toDeliveryJson);
+  }
+
+  @Get('deliveries/:id/attempts')
+  @ApiParam({ name: 'id', type: Number, description: 'delivery id' })
+  @ApiOkResponse({ type: [DeliveryAttemptDto], description: 'Every attempt, oldest first' })
+  @ApiErrors(400, 404)
+  async listAttempts(
+    @Param('id', ParseIdPipe) deliveryId: number,
+    @Query() page: PaginationDto,
+  ): Promise<DeliveryAttemptDto[]> {
+    return (await this.deliveries.listAttempts(deliveryId, page)).map(toDeliveryAttemptJson);
+  }
+}

@@ -1,0 +1,14 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DeliveryAttempt } from '../database/entities/delivery-attempt.entity.js';
+import { Delivery } from '../database/entities/delivery.entity.js';
+import { WebhooksModule } from '../webhooks/webhooks.module.js';
+import { DeliveriesController } from './deliveries.controller.js';
+import { DeliveriesService } from './deliveries.service.js';
+
+@Module({
+  imports: [TypeOrmModule.forFeature([Delivery, DeliveryAttempt]), WebhooksModule],
+  controllers: [DeliveriesController],
+  providers: [DeliveriesService],
+})
+export class DeliveriesModule {}

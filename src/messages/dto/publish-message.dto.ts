@@ -1,0 +1,24 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { IsDefined, IsString, Matches } from 'class-validator';
+import { PARTITION_KEY_PATTERN } from '../../database/entities/message.entity.js';
+
+export class PublishMessageDto {
+  @ApiProperty({
+    description:
+      'Messages with the same key are delivered in order. 1-255 printable ASCII characters, no spaces.',
+    pattern: PARTITION_KEY_PATTERN,
+    example: 'user-42',
+  })
+  @IsString()
+  @Matches(new RegExp(PARTITION_KEY_PATTERN), {
+    message: 'partition_key must be 1-255 printable ASCII characters without spaces',
+  })
+  partition_key: string;
+
+  @ApiProperty({
+    description: 'Any JSON value; POSTed as the request body to every webhook of the topic',
+    example: { event: 'order.created', order_id: 1001 },
+  })
+  @IsDefined({ message: 'payload is required' })
+  payload: unknown;
+}

@@ -1,0 +1,37 @@
+import { Logger } from '@nestjs/common';
+import { resolve } from 'node:path';
+import { exitOnStartupError, loadEnvironment, startApi } from './bootstrap.js';
+import { startEmbeddedPostgres } from './database/embedded-postgres.js';
+import { runMigrations } from './database/migrate.js';
+
+/**
+ * `npm start`: the all-in-one for a new user. Without DATABASE_URL it starts an embedded
+ * PostgreSQL with its data in .data/, then migrates, serves the API and runs one worker.
+ * Receivers on localhost are the usual first test, so private networks are allowed by default.
+ */
+async function main() {
+  const logger = new Logger('start');
+  process.env.WEBHOOK_ALLOW_PRIVATE_NETWORKS ??= 'true';
+  let { env, config } = loadEnvironment();
+  if (process.env.WEBHOOK_ALLOW_PRIVATE_NETWORKS === 'true') {
+    logger.warn(
+      'WEBHOOK_ALLOW_PRIVATE_NETWORKS=true: webhooks may point at localhost and private networks ' +
+        '(the default of npm start only; node dist/main and the containers refuse them)',
+    );
+  }
+  if (!config.databaseUrl) {
+    const dataDir = resolve('.data', 'postgres');
+    logger.log(
+      `DATABASE_URL is not set: starting an embedded PostgreSQL with its data in ${dataDir}`,
+    );
+    const db = await startEmbeddedPostgres({ dataDir, persistent: true });
+    process.env.DATABASE_URL = db.url;
+    ({ env, config } = loadEnvironment());
+    logger.log(`embedded PostgreSQL is up: ${db.url}`);
+  }
+  const applied = await runMigrations(config.databaseUrl!);
+  logger.log(applied.length ? `applied migrations: ${applied.join(', ')}` : 'schema is up to date');
+  await startApi(env, { withWorker: true, role: 'local' });
+}
+
+main().catch((error) => exitOnStartupError('local', error));

@@ -1,0 +1,73 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import {
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiParam,
+  ApiTags,
+} from '@nestjs/swagger';
+import { ApiErrors } from '../common/error-responses.js';
+import { ParseIdPipe } from '../common/id.pipe.js';
+import { PaginationDto } from '../common/pagination.dto.js';
+import { CreateWebhookDto } from './dto/create-webhook.dto.js';
+import {
+  CreatedWebhookDto,
+  toWebhookJson,
+  WebhookDto,
+  WebhookSecretDto,
+} from './dto/webhook.dto.js';
+import { WebhooksService } from './webhooks.service.js';
+
+@ApiTags('webhooks')
+@Controller()
+export class WebhooksController {
+  constructor(private readonly webhooks: WebhooksService) {}
+
+  @Post('webhooks')
+  @ApiCreatedResponse({ type: CreatedWebhookDto })
+  @ApiErrors(400, 404)
+  async create(@Body() body: CreateWebhookDto): Promise<CreatedWebhookDto> {
+    const webhook = await this.webhooks.create(body);
+    return { ...toWebhookJson(webhook), secret: webhook.secret };
+  }
+
+  @Get('topics/:id/webhooks')
+  @ApiParam({ name: 'id', type: Number, description: 'topic id' })
+  @ApiOkResponse({ type: [WebhookDto] })
+  @ApiErrors(400, 404)
+  async listByTopic(
+    @Param('id', ParseIdPipe) topicId: number,
+    @Query() page: PaginationDto,
+  ): Promise<WebhookDto[]> {
+    return (await this.webhooks.listByTopic(topicId, page)).map(toWebhookJson);
+  }
+
+  @Delete('webhooks/:id')
+  @HttpCode(204)
+  @ApiParam({ name: 'id', type: Number })
+  @ApiNoContentResponse({ description: 'Deleted; nothing more is sent to it' })
+  @ApiErrors(400, 404)
+  async delete(@Param('id', ParseIdPipe) id: number): Promise<void> {
+    await this.webhooks.delete(id);
+  }
+
+  @Get('webhooks/:id/secret')
+  @ApiParam({ name: 'id', type: Number })
+  @ApiOkResponse({ type: WebhookSecretDto })
+  @ApiErrors(400, 404)
+  async secret(@Param('id', ParseIdPipe) id: number): Promise<WebhookSecretDto> {
+    return { secret: (await this.webhooks.getById(id)).secret };
+  }
+
+  @Post('webhooks/:id/secret/rotate')
+  @HttpCode(200)
+  @ApiParam({ name: 'id', type: Number })
+  @ApiOkResponse({
+    type: WebhookSecretDto,
+    description: 'The new secret. The old one keeps signing, beside it, for 24 hours.',
+  })
+  @ApiErrors(400, 404)
+  async rotate(@Param('id', ParseIdPipe) id: number): Promise<WebhookSecretDto> {
+    return { secret: await this.webhooks.rotateSecret(id) };
+  }
+}

@@ -1,0 +1,43 @@
+import { readFileSync } from 'node:fs';
+import { createTestDatabase, TestDatabase } from './helpers/db.js';
+
+/** sql/notify_trigger.sql must say exactly what the migrations installed. */
+describe('sql/notify_trigger.sql', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(() => db.drop());
+
+  const installed = async (client: { query: typeof db.pool.query }) => {
+    const { rows } = await client.query<{ name: string; body: string }>(
+      `SELECT p.proname AS name, pg_get_functiondef(p.oid) AS body FROM pg_proc p
+       WHERE p.proname LIKE 'pgwq\\_%' ORDER BY 1`,
+    );
+    const triggers = await client.query<{ def: string }>(
+      `SELECT pg_get_triggerdef(oid) AS def FROM pg_trigger
+       WHERE tgrelid = 'messages'::regclass AND NOT tgisinternal ORDER BY tgname`,
+    );
+    return { functions: rows, triggers: triggers.rows };
+  };
+
+  it('matches the functions and triggers the migrations installed', async () => {
+    const client = await db.pool.connect();
+    try {
+      const fromMigrations = await installed(client);
+      expect(fromMigrations.functions.map((f) => f.name)).toEqual([
+        'pgwq_assign_sequence',
+        'pgwq_fan_out',
+      ]);
+      await client.query('BEGIN');
+      await client.query(
+        readFileSync(new URL('../sql/notify_trigger.sql', import.meta.url), 'utf8'),
+      );
+      const fromFile = await installed(client);
+      await client.query('ROLLBACK');
+      expect(fromFile).toEqual(fromMigrations);
+    } finally {
+      client.release();
+    }
+  });
+});
