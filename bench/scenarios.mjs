@@ -1,0 +1,268 @@
+// The scenarios of `npm run bench`. Each run(...) does one round for one system and returns
+// plain numbers; bench/run.mjs repeats rounds, takes medians and prints the table.
+import autocannon from 'autocannon';
+import { createServer } from 'node:net';
+import pg from 'pg';
+import { makePayload } from './lib/sender.mjs';
+import {
+  createDatabase,
+  now,
+  peakRssMiB,
+  percentile,
+  sleep,
+  startProcess,
+  until,
+} from './lib/util.mjs';
+import { ours } from './systems/index.mjs';
+
+/** n messages round-robin over `partitions` keys, numbered per partition from 1. */
+export function makeMessages(n, partitions, payloadBytes, prefix = 'p') {
+  const seq = new Map();
+  return Array.from({ length: n }, (_, i) => {
+    const partition = `${prefix}${i % partitions}`;
+    const sequence = (seq.get(partition) ?? 0) + 1;
+    seq.set(partition, sequence);
+    const payload = makePayload(payloadBytes, i);
+    return { id: i + 1, topic: 'bench', partition, sequence, payload, body: JSON.stringify(payload) };
+  });
+}
+
+async function withSystem(env, system, label, fn) {
+  const db = system.name === 'raw HTTP' ? null : await createDatabase(env.server.url, label);
+  const ctx = await system.prepare(db, env.receiver.url, { webhooks: 1 });
+  try {
+    return await fn(ctx, db);
+  } finally {
+    await system.close(ctx);
+    await db?.drop();
+  }
+}
+
+/**
+ * Ordered delivery of a backlog: workers are started and ready, then the whole backlog is
+ * enqueued; throughput counts from the first arrival to the last first-2xx, so process start-up
+ * is not in it. Also returns the order violations the receiver saw and the workers' peak RSS.
+ */
+export async function deliveryRun(env, system, o) {
+  return withSystem(env, system, 'deliv', async (ctx) => {
+    const messages = makeMessages(o.messages, o.partitions, env.payloadBytes, o.prefix);
+    await env.receiver.reset({ delayMs: env.receiverDelayMs, failRate: o.failRate ?? 0 });
+    const workers = await system.startWorkers(ctx, {
+      workers: o.workers,
+      concurrency: env.concurrency,
+      env: env.oursEnv,
+    });
+    let rss = [];
+    try {
+      const enqueuedAt = now();
+      await system.enqueue(ctx, messages);
+      const enqueueMs = now() - enqueuedAt;
+      const done = await until(async () => {
+        rss = workers.pids.map(peakRssMiB);
+        return (await env.receiver.stats()).distinctOk >= messages.length;
+      }, o.timeoutMs ?? env.timeoutMs, 100);
+      const s = await env.receiver.stats();
+      const seconds = ((s.lastOkAt ?? now()) - (s.firstAt ?? now())) / 1000;
+      if (!done) {
+        env.log(`  ${system.name}: ${s.distinctOk}/${messages.length} delivered before the deadline`);
+        const errors = workers.errors();
+        if (errors) env.log(errors.slice(-1500));
+      }
+      return {
+        // An unfinished run still has a rate (what it delivered in its time); `complete` tells.
+        throughput: s.distinctOk > 1 && seconds > 0 ? s.distinctOk / seconds : null,
+        complete: done,
+        delivered: s.distinctOk,
+        requests: s.requests,
+        violations: s.violations,
+        enqueueMs,
+        peakRssMiB: Math.max(...rss.filter((x) => x != null)),
+      };
+    } finally {
+      await workers.stop();
+    }
+  });
+}
+
+/**
+ * Publish-to-arrival latency at a steady offered load: `rate` messages/s for `seconds`, each
+ * published on its own (its own transaction, or its own POST for raw) and timed from just before
+ * the publish call to its first 2xx at the receiver.
+ */
+export async function latencyRun(env, system, o) {
+  return withSystem(env, system, 'lat', async (ctx) => {
+    const workers = await system.startWorkers(ctx, {
+      workers: 1,
+      concurrency: env.concurrency,
+      env: env.oursEnv,
+    });
+    try {
+      // One message end to end first, so every connection and code path is warm.
+      const warm = makeMessages(o.partitions, o.partitions, env.payloadBytes, 'warm');
+      await env.receiver.reset({ delayMs: env.receiverDelayMs });
+      for (const m of warm) await system.publish(ctx, m);
+      await until(async () => (await env.receiver.stats()).distinctOk >= warm.length, 20_000);
+      await env.receiver.reset({ delayMs: env.receiverDelayMs });
+
+      const messages = makeMessages(Math.round(o.rate * o.seconds), o.partitions, env.payloadBytes);
+      const sentAt = new Map();
+      const inFlight = new Set();
+      const t0 = now() + 50;
+      for (let i = 0; i < messages.length; i++) {
+        const wait = t0 + (i * 1000) / o.rate - now();
+        if (wait > 0) await sleep(wait);
+        const m = messages[i];
+        sentAt.set(`${m.partition}:${m.sequence}`, now());
+        const p = system.publish(ctx, m).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      await Promise.all(inFlight);
+      const done = await until(
+        async () => (await env.receiver.stats()).distinctOk >= messages.length,
+        30_000,
+        100,
+      );
+      const s = await env.receiver.stats(true);
+      const lat = [];
+      for (const [key, t] of sentAt) {
+        const at = s.okTimes[key];
+        if (at != null) lat.push(at - t);
+      }
+      return {
+        p50: done ? percentile(lat, 50) : null,
+        p95: done ? percentile(lat, 95) : null,
+        p99: done ? percentile(lat, 99) : null,
+        delivered: s.distinctOk,
+      };
+    } finally {
+      await workers.stop();
+    }
+  });
+}
+
+const PLAIN_TABLE = `CREATE TABLE bench_plain (topic_id integer, partition_key text, payload jsonb,
+                     created_at timestamptz DEFAULT now())`;
+
+/**
+ * Direct SQL publish into one database with topics t0, t1, t3 (0, 1, 3 webhooks) and an
+ * unindexed plain table as the ceiling: single-row transactions from `producers` clients for
+ * `seconds`, and one 1,000-row INSERT (median of `batches`).
+ */
+export async function sqlPublishRound(env, o) {
+  const db = await createDatabase(env.server.url, 'pub');
+  const ctx = await ours.prepare(db, env.receiver.url, { webhooks: 0 });
+  const out = {};
+  try {
+    await ctx.pool.query(PLAIN_TABLE);
+    const targets = { plain: null };
+    for (const hooks of [0, 1, 3]) {
+      const { rows } = await ctx.pool.query(`INSERT INTO topics (name) VALUES ($1) RETURNING id`, [
+        `t${hooks}`,
+      ]);
+      for (let i = 0; i < hooks; i++) {
+        await ctx.pool.query(`INSERT INTO webhooks (topic_id, url, secret) VALUES ($1, $2, $3)`, [
+          rows[0].id,
+          env.receiver.url,
+          'whsec_YmVuY2g=',
+        ]);
+      }
+      targets[`${hooks} webhooks`] = rows[0].id;
+    }
+    const table = (target) => (target === 'plain' ? 'bench_plain' : 'messages');
+    const body = JSON.stringify(makePayload(env.payloadBytes, 0));
+    const clients = await Promise.all(
+      Array.from({ length: o.producers }, async () => {
+        const c = new pg.Client({ connectionString: db.url });
+        await c.connect();
+        return c;
+      }),
+    );
+    try {
+      for (const [target, topicId] of Object.entries(targets)) {
+        const sql = `INSERT INTO ${table(target)} (topic_id, partition_key, payload) VALUES ($1, $2, $3::jsonb)`;
+        let count = 0;
+        const stopAt = now() + o.seconds * 1000;
+        await Promise.all(
+          clients.map(async (c, k) => {
+            for (let i = 0; now() < stopAt; i++) {
+              await c.query({ name: `pub_${target}`, text: sql, values: [topicId ?? 0, `p${(k * 7919 + i) % 100}`, body] });
+              count++;
+            }
+          }),
+        );
+        out[`sql 1-row tx x${o.producers}: ${target}`] = count / o.seconds;
+
+        const times = [];
+        for (let b = 0; b < o.batches; b++) {
+          const t = now();
+          await clients[0].query(
+            `INSERT INTO ${table(target)} (topic_id, partition_key, payload)
+             SELECT $1, 'p' || (g % 100), $2::jsonb FROM generate_series(1, 1000) g`,
+            [topicId ?? 0, body],
+          );
+          times.push(now() - t);
+        }
+        out[`sql 1000-row INSERT: ${target}`] = 1000 / (percentile(times, 50) / 1000);
+      }
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+
+    // The API: node dist/main.js on its own, autocannon from here.
+    const port = await freePort();
+    const api = startProcess(process.execPath, ['dist/main.js'], {
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+    });
+    try {
+      const up = await until(async () => {
+        try {
+          return (await fetch(`http://127.0.0.1:${port}/health`)).ok;
+        } catch {
+          return false;
+        }
+      }, 30_000, 200);
+      if (!up) throw new Error(`the API did not start: ${api.stderr()}`);
+      for (const hooks of [0, 1, 3]) {
+        let i = 0;
+        const result = await autocannon({
+          url: `http://127.0.0.1:${port}`,
+          connections: o.apiConnections,
+          duration: o.apiSeconds,
+          requests: [
+            {
+              method: 'POST',
+              path: `/topics/t${hooks}/messages`,
+              headers: { 'content-type': 'application/json' },
+              setupRequest: (req) => ({
+                ...req,
+                body: `{"partition_key":"p${i++ % 100}","payload":${body}}`,
+              }),
+            },
+          ],
+        });
+        const ok = result['2xx'];
+        if (result.non2xx > 0) env.log(`  API t${hooks}: ${result.non2xx} non-2xx answers`);
+        out[`API x${o.apiConnections} conns: ${hooks} webhooks`] = ok / o.apiSeconds;
+      }
+    } finally {
+      await api.stop();
+    }
+  } finally {
+    await ours.close(ctx);
+    await db.drop();
+  }
+  return out;
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}

@@ -1,0 +1,242 @@
+// The systems under test, behind one small interface the scenarios drive:
+//   prepare(db, receiverUrl, {webhooks}) → ctx      schema, topic/queue, webhook(s)
+//   enqueue(ctx, messages)                          the whole backlog, committed
+//   startWorkers(ctx, {workers, concurrency, env})  → {stop(), pids}; resolves once ready
+//   publish(ctx, message)                           one message, its own transaction
+//   close(ctx)
+// A message is {id, topic, partition, sequence, payload (object), body (its JSON text)}.
+import { join } from 'node:path';
+import pg from 'pg';
+import { BENCH_SECRET, makeClient, postWebhook } from '../lib/sender.mjs';
+import { forkModule, ROOT, startProcess, until } from '../lib/util.mjs';
+
+const TOPIC = 'bench';
+
+function newPool(url, max = 4) {
+  const pool = new pg.Pool({ connectionString: url, max });
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** Waits until `n` sessions of the database LISTEN (our worker and graphile-worker do). */
+async function listeners(pool, database, n, timeoutMs = 30_000) {
+  return until(async () => {
+    const { rows } = await pool.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'listen%'`,
+      [database],
+    );
+    return rows[0].n >= n;
+  }, timeoutMs);
+}
+
+export const ours = {
+  name: 'ours',
+  async prepare(db, receiverUrl, { webhooks = 1 } = {}) {
+    const { runMigrations } = await import(join(ROOT, 'dist/database/migrate.js'));
+    await runMigrations(db.url);
+    const pool = newPool(db.url, 10);
+    const { rows } = await pool.query(`INSERT INTO topics (name) VALUES ($1) RETURNING id`, [
+      TOPIC,
+    ]);
+    const topicId = rows[0].id;
+    for (let i = 0; i < webhooks; i++) {
+      await pool.query(`INSERT INTO webhooks (topic_id, url, secret) VALUES ($1, $2, $3)`, [
+        topicId,
+        receiverUrl,
+        BENCH_SECRET,
+      ]);
+    }
+    return { db, pool, topicId };
+  },
+  async enqueue(ctx, messages) {
+    // One statement: the BEFORE ROW trigger numbers the rows in input order (WITH ORDINALITY),
+    // the statement trigger fans them out at once.
+    await ctx.pool.query(
+      `INSERT INTO messages (topic_id, partition_key, payload)
+       SELECT $1, k, p::jsonb FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(k, p, n)
+       ORDER BY n`,
+      [ctx.topicId, messages.map((m) => m.partition), messages.map((m) => m.body)],
+    );
+  },
+  async startWorkers(ctx, { workers, concurrency, env = {} }) {
+    const procs = Array.from({ length: workers }, (_, i) =>
+      startProcess(
+        process.execPath,
+        ['dist/worker.js'],
+        {
+          DATABASE_URL: ctx.db.url,
+          WORKER_CONCURRENCY: String(concurrency),
+          WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+          POLL_INTERVAL_MS: '1000',
+          ...env,
+        },
+        { label: `ours-worker-${i}` },
+      ),
+    );
+    const ready = await listeners(ctx.pool, ctx.db.name, workers, 20_000);
+    return {
+      ready,
+      pids: procs.map((p) => p.child.pid),
+      stop: () => Promise.all(procs.map((p) => p.stop())),
+      errors: () => procs.map((p) => p.stderr()).join(''),
+    };
+  },
+  async publish(ctx, m) {
+    await ctx.pool.query(
+      `INSERT INTO messages (topic_id, partition_key, payload) VALUES ($1, $2, $3::jsonb)`,
+      [ctx.topicId, m.partition, m.body],
+    );
+  },
+  async close(ctx) {
+    await ctx.pool.end();
+  },
+};
+
+function runnerSystem(name, runnerFile, { setup, enqueue, publish }) {
+  return {
+    name,
+    async prepare(db, receiverUrl) {
+      const pool = newPool(db.url, 4);
+      const ctx = { db, pool, receiverUrl };
+      await setup(ctx);
+      return ctx;
+    },
+    enqueue,
+    publish,
+    async startWorkers(ctx, { workers, concurrency, env = {} }) {
+      const procs = Array.from({ length: workers }, () =>
+        forkModule(join(ROOT, 'bench/systems', runnerFile), {
+          DATABASE_URL: ctx.db.url,
+          RECEIVER_URL: ctx.receiverUrl,
+          CONCURRENCY: String(concurrency),
+          ...env,
+        }),
+      );
+      await Promise.all(procs.map((p) => p.next((m) => m.ready)));
+      return {
+        ready: true,
+        pids: procs.map((p) => p.child.pid),
+        stop: () => Promise.all(procs.map((p) => p.stop())),
+        errors: () => '',
+      };
+    },
+    async close(ctx) {
+      await ctx.pool.end();
+    },
+  };
+}
+
+const toJob = (m) => ({
+  id: m.id,
+  topic: m.topic,
+  partition: m.partition,
+  sequence: m.sequence,
+  body: m.body,
+});
+
+/** graphile-worker 0.17: one job per delivery, queue_name = the partition (its serial queues). */
+export const graphile = runnerSystem('graphile-worker', 'graphile-runner.mjs', {
+  async setup(ctx) {
+    const { runMigrations } = await import('graphile-worker');
+    await runMigrations({ connectionString: ctx.db.url });
+  },
+  async enqueue(ctx, messages) {
+    // add_jobs takes the whole batch in one call; ids (and so run order within a queue) follow
+    // the array's order.
+    await ctx.pool.query(
+      `SELECT count(*) FROM graphile_worker.add_jobs(
+         ARRAY(SELECT ROW('deliver', e.v -> 'payload', e.v ->> 'queue', NULL, 25, NULL, NULL, NULL)::graphile_worker.job_spec
+               FROM json_array_elements($1::json) WITH ORDINALITY AS e(v, n)
+               ORDER BY e.n))`,
+      [JSON.stringify(messages.map((m) => ({ payload: toJob(m), queue: m.partition })))],
+    );
+  },
+  async publish(ctx, m) {
+    await ctx.pool.query(
+      `SELECT graphile_worker.add_job('deliver', $1::json, queue_name => $2, max_attempts => 25)`,
+      [JSON.stringify(toJob(m)), m.partition],
+    );
+  },
+});
+
+/**
+ * pg-boss 10: a `singleton` queue, singletonKey = the partition. pg-boss orders a fetch by
+ * (created_on, id) with random uuid ids, and created_on is the transaction's now(), so a
+ * backlog is sent in rounds of at most one message per partition per transaction; one big
+ * insert would shuffle each partition's order before any worker runs.
+ */
+export const pgboss = runnerSystem('pg-boss', 'pgboss-runner.mjs', {
+  async setup(ctx) {
+    const { default: PgBoss } = await import('pg-boss');
+    const boss = new PgBoss({
+      connectionString: ctx.db.url,
+      max: 2,
+      supervise: false,
+      schedule: false,
+    });
+    await boss.start();
+    await boss.createQueue('deliver', { name: 'deliver', policy: 'singleton', retryLimit: 100 });
+    ctx.boss = boss;
+    const close = ctx.pool.end.bind(ctx.pool);
+    ctx.pool.end = async () => {
+      await boss.stop({ graceful: false, wait: true });
+      await close();
+    };
+  },
+  async enqueue(ctx, messages) {
+    const rounds = new Map();
+    for (const m of messages) {
+      const round = m.sequence;
+      if (!rounds.has(round)) rounds.set(round, []);
+      rounds.get(round).push(m);
+    }
+    for (const round of [...rounds.keys()].sort((a, b) => a - b)) {
+      await ctx.boss.insert(
+        rounds.get(round).map((m) => ({
+          name: 'deliver',
+          data: toJob(m),
+          singletonKey: m.partition,
+          retryLimit: 100,
+          retryDelay: 1,
+        })),
+      );
+    }
+  },
+  async publish(ctx, m) {
+    await ctx.boss.send('deliver', toJob(m), {
+      singletonKey: m.partition,
+      retryLimit: 100,
+      retryDelay: 1,
+    });
+  },
+});
+
+/** No queue: the messages go straight from memory to the socket. */
+export const raw = {
+  name: 'raw HTTP',
+  async prepare(db, receiverUrl) {
+    return { receiverUrl, client: makeClient(64) };
+  },
+  /** Hands the messages to the running raw process, which starts POSTing at once. */
+  async enqueue(ctx, messages) {
+    ctx.done = ctx.proc.request({
+      cmd: 'go',
+      messages: messages.map(toJob),
+      concurrency: ctx.concurrency,
+      url: ctx.receiverUrl,
+    });
+  },
+  async startWorkers(ctx, { workers, concurrency }) {
+    const proc = forkModule(join(ROOT, 'bench/systems/raw-runner.mjs'));
+    await proc.next((m) => m.ready);
+    ctx.proc = proc;
+    ctx.concurrency = workers * concurrency;
+    return { ready: true, pids: [proc.child.pid], stop: () => proc.stop(), errors: () => '' };
+  },
+  async publish(ctx, m) {
+    for (let attempt = 1; !(await postWebhook(ctx.client, ctx.receiverUrl, { ...toJob(m), attempt })); attempt++);
+  },
+  async close() {},
+};
+
+export const SYSTEMS = { ours, graphile, pgboss, raw };
