@@ -8,6 +8,20 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   prettier,
   {
+    // The bench is plain Node ES modules (run as is, not built).
+    files: ['bench/**/*.mjs'],
+    languageOptions: {
+      globals: {
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        Buffer: 'readonly',
+        fetch: 'readonly',
+      },
+    },
+  },
+  {
     languageOptions: {
       globals: {
         process: 'readonly',

@@ -15,7 +15,14 @@ export async function renderChart(rows, title) {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: title, anchor: 'start', fontSize: 13 },
     data: { values: data },
-    facet: { row: { field: 'panel', type: 'nominal', title: null, header: { labelAngle: 0, labelAlign: 'left', labelLimit: 420 } } },
+    facet: {
+      row: {
+        field: 'panel',
+        type: 'nominal',
+        title: null,
+        header: { labelAngle: 0, labelAlign: 'left', labelLimit: 420 },
+      },
+    },
     spec: {
       width: 420,
       height: { step: 14 },

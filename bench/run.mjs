@@ -17,13 +17,7 @@ import { renderChart } from './chart.mjs';
 import { deliveryRun, latencyRun, sqlPublishRound } from './scenarios.mjs';
 import { scaleRun } from './scale.mjs';
 import { graphile, ours, pgboss, raw } from './systems/index.mjs';
-import {
-  median,
-  ROOT,
-  serverVersion,
-  startDatabaseServer,
-  startReceiver,
-} from './lib/util.mjs';
+import { median, ROOT, serverVersion, startDatabaseServer, startReceiver } from './lib/util.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -70,7 +64,9 @@ const env = {
 /** @type {{scenario: string, variant: string, system: string, unit: string, values: (number|null)[], better: 'higher'|'lower', extra?: any}[]} */
 const rows = [];
 function record(scenario, variant, system, unit, value, better = 'higher', extra) {
-  let row = rows.find((r) => r.scenario === scenario && r.variant === variant && r.system === system);
+  let row = rows.find(
+    (r) => r.scenario === scenario && r.variant === variant && r.system === system,
+  );
   if (!row) {
     row = { scenario, variant, system, unit, values: [], better, extras: [] };
     rows.push(row);
@@ -105,7 +101,13 @@ for (let round = 0; round < rounds; round++) {
   log(`round ${round + 1}/${rounds}`);
   if (wants('publish')) {
     const r = await safely('publish', () =>
-      sqlPublishRound(env, { producers: 8, seconds: full ? 5 : 2, batches: 5, apiConnections: 32, apiSeconds: full ? 5 : 2 }),
+      sqlPublishRound(env, {
+        producers: 8,
+        seconds: full ? 5 : 2,
+        batches: 5,
+        apiConnections: 32,
+        apiSeconds: full ? 5 : 2,
+      }),
     );
     for (const [variant, v] of Object.entries(r ?? {})) {
       const [what, target] = variant.split(': ');
@@ -118,29 +120,72 @@ for (let round = 0; round < rounds; round++) {
         const r = await safely(system.name, () =>
           deliveryRun(env, system, { messages: P.deliveryMessages, partitions: 100, workers }),
         );
-        log(`  delivery x${workers} ${system.name}: ${r?.throughput?.toFixed(0)} msg/s, ${r?.violations} out of order`);
-        record('ordered delivery', `${P.deliveryMessages} msgs / 100 partitions, ${workers} worker(s) x ${C}`, system.name, 'msg/s', r?.throughput ?? null, 'higher', r);
+        log(
+          `  delivery x${workers} ${system.name}: ${r?.throughput?.toFixed(0)} msg/s, ${r?.violations} out of order`,
+        );
+        record(
+          'ordered delivery',
+          `${P.deliveryMessages} msgs / 100 partitions, ${workers} worker(s) x ${C}`,
+          system.name,
+          'msg/s',
+          r?.throughput ?? null,
+          'higher',
+          r,
+        );
       }
     }
   }
   if (wants('failure')) {
     for (const system of rotate(queues, round)) {
       const r = await safely(system.name, () =>
-        deliveryRun(env, system, { messages: P.failureMessages, partitions: 100, workers: 1, failRate: 0.01 }),
+        deliveryRun(env, system, {
+          messages: P.failureMessages,
+          partitions: 100,
+          workers: 1,
+          failRate: 0.01,
+        }),
       );
-      log(`  failure ${system.name}: ${r?.violations} out of order, ${r?.throughput?.toFixed(0)} msg/s`);
-      record('order under 1% failures', `${P.failureMessages} msgs, arrivals out of order`, system.name, 'count', r?.violations ?? null, 'lower', r);
-      record('order under 1% failures', `${P.failureMessages} msgs, throughput`, system.name, 'msg/s', r?.throughput ?? null, 'higher');
+      log(
+        `  failure ${system.name}: ${r?.violations} out of order, ${r?.throughput?.toFixed(0)} msg/s`,
+      );
+      record(
+        'order under 1% failures',
+        `${P.failureMessages} msgs, arrivals out of order`,
+        system.name,
+        'count',
+        r?.violations ?? null,
+        'lower',
+        r,
+      );
+      record(
+        'order under 1% failures',
+        `${P.failureMessages} msgs, throughput`,
+        system.name,
+        'msg/s',
+        r?.throughput ?? null,
+        'higher',
+      );
     }
   }
   if (wants('hot')) {
     for (const system of rotate([ours, graphile, pgboss, raw], round)) {
       const r = await safely(system.name, () =>
-        deliveryRun(env, system, { messages: P.hotMessages, partitions: 1, workers: 1, prefix: 'hot' }),
+        deliveryRun(env, system, {
+          messages: P.hotMessages,
+          partitions: 1,
+          workers: 1,
+          prefix: 'hot',
+        }),
       );
       log(`  hot ${system.name}: ${r?.throughput?.toFixed(0)} msg/s`);
       // The raw reference for one partition is the sequential loop: one request at a time.
-      record('hot partition', `${P.hotMessages} msgs on one key`, system.name === raw.name ? 'raw sequential loop' : system.name, 'msg/s', r?.throughput ?? null);
+      record(
+        'hot partition',
+        `${P.hotMessages} msgs on one key`,
+        system.name === raw.name ? 'raw sequential loop' : system.name,
+        'msg/s',
+        r?.throughput ?? null,
+      );
     }
   }
   if (wants('latency')) {
@@ -148,9 +193,18 @@ for (let round = 0; round < rounds; round++) {
       const r = await safely(system.name, () =>
         latencyRun(env, system, { rate: 200, seconds: P.latencySeconds, partitions: 100 }),
       );
-      log(`  latency ${system.name}: p50 ${r?.p50?.toFixed(1)} p95 ${r?.p95?.toFixed(1)} p99 ${r?.p99?.toFixed(1)} ms`);
+      log(
+        `  latency ${system.name}: p50 ${r?.p50?.toFixed(1)} p95 ${r?.p95?.toFixed(1)} p99 ${r?.p99?.toFixed(1)} ms`,
+      );
       for (const p of ['p50', 'p95', 'p99']) {
-        record('latency', `publish→arrival ${p} at 200 msg/s`, system.name, 'ms', r?.[p] ?? null, 'lower');
+        record(
+          'latency',
+          `publish→arrival ${p} at 200 msg/s`,
+          system.name,
+          'ms',
+          r?.[p] ?? null,
+          'lower',
+        );
       }
     }
   }
@@ -174,47 +228,116 @@ await server.stop();
 
 for (const r of rows) r.median = median(r.values);
 const get = (scenario, variant, system) =>
-  rows.find((r) => r.scenario === scenario && r.variant.startsWith(variant) && r.system === system)?.median ?? null;
+  rows.find((r) => r.scenario === scenario && r.variant.startsWith(variant) && r.system === system)
+    ?.median ?? null;
 const ratio = (a, b) => (a != null && b != null && b !== 0 ? a / b : null);
 
 // Each row's ratio is against the reference of its group: the raw ceiling (delivery, latency),
 // the raw sequential loop (hot), the plain INSERT (SQL publish), API with 0 webhooks (API).
 for (const r of rows) {
   let ref = null;
-  if (r.scenario === 'ordered delivery' || r.scenario === 'latency') ref = get(r.scenario, r.variant, raw.name);
+  if (r.scenario === 'ordered delivery' || r.scenario === 'latency')
+    ref = get(r.scenario, r.variant, raw.name);
   else if (r.scenario === 'hot partition') ref = get(r.scenario, r.variant, 'raw sequential loop');
-  else if (r.scenario === 'publish' && r.variant.startsWith('sql')) ref = get(r.scenario, r.variant, 'plain');
+  else if (r.scenario === 'publish' && r.variant.startsWith('sql'))
+    ref = get(r.scenario, r.variant, 'plain');
   else if (r.scenario === 'publish') ref = get(r.scenario, r.variant, '0 webhooks');
-  else if (r.scenario === 'order under 1% failures' && r.unit === 'msg/s') ref = get(r.scenario, r.variant, 'ours');
-  else if (r.scenario === 'scale') ref = get(r.scenario, r.variant.replace(/,.*$/, ', 10,000'), 'ours');
+  else if (r.scenario === 'order under 1% failures' && r.unit === 'msg/s')
+    ref = get(r.scenario, r.variant, 'ours');
+  else if (r.scenario === 'scale')
+    ref = get(r.scenario, r.variant.replace(/,.*$/, ', 10,000'), 'ours');
   r.ratio = r.scenario === 'latency' ? null : ratio(r.median, ref);
   r.diff = r.scenario === 'latency' && ref != null && r.median != null ? r.median - ref : null;
 }
 
 const fmt = (x, unit) =>
-  x == null ? 'n/a' : unit === 'ms' ? x.toFixed(1) : x >= 100 ? Math.round(x).toLocaleString('en') : x.toFixed(unit === 'count' ? 0 : 1);
+  x == null
+    ? 'n/a'
+    : unit === 'ms'
+      ? x.toFixed(1)
+      : x >= 100
+        ? Math.round(x).toLocaleString('en')
+        : x.toFixed(unit === 'count' ? 0 : 1);
 const lines = [];
 lines.push(`| scenario | variant | system | median | unit | vs reference | rounds |`);
 lines.push(`|---|---|---|---:|---|---:|---|`);
 for (const r of rows) {
-  const vs = r.ratio != null ? `${r.ratio.toFixed(2)}x` : r.diff != null ? `${r.diff >= 0 ? '+' : ''}${r.diff.toFixed(1)} ms` : '';
-  lines.push(`| ${r.scenario} | ${r.variant} | ${r.system} | ${fmt(r.median, r.unit)} | ${r.unit} | ${vs} | ${r.values.map((v) => fmt(v, r.unit)).join(' / ')} |`);
+  const vs =
+    r.ratio != null
+      ? `${r.ratio.toFixed(2)}x`
+      : r.diff != null
+        ? `${r.diff >= 0 ? '+' : ''}${r.diff.toFixed(1)} ms`
+        : '';
+  lines.push(
+    `| ${r.scenario} | ${r.variant} | ${r.system} | ${fmt(r.median, r.unit)} | ${r.unit} | ${vs} | ${r.values.map((v) => fmt(v, r.unit)).join(' / ')} |`,
+  );
 }
 
 const d1 = `${P.deliveryMessages} msgs / 100 partitions, 1 worker`;
 const d2 = `${P.deliveryMessages} msgs / 100 partitions, 2 worker`;
-const best = (v) => Math.max(get('ordered delivery', v, graphile.name) ?? 0, get('ordered delivery', v, pgboss.name) ?? 0) || null;
+const best = (v) =>
+  Math.max(
+    get('ordered delivery', v, graphile.name) ?? 0,
+    get('ordered delivery', v, pgboss.name) ?? 0,
+  ) || null;
 const targets = [
-  ['ordered delivery, 1 worker: ours / faster baseline >= 2', ratio(get('ordered delivery', d1, 'ours'), best(d1)), 2],
-  ['ordered delivery, 2 workers: ours / faster baseline >= 2', ratio(get('ordered delivery', d2, 'ours'), best(d2)), 2],
-  ['ordered delivery, 1 worker: ours / raw HTTP >= 0.6', ratio(get('ordered delivery', d1, 'ours'), get('ordered delivery', d1, raw.name)), 0.6],
-  ['ordered delivery, 2 workers: ours / raw HTTP >= 0.6', ratio(get('ordered delivery', d2, 'ours'), get('ordered delivery', d2, raw.name)), 0.6],
-  ['hot partition: ours / raw sequential loop >= 0.8', ratio(get('hot partition', '', 'ours'), get('hot partition', '', 'raw sequential loop')), 0.8],
-  ['latency p50: ours - raw <= 5 ms', (() => { const a = get('latency', 'publish→arrival p50', 'ours'); const b = get('latency', 'publish→arrival p50', raw.name); return a != null && b != null ? a - b : null; })(), -5],
-  ['SQL publish, 1 webhook: 1-row tx / plain INSERT >= 0.5', ratio(get('publish', 'sql 1-row', '1 webhooks'), get('publish', 'sql 1-row', 'plain')), 0.5],
-  ['SQL publish, 1 webhook: 1000-row INSERT / plain >= 0.5', ratio(get('publish', 'sql 1000-row', '1 webhooks'), get('publish', 'sql 1000-row', 'plain')), 0.5],
-  ['order under failure: ours out-of-order arrivals = 0', get('order under 1% failures', `${P.failureMessages} msgs, arrivals`, 'ours'), 0],
-  ['claim at 1,000,000 / at 10,000 pending <= 2', ratio(get('scale', 'claim query, 1,000,000', 'ours'), get('scale', 'claim query, 10,000', 'ours')), -2],
+  [
+    'ordered delivery, 1 worker: ours / faster baseline >= 2',
+    ratio(get('ordered delivery', d1, 'ours'), best(d1)),
+    2,
+  ],
+  [
+    'ordered delivery, 2 workers: ours / faster baseline >= 2',
+    ratio(get('ordered delivery', d2, 'ours'), best(d2)),
+    2,
+  ],
+  [
+    'ordered delivery, 1 worker: ours / raw HTTP >= 0.6',
+    ratio(get('ordered delivery', d1, 'ours'), get('ordered delivery', d1, raw.name)),
+    0.6,
+  ],
+  [
+    'ordered delivery, 2 workers: ours / raw HTTP >= 0.6',
+    ratio(get('ordered delivery', d2, 'ours'), get('ordered delivery', d2, raw.name)),
+    0.6,
+  ],
+  [
+    'hot partition: ours / raw sequential loop >= 0.8',
+    ratio(get('hot partition', '', 'ours'), get('hot partition', '', 'raw sequential loop')),
+    0.8,
+  ],
+  [
+    'latency p50: ours - raw <= 5 ms',
+    (() => {
+      const a = get('latency', 'publish→arrival p50', 'ours');
+      const b = get('latency', 'publish→arrival p50', raw.name);
+      return a != null && b != null ? a - b : null;
+    })(),
+    -5,
+  ],
+  [
+    'SQL publish, 1 webhook: 1-row tx / plain INSERT >= 0.5',
+    ratio(get('publish', 'sql 1-row', '1 webhooks'), get('publish', 'sql 1-row', 'plain')),
+    0.5,
+  ],
+  [
+    'SQL publish, 1 webhook: 1000-row INSERT / plain >= 0.5',
+    ratio(get('publish', 'sql 1000-row', '1 webhooks'), get('publish', 'sql 1000-row', 'plain')),
+    0.5,
+  ],
+  [
+    'order under failure: ours out-of-order arrivals = 0',
+    get('order under 1% failures', `${P.failureMessages} msgs, arrivals`, 'ours'),
+    0,
+  ],
+  [
+    'claim at 1,000,000 / at 10,000 pending <= 2',
+    ratio(
+      get('scale', 'claim query, 1,000,000', 'ours'),
+      get('scale', 'claim query, 10,000', 'ours'),
+    ),
+    -2,
+  ],
 ];
 const targetLines = targets
   .filter(([, v]) => v != null)
@@ -224,19 +347,45 @@ const targetLines = targets
   });
 
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${pgVersion}${server.embedded ? ' (embedded)' : ''}`;
-const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).filter((a) => a !== '--no-build').join(' ')}` : ''}`.trim();
-console.log(`\n${command}\n${machine}; ${rounds} rounds, medians; concurrency ${C} per worker, ${env.payloadBytes} B payloads, receiver delay ${env.receiverDelayMs} ms\n`);
+const command = `npm run bench${
+  process.argv.length > 2
+    ? ` -- ${process.argv
+        .slice(2)
+        .filter((a) => a !== '--no-build')
+        .join(' ')}`
+    : ''
+}`.trim();
+console.log(
+  `\n${command}\n${machine}; ${rounds} rounds, medians; concurrency ${C} per worker, ${env.payloadBytes} B payloads, receiver delay ${env.receiverDelayMs} ms\n`,
+);
 console.log(lines.join('\n'));
 console.log(`\nTargets:\n${targetLines.join('\n')}`);
 
 const dir = join(ROOT, 'bench/results');
 mkdirSync(dir, { recursive: true });
 const stamp = started.toISOString().replace(/[:.]/g, '-');
-const report = { command, machine, started: started.toISOString(), rounds, concurrency: C, payloadBytes: env.payloadBytes, receiverDelayMs: env.receiverDelayMs, rows, targets: targetLines, table: lines };
+const report = {
+  command,
+  machine,
+  started: started.toISOString(),
+  rounds,
+  concurrency: C,
+  payloadBytes: env.payloadBytes,
+  receiverDelayMs: env.receiverDelayMs,
+  rows,
+  targets: targetLines,
+  table: lines,
+};
 writeFileSync(join(dir, `${stamp}.json`), JSON.stringify(report, null, 2));
-const svg = await renderChart(rows.filter((r) => !(r.scenario === 'order under 1% failures' && r.unit === 'count')), `${command} — medians of ${rounds} rounds; ${machine}`);
+const svg = await renderChart(
+  rows.filter((r) => !(r.scenario === 'order under 1% failures' && r.unit === 'count')),
+  `${command} — medians of ${rounds} rounds; ${machine}`,
+);
 writeFileSync(join(dir, `${stamp}.svg`), svg);
 writeFileSync(join(dir, 'latest.svg'), svg);
-writeFileSync(join(dir, 'latest.md'), `${command}\n\n${machine}\n\n${lines.join('\n')}\n\n${targetLines.join('\n')}\n`);
+writeFileSync(
+  join(dir, 'latest.md'),
+  `${command}\n\n${machine}\n\n${lines.join('\n')}\n\n${targetLines.join('\n')}\n`,
+);
 log(`\nwrote bench/results/${stamp}.json, bench/results/latest.svg`);
 process.exit(0);

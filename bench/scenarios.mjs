@@ -23,7 +23,14 @@ export function makeMessages(n, partitions, payloadBytes, prefix = 'p') {
     const sequence = (seq.get(partition) ?? 0) + 1;
     seq.set(partition, sequence);
     const payload = makePayload(payloadBytes, i);
-    return { id: i + 1, topic: 'bench', partition, sequence, payload, body: JSON.stringify(payload) };
+    return {
+      id: i + 1,
+      topic: 'bench',
+      partition,
+      sequence,
+      payload,
+      body: JSON.stringify(payload),
+    };
   });
 }
 
@@ -57,14 +64,20 @@ export async function deliveryRun(env, system, o) {
       const enqueuedAt = now();
       await system.enqueue(ctx, messages);
       const enqueueMs = now() - enqueuedAt;
-      const done = await until(async () => {
-        rss = workers.pids.map(peakRssMiB);
-        return (await env.receiver.stats()).distinctOk >= messages.length;
-      }, o.timeoutMs ?? env.timeoutMs, 100);
+      const done = await until(
+        async () => {
+          rss = workers.pids.map(peakRssMiB);
+          return (await env.receiver.stats()).distinctOk >= messages.length;
+        },
+        o.timeoutMs ?? env.timeoutMs,
+        100,
+      );
       const s = await env.receiver.stats();
       const seconds = ((s.lastOkAt ?? now()) - (s.firstAt ?? now())) / 1000;
       if (!done) {
-        env.log(`  ${system.name}: ${s.distinctOk}/${messages.length} delivered before the deadline`);
+        env.log(
+          `  ${system.name}: ${s.distinctOk}/${messages.length} delivered before the deadline`,
+        );
         const errors = workers.errors();
         if (errors) env.log(errors.slice(-1500));
       }
@@ -173,6 +186,7 @@ export async function sqlPublishRound(env, o) {
     const clients = await Promise.all(
       Array.from({ length: o.producers }, async () => {
         const c = new pg.Client({ connectionString: db.url });
+        c.on('error', () => undefined);
         await c.connect();
         return c;
       }),
@@ -185,7 +199,11 @@ export async function sqlPublishRound(env, o) {
         await Promise.all(
           clients.map(async (c, k) => {
             for (let i = 0; now() < stopAt; i++) {
-              await c.query({ name: `pub_${target}`, text: sql, values: [topicId ?? 0, `p${(k * 7919 + i) % 100}`, body] });
+              await c.query({
+                name: `pub_${target}`,
+                text: sql,
+                values: [topicId ?? 0, `p${(k * 7919 + i) % 100}`, body],
+              });
               count++;
             }
           }),
@@ -216,14 +234,27 @@ export async function sqlPublishRound(env, o) {
       WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
     });
     try {
-      const up = await until(async () => {
-        try {
-          return (await fetch(`http://127.0.0.1:${port}/health`)).ok;
-        } catch {
-          return false;
-        }
-      }, 30_000, 200);
+      const up = await until(
+        async () => {
+          try {
+            return (await fetch(`http://127.0.0.1:${port}/health`)).ok;
+          } catch {
+            return false;
+          }
+        },
+        30_000,
+        200,
+      );
       if (!up) throw new Error(`the API did not start: ${api.stderr()}`);
+      // Warm the API's code paths and connections before the first measured run.
+      await autocannon({
+        url: `http://127.0.0.1:${port}/topics/t0/messages`,
+        method: 'POST',
+        connections: o.apiConnections,
+        duration: 1,
+        headers: { 'content-type': 'application/json' },
+        body: `{"partition_key":"warm","payload":${body}}`,
+      });
       for (const hooks of [0, 1, 3]) {
         let i = 0;
         const result = await autocannon({

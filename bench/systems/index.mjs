@@ -174,6 +174,7 @@ export const pgboss = runnerSystem('pg-boss', 'pgboss-runner.mjs', {
       supervise: false,
       schedule: false,
     });
+    boss.on('error', () => undefined);
     await boss.start();
     await boss.createQueue('deliver', { name: 'deliver', policy: 'singleton', retryLimit: 100 });
     ctx.boss = boss;
@@ -234,7 +235,11 @@ export const raw = {
     return { ready: true, pids: [proc.child.pid], stop: () => proc.stop(), errors: () => '' };
   },
   async publish(ctx, m) {
-    for (let attempt = 1; !(await postWebhook(ctx.client, ctx.receiverUrl, { ...toJob(m), attempt })); attempt++);
+    for (
+      let attempt = 1;
+      !(await postWebhook(ctx.client, ctx.receiverUrl, { ...toJob(m), attempt }));
+      attempt++
+    );
   },
   async close() {},
 };
