@@ -1,5 +1,64 @@
-// Scale (--full): our delivery throughput and claim-query time with a backlog of pending
-// deliveries built in one INSERT … SELECT generate_series through the trigger.
-export async function scaleRun() {
-  return null;
+// Scale (--full): our worker against a backlog of pending deliveries, built in ONE
+// INSERT … SELECT generate_series through the trigger (so its time is also the set-based
+// fan-out's cost for a huge multi-row INSERT). Measures the claim query on that backlog
+// (EXPLAIN ANALYZE, rolled back), delivery throughput over the first `sample` deliveries, and the
+// worker's peak RSS.
+import { ours } from './systems/index.mjs';
+import { createDatabase, now, peakRssMiB, until } from './lib/util.mjs';
+import { claimQueryMs } from './claim.mjs';
+
+export async function scaleRun(env, { backlog, partitions = 100, sample = 10_000 }) {
+  const db = await createDatabase(env.server.url, 'scale');
+  const ctx = await ours.prepare(db, env.receiver.url, { webhooks: 1 });
+  try {
+    const pad = Math.max(0, env.payloadBytes - 40);
+    const t = now();
+    await ctx.pool.query(
+      `INSERT INTO messages (topic_id, partition_key, payload)
+       SELECT $1, 'p' || (g % $3), jsonb_build_object('event', 'bench.message', 'i', g, 'pad', repeat('x', $4))
+       FROM generate_series(1, $2) g`,
+      [ctx.topicId, backlog, partitions, pad],
+    );
+    const buildSeconds = (now() - t) / 1000;
+    await ctx.pool.query('VACUUM ANALYZE deliveries');
+    await ctx.pool.query('VACUUM ANALYZE delivery_lines');
+    const claim = await claimQueryMs(ctx.pool);
+
+    await env.receiver.reset({ delayMs: env.receiverDelayMs });
+    const workers = await ours.startWorkers(ctx, {
+      workers: 1,
+      concurrency: env.concurrency,
+      env: env.oursEnv,
+    });
+    let rss = null;
+    try {
+      const target = Math.min(sample, backlog);
+      await until(
+        async () => {
+          rss = peakRssMiB(workers.pids[0]) ?? rss;
+          return (await env.receiver.stats()).distinctOk >= target;
+        },
+        env.timeoutMs,
+        100,
+      );
+      const s = await env.receiver.stats();
+      const seconds = ((s.lastOkAt ?? now()) - (s.firstAt ?? now())) / 1000;
+      return {
+        backlog,
+        buildSeconds,
+        buildRowsPerSecond: backlog / buildSeconds,
+        claimMs: claim?.ms ?? null,
+        claimPlan: claim?.plan ?? null,
+        throughput: s.distinctOk > 1 ? s.distinctOk / seconds : null,
+        delivered: s.distinctOk,
+        violations: s.violations,
+        peakRssMiB: rss,
+      };
+    } finally {
+      await workers.stop();
+    }
+  } finally {
+    await ours.close(ctx);
+    await db.drop();
+  }
 }
