@@ -12,7 +12,7 @@ import { runMigrations } from './database/migrate.js';
 async function main() {
   const logger = new Logger('start');
   process.env.WEBHOOK_ALLOW_PRIVATE_NETWORKS ??= 'true';
-  let { env, config } = loadEnvironment();
+  let { env, config } = loadEnvironment({ requireDatabaseUrl: false });
   if (process.env.WEBHOOK_ALLOW_PRIVATE_NETWORKS === 'true') {
     logger.warn(
       'WEBHOOK_ALLOW_PRIVATE_NETWORKS=true: webhooks may point at localhost and private networks ' +
