@@ -37,7 +37,7 @@ export async function startApi(
     bodyParser: false,
     abortOnError: false,
   });
-  app.enableShutdownHooks();
+  app.enableShutdownHooks([], { useProcessExit: true });
   configureApp(app);
   const { port } = app.get(AppConfig);
   await app.listen(port);
@@ -51,7 +51,7 @@ export async function startWorker(env: Env) {
     logger: createLogger('worker'),
     abortOnError: false,
   });
-  app.enableShutdownHooks();
+  app.enableShutdownHooks([], { useProcessExit: true });
   await app.init();
   return app;
 }
