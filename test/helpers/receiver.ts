@@ -16,25 +16,18 @@ export type Handler = (arrival: Arrival) => Reply | Promise<Reply>;
 /** A real webhook receiver: an http server on 127.0.0.1, recording every request. */
 export class Receiver {
   readonly arrivals: Arrival[] = [];
-  private constructor(
-    private readonly server: http.Server,
-    readonly url: string,
-    public handler: Handler,
-  ) {}
+  url = '';
+  private readonly server: http.Server;
 
-  static async start(handler: Handler = () => ({ status: 204 })): Promise<Receiver> {
-    let receiver: Receiver | undefined;
-    const server = http.createServer((req, res) => {
+  private constructor(public handler: Handler) {
+    this.server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        const arrival = {
-          headers: req.headers,
-          body: Buffer.concat(chunks).toString(),
-          at: Date.now(),
-        };
-        receiver!.arrivals.push(arrival);
-        void Promise.resolve(receiver!.handler(arrival)).then(
+        const body = Buffer.concat(chunks).toString();
+        const arrival = { headers: req.headers, body, at: Date.now() };
+        this.arrivals.push(arrival);
+        void Promise.resolve(this.handler(arrival)).then(
           (reply) => {
             if (reply === 'hang') return;
             res.writeHead(reply.status, reply.headers);
@@ -44,10 +37,14 @@ export class Receiver {
         );
       });
     });
-    server.keepAliveTimeout = 60_000;
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    receiver = new Receiver(server, `http://127.0.0.1:${port}/hook`, handler);
+    this.server.keepAliveTimeout = 60_000;
+  }
+
+  static async start(handler: Handler = () => ({ status: 204 })): Promise<Receiver> {
+    const receiver = new Receiver(handler);
+    await new Promise<void>((resolve) => receiver.server.listen(0, '127.0.0.1', resolve));
+    const { port } = receiver.server.address() as AddressInfo;
+    receiver.url = `http://127.0.0.1:${port}/hook`;
     return receiver;
   }
 
