@@ -48,7 +48,7 @@ export async function startApi(
     bodyParser: false,
     abortOnError: false,
   });
-  app.enableShutdownHooks();
+  app.enableShutdownHooks([], { useProcessExit: true });
   configureApp(app);
   const { port } = app.get(AppConfig);
   await app.listen(port);
@@ -62,7 +62,7 @@ export async function startWorker(env: Env) {
     logger: createLogger('worker'),
     abortOnError: false,
   });
-  app.enableShutdownHooks();
+  app.enableShutdownHooks([], { useProcessExit: true });
   await app.init();
   return app;
 }
