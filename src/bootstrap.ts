@@ -35,7 +35,11 @@ export function exitOnStartupError(role: string, error: unknown): never {
 }
 
 export function createLogger(role: string): ConsoleLogger {
-  return new ConsoleLogger({ prefix: `pgwq-${role}` });
+  // Successful attempts log at debug; keep them out of the default output.
+  return new ConsoleLogger({
+    prefix: `pgwq-${role}`,
+    logLevels: ['log', 'warn', 'error', 'fatal'],
+  });
 }
 
 export async function startApi(
