@@ -24,7 +24,11 @@ async function main() {
     logger.log(
       `DATABASE_URL is not set: starting an embedded PostgreSQL with its data in ${dataDir}`,
     );
-    const db = await startEmbeddedPostgres({ dataDir, persistent: true });
+    const db = await startEmbeddedPostgres({
+      dataDir,
+      persistent: true,
+      onLog: (line) => String(line).startsWith('reusing') && logger.log(String(line)),
+    });
     process.env.DATABASE_URL = db.url;
     ({ env, config } = loadEnvironment());
     logger.log(`embedded PostgreSQL is up: ${db.url}`);
