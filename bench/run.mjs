@@ -387,6 +387,7 @@ const report = {
   rows,
   targets: targetLines,
   table: lines,
+  claimPlans: plans,
 };
 writeFileSync(join(dir, `${stamp}.json`), JSON.stringify(report, null, 2));
 const svg = await renderChart(
