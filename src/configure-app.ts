@@ -1,8 +1,9 @@
 import { ArgumentMetadata, ValidationPipe } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { AppConfig } from './config/app-config.js';
+import { PUBLIC_EXTENSION } from './security/public.decorator.js';
 
 /** Room in a publish request for everything around the payload (partition key, JSON syntax). */
 const REQUEST_OVERHEAD_BYTES = 16 * 1024;
@@ -15,6 +16,33 @@ class BodyAndQueryValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     return metadata.type === 'param' ? value : super.transform(value, metadata);
   }
+}
+
+export const API_KEY_SCHEME = 'api-key';
+
+/**
+ * Every operation needs the API key except those marked @Public(): they get `security: []`,
+ * the others a 401 response beside their own.
+ */
+function declareSecurity(document: OpenAPIObject): OpenAPIObject {
+  for (const item of Object.values(document.paths)) {
+    for (const method of ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const) {
+      const operation = item[method] as
+        (NonNullable<(typeof item)[typeof method]> & Record<string, unknown>) | undefined;
+      if (!operation) continue;
+      if (operation[PUBLIC_EXTENSION]) {
+        delete operation[PUBLIC_EXTENSION];
+        operation.security = [];
+        continue;
+      }
+      operation.security = [{ [API_KEY_SCHEME]: [] }];
+      operation.responses['401'] ??= {
+        description: 'Missing or wrong API key (only when API_KEYS is set)',
+        content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorDto' } } },
+      };
+    }
+  }
+  return document;
 }
 
 /** Everything the HTTP app needs beyond its modules; production and the e2e tests share it. */
@@ -44,7 +72,18 @@ export function configureApp(app: NestExpressApplication): void {
           'Messages with the same partition key reach each webhook in order.',
       )
       .setVersion('0.1.0')
+      .addBearerAuth(
+        {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'One of the keys in API_KEYS. Not needed when API_KEYS is unset.',
+        },
+        API_KEY_SCHEME,
+      )
       .build(),
   );
-  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+  SwaggerModule.setup('docs', app, declareSecurity(document), {
+    jsonDocumentUrl: 'docs-json',
+    swaggerOptions: { persistAuthorization: true },
+  });
 }

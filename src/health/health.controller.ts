@@ -3,6 +3,7 @@ import { ApiOkResponse, ApiProperty, ApiTags } from '@nestjs/swagger';
 import pg from 'pg';
 import { ApiErrors } from '../common/error-responses.js';
 import { PG_POOL } from '../database/database.module.js';
+import { Public } from '../security/public.decorator.js';
 
 class HealthDto {
   @ApiProperty({ example: 'ok' })
@@ -17,6 +18,7 @@ export class HealthController {
   constructor(@Inject(PG_POOL) private readonly pool: pg.Pool) {}
 
   @Get()
+  @Public()
   @ApiOkResponse({ type: HealthDto, description: 'The database answers' })
   @ApiErrors(503)
   async check(): Promise<HealthDto> {

@@ -64,7 +64,9 @@ export class WebhooksController {
   @ApiParam({ name: 'id', type: Number })
   @ApiOkResponse({
     type: WebhookSecretDto,
-    description: 'The new secret. The old one keeps signing, beside it, for 24 hours.',
+    description:
+      'The new secret. The old one keeps signing, beside it, for WEBHOOK_SECRET_GRACE_SECONDS ' +
+      '(default 24 hours), so receivers can switch without a gap.',
   })
   @ApiErrors(400, 404)
   async rotate(@Param('id', ParseIdPipe) id: number): Promise<WebhookSecretDto> {
