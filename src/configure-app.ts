@@ -1,6 +1,7 @@
 import { ArgumentMetadata, ValidationPipe } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import { bodyLimit } from './common/body-limit.middleware.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { AppConfig } from './config/app-config.js';
 import { PUBLIC_EXTENSION } from './security/public.decorator.js';
@@ -49,8 +50,10 @@ function declareSecurity(document: OpenAPIObject): OpenAPIObject {
 export function configureApp(app: NestExpressApplication): void {
   const config = app.get(AppConfig);
   // Over-size bodies are refused from Content-Length, or as soon as the stream passes the limit,
-  // before they are parsed.
-  app.useBodyParser('json', { limit: config.maxPayloadBytes + REQUEST_OVERHEAD_BYTES });
+  // before they are parsed (bodyLimit answers at once; body-parser would first drain the body).
+  const limit = config.maxPayloadBytes + REQUEST_OVERHEAD_BYTES;
+  app.use(bodyLimit(limit));
+  app.useBodyParser('json', { limit });
   app.useGlobalPipes(
     new BodyAndQueryValidationPipe({
       whitelist: true,
