@@ -6,14 +6,25 @@ import { AppModule, Env, WorkerModule } from './app.module.js';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config.js';
 import { configureApp } from './configure-app.js';
 
-/** Reads `.env` when present (variables already set win) and validates the result. */
-export function loadEnvironment(): { env: Env; config: AppConfig } {
+/**
+ * Reads `.env` when present (variables already set win) and validates the result. Only the
+ * all-in-one `npm start` may run without DATABASE_URL, because it brings its own database.
+ */
+export function loadEnvironment(
+  options: { requireDatabaseUrl: boolean } = { requireDatabaseUrl: true },
+): { env: Env; config: AppConfig } {
   try {
     process.loadEnvFile();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  return { env: process.env, config: loadConfig(process.env) };
+  const config = loadConfig(process.env);
+  if (options.requireDatabaseUrl && !config.databaseUrl) {
+    throw new ConfigError(
+      'DATABASE_URL is not set (only `npm start` starts an embedded PostgreSQL by itself)',
+    );
+  }
+  return { env: process.env, config };
 }
 
 /** Prints a start-up failure as one readable line (no stack for bad config) and exits 1. */
@@ -24,7 +35,11 @@ export function exitOnStartupError(role: string, error: unknown): never {
 }
 
 export function createLogger(role: string): ConsoleLogger {
-  return new ConsoleLogger({ prefix: `pgwq-${role}` });
+  // Successful attempts log at debug; keep them out of the default output.
+  return new ConsoleLogger({
+    prefix: `pgwq-${role}`,
+    logLevels: ['log', 'warn', 'error', 'fatal'],
+  });
 }
 
 export async function startApi(
@@ -37,7 +52,7 @@ export async function startApi(
     bodyParser: false,
     abortOnError: false,
   });
-  app.enableShutdownHooks();
+  app.enableShutdownHooks([], { useProcessExit: true });
   configureApp(app);
   const { port } = app.get(AppConfig);
   await app.listen(port);
@@ -51,7 +66,7 @@ export async function startWorker(env: Env) {
     logger: createLogger('worker'),
     abortOnError: false,
   });
-  app.enableShutdownHooks();
+  app.enableShutdownHooks([], { useProcessExit: true });
   await app.init();
   return app;
 }

@@ -12,7 +12,7 @@ import { runMigrations } from './database/migrate.js';
 async function main() {
   const logger = new Logger('start');
   process.env.WEBHOOK_ALLOW_PRIVATE_NETWORKS ??= 'true';
-  let { env, config } = loadEnvironment();
+  let { env, config } = loadEnvironment({ requireDatabaseUrl: false });
   if (process.env.WEBHOOK_ALLOW_PRIVATE_NETWORKS === 'true') {
     logger.warn(
       'WEBHOOK_ALLOW_PRIVATE_NETWORKS=true: webhooks may point at localhost and private networks ' +
@@ -24,7 +24,11 @@ async function main() {
     logger.log(
       `DATABASE_URL is not set: starting an embedded PostgreSQL with its data in ${dataDir}`,
     );
-    const db = await startEmbeddedPostgres({ dataDir, persistent: true });
+    const db = await startEmbeddedPostgres({
+      dataDir,
+      persistent: true,
+      onLog: (line) => String(line).startsWith('reusing') && logger.log(String(line)),
+    });
     process.env.DATABASE_URL = db.url;
     ({ env, config } = loadEnvironment());
     logger.log(`embedded PostgreSQL is up: ${db.url}`);

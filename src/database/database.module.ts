@@ -29,7 +29,7 @@ export function requireDatabaseUrl(config: AppConfig): string {
       inject: [AppConfig],
       useFactory: (config: AppConfig) => ({
         ...dataSourceOptions(requireDatabaseUrl(config)),
-        extra: { max: 10, application_name: 'pgwq-api' },
+        extra: { max: 10, application_name: 'pgwq-typeorm' },
       }),
     }),
   ],

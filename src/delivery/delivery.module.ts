@@ -1,5 +1,13 @@
 import { Module } from '@nestjs/common';
+import { ClaimLoop } from './claim-loop.js';
+import { NotifyListener } from './notify-listener.js';
+import { WebhookSender } from './webhook-sender.js';
 
-/** The delivery engine: claims due lines and POSTs their heads. */
-@Module({})
+/**
+ * The delivery engine: claims due lines and POSTs their heads. No controllers; the loop starts
+ * in onApplicationBootstrap and drains on shutdown (see ClaimLoop).
+ */
+@Module({
+  providers: [WebhookSender, NotifyListener, ClaimLoop],
+})
 export class DeliveryModule {}

@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+
+# --- build: all dependencies, compile TypeScript ---
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json nest-cli.json ./
+COPY src ./src
+RUN npm run build
+
+# --- production dependencies only (no embedded PostgreSQL: containers use the db service) ---
+FROM node:24-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --omit=optional && npm cache clean --force
+
+# --- runtime ---
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY sql ./sql
+USER node
+EXPOSE 8000
+# The API by default; the compose file runs the worker and the migrations from the same image.
+CMD ["node", "dist/main.js"]

@@ -1,0 +1,182 @@
+/**
+ * Every statement of the delivery path: claim → POST → record result (or release). Values go in
+ * $n parameters only. Each statement is one round trip and fenced where it writes after a claim.
+ *
+ * Reminder of the model (see delivery-line.entity.ts): a delivery_lines row is one (webhook,
+ * partition). Its next_attempt_at is "due at" while waiting and "lease expiry" while leased, so
+ * `next_attempt_at <= now()` alone means claimable, and a crashed worker's lease simply lapses.
+ */
+
+/** The channel the fan-out trigger notifies once per producing transaction. */
+export const NOTIFY_CHANNEL = 'pgwq_deliveries';
+
+export const LISTEN = `LISTEN ${NOTIFY_CHANNEL}`;
+
+/**
+ * Claim up to $1 due lines for a lease of $2 milliseconds, and return each line's head delivery
+ * with everything needed to POST it.
+ *
+ * - The inner SELECT walks the partial index on next_attempt_at and locks with SKIP LOCKED, so
+ *   concurrent workers take disjoint lines without waiting on each other.
+ * - The due condition sits on the locked row itself (DESIGN §3, trap 2): if another worker
+ *   claimed the line and committed between our scan and our lock, READ COMMITTED re-checks
+ *   `next_attempt_at <= now()` on the new row version (now the other lease's expiry) and drops
+ *   it. The outer WHERE repeats it for the same reason. The head is head_sequence on that same
+ *   row, so no subquery over deliveries can pick a stale head.
+ * - A fresh lease_token per line is the fence every later write must match.
+ * - The head delivery is a unique-index lookup on (webhook_id, partition_key, sequence). It is
+ *   LEFT joined: when it is missing (its message was deleted) the caller advances the line.
+ * - payload::text is the stored JSON exactly as PostgreSQL prints it: the signed body.
+ * - previous_secret only while its grace period lasts.
+ */
+export const CLAIM_LINES = `
+WITH claimed AS (
+  UPDATE delivery_lines AS l
+  SET lease_token = gen_random_uuid(),
+      next_attempt_at = now() + make_interval(secs => $2::double precision / 1000)
+  FROM (
+    SELECT webhook_id, partition_key
+    FROM delivery_lines
+    WHERE next_attempt_at <= now()
+    ORDER BY next_attempt_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+  ) AS due
+  WHERE l.webhook_id = due.webhook_id
+    AND l.partition_key = due.partition_key
+    AND l.next_attempt_at <= now()
+  RETURNING l.webhook_id, l.partition_key, l.topic_id, l.head_sequence, l.lease_token
+)
+SELECT c.webhook_id,
+       c.partition_key,
+       c.head_sequence::text AS sequence,
+       c.lease_token,
+       d.id::text AS delivery_id,
+       d.message_id::text AS message_id,
+       d.attempts,
+       m.payload::text AS body,
+       w.url,
+       w.secret,
+       CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
+       t.name AS topic
+FROM claimed c
+JOIN webhooks w ON w.id = c.webhook_id
+JOIN topics t ON t.id = c.topic_id
+LEFT JOIN deliveries d
+  ON d.webhook_id = c.webhook_id
+ AND d.partition_key = c.partition_key
+ AND d.sequence = c.head_sequence
+ AND d.status = 'pending'
+LEFT JOIN messages m ON m.id = d.message_id
+`;
+
+/**
+ * Extend a lease we still hold ($4 ms from now). No row back = the token is gone: another
+ * worker took the line over (or the webhook was deleted), and the caller must stop.
+ */
+export const RENEW_LEASE = `
+UPDATE delivery_lines
+SET next_attempt_at = now() + make_interval(secs => $4::double precision / 1000)
+WHERE webhook_id = $1 AND partition_key = $2 AND lease_token = $3
+RETURNING 1
+`;
+
+/**
+ * Record one attempt's outcome in one statement, fenced by the lease token.
+ *
+ * $4 is the delivery's new status: 'delivered' or 'dead' finish the head and move the line to
+ * head + 1; 'pending' keeps the head and makes the line due again in $5 seconds (the backoff).
+ *
+ * "Is there more?" comes from the line row's own tail_sequence, never from a query over
+ * deliveries: a producer's trigger holds this row's lock until it commits, so this UPDATE waits
+ * for it and then re-reads the row with the new tail. A subquery would have been planned on the
+ * older snapshot and could park the line while a new message waits (a lost wakeup).
+ *
+ * The delivery update and the attempt insert happen only when the line update matched (the
+ * EXISTS on the `line` CTE), so a worker that lost its lease changes nothing.
+ */
+export const RECORD_ATTEMPT = `
+WITH line AS (
+  UPDATE delivery_lines
+  SET head_sequence = CASE WHEN $4::text = 'pending' THEN head_sequence ELSE head_sequence + 1 END,
+      next_attempt_at = CASE
+        WHEN $4::text = 'pending' THEN now() + make_interval(secs => $5::double precision)
+        WHEN head_sequence + 1 <= tail_sequence THEN now()
+        ELSE NULL
+      END,
+      lease_token = NULL
+  WHERE webhook_id = $1 AND partition_key = $2 AND lease_token = $3
+  RETURNING 1
+), delivery AS (
+  UPDATE deliveries
+  SET status = $4::text,
+      attempts = $7::int,
+      next_attempt_at = CASE
+        WHEN $4::text = 'pending' THEN now() + make_interval(secs => $5::double precision)
+      END,
+      last_status_code = $8::int,
+      last_error = $9::text,
+      delivered_at = CASE WHEN $4::text = 'delivered' THEN now() END,
+      dead_at = CASE WHEN $4::text = 'dead' THEN now() END
+  WHERE id = $6::bigint AND EXISTS (SELECT 1 FROM line)
+  RETURNING id
+), attempt AS (
+  INSERT INTO delivery_attempts
+    (delivery_id, attempt, started_at, duration_ms, status_code, error, response_body)
+  SELECT id, $7::int, $10::timestamptz, $11::int, $8::int, $9::text, $12::text FROM delivery
+  RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM line) AS fenced, (SELECT count(*) FROM attempt)::int AS recorded
+`;
+
+/**
+ * The head delivery is gone (its message was deleted): move the line on, fenced, with the same
+ * "is there more?" rule as RECORD_ATTEMPT.
+ *
+ * The NOT EXISTS runs in this statement's fresh snapshot. CLAIM_LINES can lock a line version
+ * committed after its own snapshot (another worker's late but still fenced result moved the head
+ * on), and then its join may not see the new head delivery yet. Re-checking here means we only
+ * skip a head that is really gone; otherwise no row comes back and the caller releases the line
+ * to be claimed again.
+ */
+export const SKIP_MISSING_HEAD = `
+UPDATE delivery_lines AS l
+SET head_sequence = l.head_sequence + 1,
+    next_attempt_at = CASE WHEN l.head_sequence + 1 <= l.tail_sequence THEN now() ELSE NULL END,
+    lease_token = NULL
+WHERE l.webhook_id = $1 AND l.partition_key = $2 AND l.lease_token = $3
+  AND NOT EXISTS (
+    SELECT 1 FROM deliveries d
+    WHERE d.webhook_id = l.webhook_id
+      AND d.partition_key = l.partition_key
+      AND d.sequence = l.head_sequence
+      AND d.status = 'pending'
+  )
+RETURNING 1
+`;
+
+/**
+ * On shutdown: give back the lines whose heads we did not finish, due at once, so another
+ * worker takes them without waiting for the lease to lapse. Fenced by our tokens.
+ */
+export const RELEASE_LEASES = `
+UPDATE delivery_lines
+SET next_attempt_at = now(), lease_token = NULL
+WHERE lease_token = ANY($1::uuid[])
+`;
+
+/** One row of CLAIM_LINES. bigint columns arrive as text. */
+export interface ClaimedLine {
+  webhook_id: number;
+  partition_key: string;
+  sequence: string;
+  lease_token: string;
+  delivery_id: string | null;
+  message_id: string | null;
+  attempts: number | null;
+  body: string | null;
+  url: string;
+  secret: string;
+  previous_secret: string | null;
+  topic: string;
+}

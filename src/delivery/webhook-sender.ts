@@ -1,0 +1,168 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import { Injectable, OnApplicationShutdown } from '@nestjs/common';
+import axios, { AxiosInstance, isAxiosError } from 'axios';
+import { AppConfig } from '../config/app-config.js';
+import { webhookLookup } from '../security/ssrf-guard.js';
+
+/** How much of a response body we keep with the attempt, for diagnosis. */
+export const RESPONSE_BODY_CAP_BYTES = 1024;
+export const USER_AGENT = 'pg-webhook-queue/0.1 (+https://www.standardwebhooks.com/)';
+
+export interface WebhookRequest {
+  url: string;
+  body: string;
+  headers: Record<string, string>;
+}
+
+/** What one POST came to. `error` is set for every failure, with or without a status. */
+export interface WebhookResult {
+  ok: boolean;
+  statusCode: number | null;
+  error: string | null;
+  responseBody: string | null;
+  retryAfter: string | undefined;
+  durationMs: number;
+}
+
+/**
+ * One POST per attempt, over keep-alive agents whose DNS lookup is the SSRF guard's, so the
+ * address checked is the address connected to. Never throws: every failure is a result.
+ */
+@Injectable()
+export class WebhookSender implements OnApplicationShutdown {
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+  private readonly client: AxiosInstance;
+
+  constructor(private readonly config: AppConfig) {
+    const lookup = webhookLookup(config.webhookAllowPrivateNetworks);
+    this.httpAgent = new http.Agent({ keepAlive: true, lookup });
+    this.httpsAgent = new https.Agent({ keepAlive: true, lookup });
+    this.client = axios.create({
+      httpAgent: this.httpAgent,
+      httpsAgent: this.httpsAgent,
+      maxRedirects: 0,
+      timeout: config.deliveryTimeoutMs,
+      validateStatus: () => true,
+      responseType: 'stream',
+      // The body is already the exact JSON text we signed: send it untouched.
+      transformRequest: [(data: unknown) => data],
+      decompress: true,
+      proxy: false,
+    });
+  }
+
+  /**
+   * POSTs and reads at most RESPONSE_BODY_CAP_BYTES of the answer. The whole exchange (connect,
+   * headers, body) is bounded by DELIVERY_TIMEOUT_MS; `signal` aborts it early (lease lost,
+   * shutdown).
+   */
+  async send(request: WebhookRequest, signal: AbortSignal): Promise<WebhookResult> {
+    const started = performance.now();
+    const timeout = AbortSignal.timeout(this.config.deliveryTimeoutMs);
+    const combined = AbortSignal.any([signal, timeout]);
+    const elapsed = () => Math.round(performance.now() - started);
+    try {
+      const response = await this.client.post<Readable>(request.url, request.body, {
+        headers: { ...request.headers, 'user-agent': USER_AGENT },
+        signal: combined,
+      });
+      const responseBody = await readCapped(response.data, combined);
+      const status = response.status;
+      const retryAfter = headerValue(response.headers['retry-after']);
+      const ok = status >= 200 && status < 300;
+      return {
+        ok,
+        statusCode: status,
+        error: ok ? null : statusError(status, headerValue(response.headers['location'])),
+        responseBody,
+        retryAfter,
+        durationMs: elapsed(),
+      };
+    } catch (error) {
+      return {
+        ok: false,
+        statusCode: null,
+        error: describeError(error, signal, timeout, this.config.deliveryTimeoutMs),
+        responseBody: null,
+        retryAfter: undefined,
+        durationMs: elapsed(),
+      };
+    }
+  }
+
+  onApplicationShutdown() {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}
+
+function headerValue(value: unknown): string | undefined {
+  if (Array.isArray(value)) return value.length ? String(value[0]) : undefined;
+  return value === undefined || value === null ? undefined : String(value);
+}
+
+function statusError(status: number, location: string | undefined): string {
+  if (status >= 300 && status < 400) {
+    return `HTTP ${status}: redirect not followed${location ? ` (location: ${location.slice(0, 200)})` : ''}`;
+  }
+  return `HTTP ${status}`;
+}
+
+/**
+ * The first bytes of the response body (UTF-8, possibly cut mid-character), then the stream is
+ * dropped. A body that breaks off or outlasts the deadline still yields what arrived.
+ */
+async function readCapped(stream: Readable, signal: AbortSignal): Promise<string | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const stop = () => stream.destroy();
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    for await (const chunk of stream) {
+      const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+      chunks.push(buffer);
+      size += buffer.length;
+      if (size >= RESPONSE_BODY_CAP_BYTES) break;
+    }
+  } catch {
+    // what arrived is enough for diagnosis
+  } finally {
+    signal.removeEventListener('abort', stop);
+    stream.destroy();
+  }
+  if (size === 0) return null;
+  return Buffer.concat(chunks).subarray(0, RESPONSE_BODY_CAP_BYTES).toString('utf8');
+}
+
+/** A one-line reason a user can act on, stored as last_error. */
+function describeError(
+  error: unknown,
+  signal: AbortSignal,
+  timeout: AbortSignal,
+  timeoutMs: number,
+): string {
+  if (signal.aborted)
+    return `aborted: ${String(signal.reason instanceof Error ? signal.reason.message : signal.reason)}`;
+  if (timeout.aborted) return `timeout after ${timeoutMs} ms`;
+  if (isAxiosError(error)) {
+    const code = error.code ?? (error.cause as NodeJS.ErrnoException | undefined)?.code;
+    switch (code) {
+      case 'ECONNABORTED':
+      case 'ETIMEDOUT':
+        return `timeout after ${timeoutMs} ms`;
+      case 'ECONNREFUSED':
+        return `connection refused (${error.message})`;
+      case 'ECONNRESET':
+        return `connection reset by peer`;
+      case 'ENOTFOUND':
+      case 'EAI_AGAIN':
+        return `DNS lookup failed: ${error.message}`;
+      default:
+        return `${code ? code + ': ' : ''}${error.message}`.slice(0, 500);
+    }
+  }
+  return String(error instanceof Error ? error.message : error).slice(0, 500);
+}
