@@ -185,7 +185,8 @@ function resolveAll(hostname: string): Promise<LookupAddress[]> {
 
 /**
  * The registration check: resolves the URL's host (all addresses) and returns why it is refused,
- * or undefined. The worker checks again at every connection (webhookLookup).
+ * or undefined (also when it does not resolve within 5 s). The worker checks again at every
+ * connection (webhookLookup).
  */
 export async function webhookHostProblem(
   url: URL,
@@ -203,9 +204,11 @@ export async function webhookHostProblem(
       }),
     ]);
     return check(addresses)?.message;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    return `url host ${host} does not resolve${code ? ` (${code})` : ''}`;
+  } catch {
+    // A host that does not resolve (yet) is no danger: nothing can be reached through it, and
+    // every connection checks its answer again. Refusing it would also make registration depend
+    // on the DNS of wherever the API runs.
+    return undefined;
   } finally {
     clearTimeout(timer);
   }
