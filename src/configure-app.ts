@@ -1,10 +1,13 @@
-import { ArgumentMetadata, ValidationPipe } from '@nestjs/common';
+import { ArgumentMetadata, BadRequestException, ValidationPipe } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { bodyLimit } from './common/body-limit.middleware.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { AppConfig } from './config/app-config.js';
 import { PUBLIC_EXTENSION } from './security/public.decorator.js';
+
+/** The deepest nesting a request body may have (the payload sits one level down). */
+export const MAX_JSON_DEPTH = 64;
 
 /** Room in a publish request for everything around the payload (partition key, JSON syntax). */
 const REQUEST_OVERHEAD_BYTES = 16 * 1024;
@@ -15,8 +18,32 @@ const REQUEST_OVERHEAD_BYTES = 16 * 1024;
  */
 class BodyAndQueryValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
-    return metadata.type === 'param' ? value : super.transform(value, metadata);
+    if (metadata.type === 'param') return value;
+    if (metadata.type === 'body' && nestingDepth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+      throw new BadRequestException(
+        `request body is nested deeper than ${MAX_JSON_DEPTH} levels of arrays and objects`,
+      );
+    }
+    return super.transform(value, metadata);
   }
+}
+
+/**
+ * The deepest nesting of arrays and objects in a parsed JSON body: a body nested thousands of
+ * levels deep parses (JSON.parse does not recurse) but overflows the stack of class-transformer,
+ * JSON.stringify and PostgreSQL's jsonb parser. Measured without recursion, stopping at `cap`+1.
+ */
+export function nestingDepth(value: unknown, cap: number): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    if (depth + 1 > deepest) deepest = depth + 1;
+    if (deepest > cap) return deepest;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return deepest;
 }
 
 export const API_KEY_SCHEME = 'api-key';

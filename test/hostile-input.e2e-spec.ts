@@ -14,7 +14,7 @@ import { createTopic, createWebhook, insertMessage } from './helpers/factories.j
 describe('hostile input', () => {
   let db: TestDatabase;
   let app: NestExpressApplication;
-  let seed: { topicId: number; topicName: string; webhookId: number; deliveryId: number };
+  let seed: { topicId: number; topicName: string; webhookId: number };
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -22,13 +22,7 @@ describe('hostile input', () => {
     const topic = await createTopic(db.pool, 'seed');
     const webhook = await createWebhook(db.pool, topic.id, 'https://93.184.215.14/hook');
     await insertMessage(db.pool, topic.id, 'k', { n: 1 });
-    const { rows } = await db.pool.query('SELECT id::int FROM deliveries LIMIT 1');
-    seed = {
-      topicId: topic.id,
-      topicName: topic.name,
-      webhookId: webhook.id,
-      deliveryId: rows[0].id,
-    };
+    seed = { topicId: topic.id, topicName: topic.name, webhookId: webhook.id };
   });
   afterAll(async () => {
     await app?.close();
@@ -98,12 +92,14 @@ describe('hostile input', () => {
     Number.MAX_SAFE_INTEGER,
     Number.MIN_VALUE,
   );
-  const deep = fc
-    .tuple(fc.integer({ min: 50, max: 5000 }), fc.constantFrom('[', '{"a":'))
-    .map(([depth, open]) => {
-      let value: unknown = 1;
-      for (let i = 0; i < depth; i++) value = open === '[' ? [value] : { a: value };
-      return value;
+  /** Deep nesting as JSON text (fast-check could not print a deep object counterexample). */
+  const deepText = fc
+    .tuple(fc.integer({ min: 50, max: 5000 }), fc.boolean(), fc.boolean())
+    .map(([depth, arrays, wrapped]) => {
+      const inner = arrays
+        ? '['.repeat(depth) + '1' + ']'.repeat(depth)
+        : '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
+      return wrapped ? `{"partition_key":"k","name":"x","topic_id":1,"payload":${inner}}` : inner;
     });
   const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
     hostileString,
@@ -114,7 +110,6 @@ describe('hostile input', () => {
     fc.jsonValue({ maxDepth: 3 }),
     fc.array(hostileString, { maxLength: 3 }),
     fc.dictionary(hostileString, hostileString, { maxKeys: 3 }),
-    deep,
   );
   /** Bodies: objects with the real field names holding anything, plus junk. */
   const hostileBody = fc.oneof(
@@ -155,6 +150,7 @@ describe('hostile input', () => {
       '{"partition_key":"k","payload":' + '['.repeat(3000) + ']'.repeat(3000) + '}',
     ),
     fc.string({ maxLength: 60 }),
+    deepText,
   );
   const idLike = fc.oneof(
     fc.constant(''),
@@ -169,7 +165,11 @@ describe('hostile input', () => {
   );
 
   type Route = { method: 'get' | 'post' | 'delete'; path: (id: string) => string; list?: boolean };
-  const enc = (s: string) => (/^%|^\.\.$/.test(s) ? s : encodeURIComponent(s));
+  /** Every UTF-8 byte percent-encoded, except raw fragments such as "%ZZ" and "..". */
+  const enc = (s: string) =>
+    /^%|^\.\.$/.test(s)
+      ? s
+      : [...Buffer.from(s, 'utf8')].map((b) => '%' + b.toString(16).padStart(2, '0')).join('');
   const routes: Route[] = [
     { method: 'post', path: () => '/topics' },
     { method: 'get', path: () => '/topics', list: true },
@@ -190,8 +190,9 @@ describe('hostile input', () => {
     let req = request(app.getHttpServer())
       [route.method](route.path(id))
       .query(q as never);
-    if (raw !== undefined) req = req.set('content-type', 'application/json').send(raw);
-    else if (body !== undefined) req = req.send(body as object);
+    // Always sent as text: superagent would refuse a bare number or boolean.
+    const text = raw ?? (body === undefined ? undefined : JSON.stringify(body));
+    if (text !== undefined) req = req.set('content-type', 'application/json').send(text);
     return req;
   }
 
@@ -233,26 +234,26 @@ describe('hostile input', () => {
   });
 
   it('answers deep nesting and NUL bytes with a 400, at the publish route', async () => {
-    const publish = (body: unknown) =>
+    const publish = (body: unknown, text = JSON.stringify(body)) =>
       request(app.getHttpServer())
         .post(`/topics/${seed.topicName}/messages`)
-        .send(body as object);
-    let deepPayload: unknown = 1;
-    for (let i = 0; i < 5000; i++) deepPayload = [deepPayload];
-    for (const payload of [deepPayload, 'a\u0000b', { 'k\u0000': 1 }]) {
+        .set('content-type', 'application/json')
+        .send(text);
+    const deepPayload = '['.repeat(5000) + ']'.repeat(5000);
+    for (const text of [
+      `{"partition_key":"k","payload":${deepPayload}}`,
+      `{"partition_key":"k","payload":${'{"a":'.repeat(65)}1${'}'.repeat(65)}}`,
+      JSON.stringify({ partition_key: 'k', payload: 'a\u0000b' }),
+      JSON.stringify({ partition_key: 'k', payload: { 'k\u0000': 1 } }),
+    ]) {
       const before = await checksum();
-      const res = await publish({ partition_key: 'k', payload });
-      expect(res.status).toBe(400);
+      const res = await publish(undefined, text);
+      expect([text.slice(0, 60), res.status]).toEqual([text.slice(0, 60), 400]);
       expect(await checksum()).toBe(before);
     }
     // Nesting within the limit is stored as sent.
     let ok: unknown = 1;
     for (let i = 0; i < 30; i++) ok = { a: ok };
     await publish({ partition_key: 'k', payload: ok }).expect(201);
-  });
-
-  it('still works for the seeded rows afterwards', async () => {
-    await request(app.getHttpServer()).get(`/webhooks/${seed.webhookId}/deliveries`).expect(200);
-    await request(app.getHttpServer()).get(`/deliveries/${seed.deliveryId}/attempts`).expect(200);
   });
 });

@@ -1,7 +1,7 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiParam, ApiTags } from '@nestjs/swagger';
 import { ApiErrors } from '../common/error-responses.js';
-import { ParseIdPipe } from '../common/id.pipe.js';
+import { ParseBigIdPipe, ParseIdPipe } from '../common/id.pipe.js';
 import { PaginationDto } from '../common/pagination.dto.js';
 import { DeliveriesService } from './deliveries.service.js';
 import {
@@ -33,7 +33,7 @@ export class DeliveriesController {
   @ApiOkResponse({ type: [DeliveryAttemptDto], description: 'Every attempt, oldest first' })
   @ApiErrors(400, 404)
   async listAttempts(
-    @Param('id', ParseIdPipe) deliveryId: number,
+    @Param('id', ParseBigIdPipe) deliveryId: number,
     @Query() page: PaginationDto,
   ): Promise<DeliveryAttemptDto[]> {
     return (await this.deliveries.listAttempts(deliveryId, page)).map(toDeliveryAttemptJson);
