@@ -1,4 +1,9 @@
-import { ArgumentMetadata, BadRequestException, ValidationPipe } from '@nestjs/common';
+import {
+  ArgumentMetadata,
+  BadRequestException,
+  INestApplication,
+  ValidationPipe,
+} from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { bodyLimit } from './common/body-limit.middleware.js';
@@ -93,27 +98,34 @@ export function configureApp(app: NestExpressApplication): void {
   app.useGlobalFilters(new HttpExceptionFilter());
   app.set('x-powered-by', false);
 
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('pg-webhook-queue')
-      .setDescription(
-        'Ordered message queue in PostgreSQL with webhook delivery. ' +
-          'Messages with the same partition key reach each webhook in order.',
-      )
-      .setVersion('0.1.0')
-      .addBearerAuth(
-        {
-          type: 'http',
-          scheme: 'bearer',
-          description: 'One of the keys in API_KEYS. Not needed when API_KEYS is unset.',
-        },
-        API_KEY_SCHEME,
-      )
-      .build(),
-  );
-  SwaggerModule.setup('docs', app, declareSecurity(document), {
+  const document = buildOpenApiDocument(app);
+  SwaggerModule.setup('docs', app, document, {
     jsonDocumentUrl: 'docs-json',
     swaggerOptions: { persistAuthorization: true },
   });
+}
+
+/** The OpenAPI document of the API; also written by `npm run openapi` (src/openapi.ts). */
+export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
+  return declareSecurity(
+    SwaggerModule.createDocument(
+      app,
+      new DocumentBuilder()
+        .setTitle('pg-webhook-queue')
+        .setDescription(
+          'Ordered message queue in PostgreSQL with webhook delivery. ' +
+            'Messages with the same partition key reach each webhook in order.',
+        )
+        .setVersion('0.1.0')
+        .addBearerAuth(
+          {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'One of the keys in API_KEYS. Not needed when API_KEYS is unset.',
+          },
+          API_KEY_SCHEME,
+        )
+        .build(),
+    ),
+  );
 }
