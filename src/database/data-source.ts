@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 import { DataSource, DataSourceOptions } from 'typeorm';
-import { loadConfig } from '../config/app-config.js';
 import { ENTITIES } from './entities/index.js';
 import { MIGRATIONS } from './migrations/index.js';
 
@@ -16,20 +15,18 @@ export function dataSourceOptions(databaseUrl: string): DataSourceOptions {
   };
 }
 
-function cliDataSource(): DataSource {
-  if (typeof process.loadEnvFile === 'function') {
-    try {
-      process.loadEnvFile();
-    } catch {
-      // no .env: the environment alone configures the CLI
-    }
+/** The CLI reads DATABASE_URL from the environment or `.env` (variables already set win). */
+function cliDatabaseUrl(): string {
+  try {
+    process.loadEnvFile();
+  } catch {
+    // no .env: the environment alone configures the CLI
   }
-  const { databaseUrl } = loadConfig(process.env);
-  if (!databaseUrl) {
-    throw new Error('DATABASE_URL must be set to run TypeORM CLI commands (migration:run, …)');
-  }
-  return new DataSource(dataSourceOptions(databaseUrl));
+  return process.env.DATABASE_URL ?? '';
 }
 
-/** The TypeORM CLI's data source (`typeorm -d dist/database/data-source.js`). */
-export default process.argv.some((a) => a.includes('typeorm')) ? cliDataSource() : undefined;
+/**
+ * The TypeORM CLI's data source (`typeorm -d dist/database/data-source.js`). Constructing it
+ * connects to nothing; the app and the tests build their own from dataSourceOptions.
+ */
+export default new DataSource(dataSourceOptions(cliDatabaseUrl()));
