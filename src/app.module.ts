@@ -6,6 +6,7 @@ import { DeliveriesModule } from './deliveries/deliveries.module.js';
 import { DeliveryModule } from './delivery/delivery.module.js';
 import { HealthController } from './health/health.controller.js';
 import { MessagesModule } from './messages/messages.module.js';
+import { SecurityModule } from './security/security.module.js';
 import { TopicsModule } from './topics/topics.module.js';
 import { WebhooksModule } from './webhooks/webhooks.module.js';
 
@@ -25,6 +26,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ...coreImports(env),
+        SecurityModule,
         TopicsModule,
         WebhooksModule,
         MessagesModule,

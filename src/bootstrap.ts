@@ -6,6 +6,15 @@ import { AppModule, Env, WorkerModule } from './app.module.js';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config.js';
 import { configureApp } from './configure-app.js';
 
+/** Reads `.env` into process.env when present; variables already set win. */
+export function loadDotEnv(): void {
+  try {
+    process.loadEnvFile();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
 /**
  * Reads `.env` when present (variables already set win) and validates the result. Only the
  * all-in-one `npm start` may run without DATABASE_URL, because it brings its own database.
@@ -13,11 +22,7 @@ import { configureApp } from './configure-app.js';
 export function loadEnvironment(
   options: { requireDatabaseUrl: boolean } = { requireDatabaseUrl: true },
 ): { env: Env; config: AppConfig } {
-  try {
-    process.loadEnvFile();
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
+  loadDotEnv();
   const config = loadConfig(process.env);
   if (options.requireDatabaseUrl && !config.databaseUrl) {
     throw new ConfigError(

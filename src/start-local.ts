@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { resolve } from 'node:path';
-import { exitOnStartupError, loadEnvironment, startApi } from './bootstrap.js';
+import { exitOnStartupError, loadDotEnv, loadEnvironment, startApi } from './bootstrap.js';
 import { startEmbeddedPostgres } from './database/embedded-postgres.js';
 import { runMigrations } from './database/migrate.js';
 
@@ -11,9 +11,12 @@ import { runMigrations } from './database/migrate.js';
  */
 async function main() {
   const logger = new Logger('start');
+  // The default applies only when neither the environment nor .env sets it, so an explicit
+  // WEBHOOK_ALLOW_PRIVATE_NETWORKS=false (e.g. from .env.example) is honoured by npm start too.
+  loadDotEnv();
   process.env.WEBHOOK_ALLOW_PRIVATE_NETWORKS ??= 'true';
   let { env, config } = loadEnvironment({ requireDatabaseUrl: false });
-  if (process.env.WEBHOOK_ALLOW_PRIVATE_NETWORKS === 'true') {
+  if (config.webhookAllowPrivateNetworks) {
     logger.warn(
       'WEBHOOK_ALLOW_PRIVATE_NETWORKS=true: webhooks may point at localhost and private networks ' +
         '(the default of npm start only; node dist/main and the containers refuse them)',

@@ -13,6 +13,7 @@ describe('loadConfig', () => {
       maxPayloadBytes: 1048576,
       apiKeys: [],
       webhookAllowPrivateNetworks: false,
+      webhookSecretGraceSeconds: 86400,
       pollIntervalMs: 1000,
     });
   });

@@ -14,6 +14,8 @@ export abstract class AppConfig {
   abstract readonly maxPayloadBytes: number;
   abstract readonly apiKeys: readonly string[];
   abstract readonly webhookAllowPrivateNetworks: boolean;
+  /** How long a rotated-out secret keeps signing beside the new one. */
+  abstract readonly webhookSecretGraceSeconds: number;
   abstract readonly pollIntervalMs: number;
 }
 
@@ -58,6 +60,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
         .filter(Boolean),
     ),
     webhookAllowPrivateNetworks: vars.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+    webhookSecretGraceSeconds: vars.WEBHOOK_SECRET_GRACE_SECONDS,
     pollIntervalMs: vars.POLL_INTERVAL_MS,
   });
 }

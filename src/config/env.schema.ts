@@ -92,6 +92,12 @@ export class EnvironmentVariables {
   WEBHOOK_ALLOW_PRIVATE_NETWORKS = false;
 
   @Transform(toNumber)
+  @IsInt({ message: 'WEBHOOK_SECRET_GRACE_SECONDS must be an integer' })
+  @Min(0)
+  @Max(30 * 24 * 3600)
+  WEBHOOK_SECRET_GRACE_SECONDS = 24 * 3600;
+
+  @Transform(toNumber)
   @IsInt({ message: 'POLL_INTERVAL_MS must be an integer' })
   @Min(10)
   @Max(10 * 60 * 1000)

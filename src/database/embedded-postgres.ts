@@ -66,6 +66,8 @@ function runningServer(dataDir: string): { pid: number; port: number } | undefin
 export async function startEmbeddedPostgres(options: {
   dataDir: string;
   persistent: boolean;
+  /** A fixed port (to restart a server where its clients expect it); default: a free one. */
+  port?: number;
   /** Extra server settings, e.g. fsync=off for throwaway test clusters. */
   settings?: Record<string, string>;
   onLog?: (line: unknown) => void;
@@ -82,7 +84,7 @@ export async function startEmbeddedPostgres(options: {
       stop: async () => void process.kill(orphan.pid, 'SIGINT'),
     };
   }
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const settings = { max_connections: '300', ...options.settings };
   const server = new EmbeddedPostgres({
     databaseDir: resolve(options.dataDir),

@@ -1,5 +1,5 @@
 import { Controller, Get, Query } from '@nestjs/common';
-import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { ApiErrors } from '../common/error-responses.js';
 import { toDeliveryJson } from '../deliveries/dto/delivery.dto.js';
 import { DeadLetterService } from './dead-letter.service.js';
@@ -11,6 +11,7 @@ import { DeadLetterCountDto, DeadLetterDto } from './dto/dead-letter.dto.js';
 export class DeadLetterController {
   constructor(private readonly deadLetter: DeadLetterService) {}
 
+  @ApiOperation({ summary: 'List dead-lettered deliveries with their messages' })
   @Get()
   @ApiOkResponse({ type: [DeadLetterDto], description: 'Dead deliveries, each with its message' })
   @ApiErrors(400)
@@ -28,6 +29,7 @@ export class DeadLetterController {
     }));
   }
 
+  @ApiOperation({ summary: 'Count dead-lettered deliveries' })
   @Get('count')
   @ApiOkResponse({ type: DeadLetterCountDto })
   @ApiErrors(400)

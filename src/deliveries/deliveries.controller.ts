@@ -1,7 +1,7 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
-import { ApiOkResponse, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiParam, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { ApiErrors } from '../common/error-responses.js';
-import { ParseIdPipe } from '../common/id.pipe.js';
+import { ParseBigIdPipe, ParseIdPipe } from '../common/id.pipe.js';
 import { PaginationDto } from '../common/pagination.dto.js';
 import { DeliveriesService } from './deliveries.service.js';
 import {
@@ -17,6 +17,7 @@ import { ListDeliveriesDto } from './dto/list-deliveries.dto.js';
 export class DeliveriesController {
   constructor(private readonly deliveries: DeliveriesService) {}
 
+  @ApiOperation({ summary: "List a webhook's deliveries" })
   @Get('webhooks/:id/deliveries')
   @ApiParam({ name: 'id', type: Number, description: 'webhook id' })
   @ApiOkResponse({ type: [DeliveryDto] })
@@ -28,12 +29,13 @@ export class DeliveriesController {
     return (await this.deliveries.listByWebhook(webhookId, query)).map(toDeliveryJson);
   }
 
+  @ApiOperation({ summary: "List a delivery's attempts" })
   @Get('deliveries/:id/attempts')
   @ApiParam({ name: 'id', type: Number, description: 'delivery id' })
   @ApiOkResponse({ type: [DeliveryAttemptDto], description: 'Every attempt, oldest first' })
   @ApiErrors(400, 404)
   async listAttempts(
-    @Param('id', ParseIdPipe) deliveryId: number,
+    @Param('id', ParseBigIdPipe) deliveryId: number,
     @Query() page: PaginationDto,
   ): Promise<DeliveryAttemptDto[]> {
     return (await this.deliveries.listAttempts(deliveryId, page)).map(toDeliveryAttemptJson);

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import axios, { AxiosInstance, isAxiosError } from 'axios';
 import { AppConfig } from '../config/app-config.js';
-import { webhookLookup } from '../security/ssrf-guard.js';
+import { webhookLookup, webhookUrlAddressProblem } from '../security/ssrf-guard.js';
 
 /** How much of a response body we keep with the attempt, for diagnosis. */
 export const RESPONSE_BODY_CAP_BYTES = 1024;
@@ -64,6 +64,19 @@ export class WebhookSender implements OnApplicationShutdown {
     const timeout = AbortSignal.timeout(this.config.deliveryTimeoutMs);
     const combined = AbortSignal.any([signal, timeout]);
     const elapsed = () => Math.round(performance.now() - started);
+    // node:net connects to an IP-literal host without calling the agent's lookup, so the SSRF
+    // guard checks those here (a URL registered while private networks were allowed, or by SQL).
+    const refused = webhookUrlAddressProblem(request.url, this.config.webhookAllowPrivateNetworks);
+    if (refused) {
+      return {
+        ok: false,
+        statusCode: null,
+        error: refused,
+        responseBody: null,
+        retryAfter: undefined,
+        durationMs: elapsed(),
+      };
+    }
     try {
       const response = await this.client.post<Readable>(request.url, request.body, {
         headers: { ...request.headers, 'user-agent': USER_AGENT },

@@ -1,8 +1,9 @@
 import { Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/common';
-import { ApiOkResponse, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiProperty, ApiTags, ApiOperation } from '@nestjs/swagger';
 import pg from 'pg';
 import { ApiErrors } from '../common/error-responses.js';
 import { PG_POOL } from '../database/database.module.js';
+import { Public } from '../security/public.decorator.js';
 
 class HealthDto {
   @ApiProperty({ example: 'ok' })
@@ -16,7 +17,9 @@ const HEALTH_TIMEOUT_MS = 2000;
 export class HealthController {
   constructor(@Inject(PG_POOL) private readonly pool: pg.Pool) {}
 
+  @ApiOperation({ summary: 'Check that the API and its database answer' })
   @Get()
+  @Public()
   @ApiOkResponse({ type: HealthDto, description: 'The database answers' })
   @ApiErrors(503)
   async check(): Promise<HealthDto> {

@@ -1,5 +1,5 @@
 import { Body, Controller, Param, Post } from '@nestjs/common';
-import { ApiCreatedResponse, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiParam, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { ApiErrors } from '../common/error-responses.js';
 import { MessageDto } from './dto/message.dto.js';
 import { PublishMessageDto } from './dto/publish-message.dto.js';
@@ -10,6 +10,7 @@ import { MessagesService } from './messages.service.js';
 export class MessagesController {
   constructor(private readonly messages: MessagesService) {}
 
+  @ApiOperation({ summary: 'Publish a message to a topic' })
   @Post()
   @ApiParam({ name: 'name', description: 'topic name' })
   @ApiCreatedResponse({ type: MessageDto })

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, Post, Query } from '@nestjs/common';
-import { ApiCreatedResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiOkResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { ApiErrors } from '../common/error-responses.js';
 import { PaginationDto } from '../common/pagination.dto.js';
 import { CreateTopicDto } from './dto/create-topic.dto.js';
@@ -11,6 +11,7 @@ import { TopicsService } from './topics.service.js';
 export class TopicsController {
   constructor(private readonly topics: TopicsService) {}
 
+  @ApiOperation({ summary: 'Create a topic' })
   @Post()
   @ApiCreatedResponse({ type: TopicDto })
   @ApiErrors(400, 409)
@@ -18,6 +19,7 @@ export class TopicsController {
     return toTopicJson(await this.topics.create(body.name));
   }
 
+  @ApiOperation({ summary: 'List topics' })
   @Get()
   @ApiOkResponse({ type: [TopicDto] })
   @ApiErrors(400)

@@ -4,8 +4,6 @@ import { randomBytes } from 'node:crypto';
 export const SECRET_PREFIX = 'whsec_';
 export const MIN_SECRET_BYTES = 24;
 const GENERATED_SECRET_BYTES = 32;
-/** How long a rotated-out secret keeps signing, so receivers can switch without a gap. */
-export const SECRET_ROTATION_GRACE_MS = 24 * 60 * 60 * 1000;
 
 export function generateSecret(): string {
   return SECRET_PREFIX + randomBytes(GENERATED_SECRET_BYTES).toString('base64');

@@ -5,6 +5,7 @@ import {
   ApiOkResponse,
   ApiParam,
   ApiTags,
+  ApiOperation,
 } from '@nestjs/swagger';
 import { ApiErrors } from '../common/error-responses.js';
 import { ParseIdPipe } from '../common/id.pipe.js';
@@ -23,6 +24,7 @@ import { WebhooksService } from './webhooks.service.js';
 export class WebhooksController {
   constructor(private readonly webhooks: WebhooksService) {}
 
+  @ApiOperation({ summary: 'Register a webhook (SSRF-checked) and get its secret' })
   @Post('webhooks')
   @ApiCreatedResponse({ type: CreatedWebhookDto })
   @ApiErrors(400, 404)
@@ -31,6 +33,7 @@ export class WebhooksController {
     return { ...toWebhookJson(webhook), secret: webhook.secret };
   }
 
+  @ApiOperation({ summary: "List a topic's webhooks (without secrets)" })
   @Get('topics/:id/webhooks')
   @ApiParam({ name: 'id', type: Number, description: 'topic id' })
   @ApiOkResponse({ type: [WebhookDto] })
@@ -42,6 +45,7 @@ export class WebhooksController {
     return (await this.webhooks.listByTopic(topicId, page)).map(toWebhookJson);
   }
 
+  @ApiOperation({ summary: 'Delete a webhook' })
   @Delete('webhooks/:id')
   @HttpCode(204)
   @ApiParam({ name: 'id', type: Number })
@@ -51,6 +55,7 @@ export class WebhooksController {
     await this.webhooks.delete(id);
   }
 
+  @ApiOperation({ summary: "Show a webhook's signing secret" })
   @Get('webhooks/:id/secret')
   @ApiParam({ name: 'id', type: Number })
   @ApiOkResponse({ type: WebhookSecretDto })
@@ -59,12 +64,15 @@ export class WebhooksController {
     return { secret: (await this.webhooks.getById(id)).secret };
   }
 
+  @ApiOperation({ summary: "Rotate a webhook's signing secret" })
   @Post('webhooks/:id/secret/rotate')
   @HttpCode(200)
   @ApiParam({ name: 'id', type: Number })
   @ApiOkResponse({
     type: WebhookSecretDto,
-    description: 'The new secret. The old one keeps signing, beside it, for 24 hours.',
+    description:
+      'The new secret. The old one keeps signing, beside it, for WEBHOOK_SECRET_GRACE_SECONDS ' +
+      '(default 24 hours), so receivers can switch without a gap.',
   })
   @ApiErrors(400, 404)
   async rotate(@Param('id', ParseIdPipe) id: number): Promise<WebhookSecretDto> {

@@ -2,11 +2,13 @@ import { BadRequestException, Injectable, NotFoundException } from '@nestjs/comm
 import { InjectRepository } from '@nestjs/typeorm';
 import { MoreThan, Repository } from 'typeorm';
 import { PaginationDto } from '../common/pagination.dto.js';
+import { AppConfig } from '../config/app-config.js';
 import { Webhook } from '../database/entities/webhook.entity.js';
 import { translatePgError } from '../database/pg-errors.js';
+import { webhookHostProblem } from '../security/ssrf-guard.js';
 import { TopicsService } from '../topics/topics.service.js';
 import { CreateWebhookDto } from './dto/create-webhook.dto.js';
-import { generateSecret, SECRET_ROTATION_GRACE_MS, secretKey } from './webhook-secret.js';
+import { generateSecret, secretKey } from './webhook-secret.js';
 import { webhookUrlProblem } from './webhook-url.js';
 
 @Injectable()
@@ -14,6 +16,7 @@ export class WebhooksService {
   constructor(
     @InjectRepository(Webhook) private readonly webhooks: Repository<Webhook>,
     private readonly topics: TopicsService,
+    private readonly config: AppConfig,
   ) {}
 
   async create(input: CreateWebhookDto): Promise<Webhook> {
@@ -23,6 +26,13 @@ export class WebhooksService {
       throw new BadRequestException('secret must be "whsec_" followed by base64 of 24 to 64 bytes');
     }
     await this.topics.getById(input.topic_id);
+    // The SSRF guard's registration check (the worker checks again at every connection). It
+    // runs last: it may wait on DNS, and a missing topic is the more useful answer.
+    const hostProblem = await webhookHostProblem(
+      new URL(input.url),
+      this.config.webhookAllowPrivateNetworks,
+    );
+    if (hostProblem) throw new BadRequestException(hostProblem);
     try {
       return await this.webhooks.save(
         this.webhooks.create({
@@ -58,16 +68,22 @@ export class WebhooksService {
     if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
   }
 
-  /** A new secret; the old one keeps signing, beside it, for SECRET_ROTATION_GRACE_MS. */
+  /**
+   * A new secret; the old one keeps signing, beside it, for WEBHOOK_SECRET_GRACE_SECONDS (the
+   * worker signs with previous_secret while previous_secret_expires_at > now()). Only one old
+   * secret is kept: rotating again within the grace period drops the oldest at once.
+   */
   async rotateSecret(id: number): Promise<string> {
     const webhook = await this.getById(id);
     const secret = generateSecret();
+    // The database's clock, the one the worker compares with; the grace is a validated integer.
+    const grace = Math.trunc(this.config.webhookSecretGraceSeconds);
     const result = await this.webhooks.update(
       { id, secret: webhook.secret },
       {
         secret,
         previousSecret: webhook.secret,
-        previousSecretExpiresAt: new Date(Date.now() + SECRET_ROTATION_GRACE_MS),
+        previousSecretExpiresAt: () => `now() + make_interval(secs => ${grace})`,
       },
     );
     if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);

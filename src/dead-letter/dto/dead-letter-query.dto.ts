@@ -1,23 +1,25 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiPropertyOptional, IntersectionType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
 import { PaginationDto } from '../../common/pagination.dto.js';
 
+/** An optional integer-id filter in the query string (topic and webhook ids are int4). */
+const OptionalIdFilter = () =>
+  applyDecorators(
+    ApiPropertyOptional({ minimum: 1, maximum: 2147483647 }),
+    IsOptional(),
+    Type(() => Number),
+    IsInt(),
+    Min(1),
+    Max(2147483647),
+  );
+
 export class DeadLetterFilterDto {
-  @ApiPropertyOptional()
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(2147483647)
+  @OptionalIdFilter()
   topic_id?: number;
 
-  @ApiPropertyOptional()
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(2147483647)
+  @OptionalIdFilter()
   webhook_id?: number;
 }
 

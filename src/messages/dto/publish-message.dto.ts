@@ -7,6 +7,8 @@ export class PublishMessageDto {
     description:
       'Messages with the same key are delivered in order. 1-255 printable ASCII characters, no spaces.',
     pattern: PARTITION_KEY_PATTERN,
+    minLength: 1,
+    maxLength: 255,
     example: 'user-42',
   })
   @IsString()
@@ -16,7 +18,10 @@ export class PublishMessageDto {
   partition_key: string;
 
   @ApiProperty({
-    description: 'Any JSON value; POSTed as the request body to every webhook of the topic',
+    description:
+      'Any JSON value; POSTed as the request body to every webhook of the topic. At most ' +
+      'MAX_PAYLOAD_BYTES (default 1 MiB) as JSON (else 413), nested at most 64 levels, ' +
+      'no \\u0000 in strings (else 400).',
     example: { event: 'order.created', order_id: 1001 },
   })
   @IsDefined({ message: 'payload is required' })

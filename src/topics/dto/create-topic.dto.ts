@@ -6,6 +6,8 @@ export class CreateTopicDto {
   @ApiProperty({
     description: 'Letters, digits, ".", "_" and "-"; starts with a letter or digit; 1-200 chars',
     pattern: TOPIC_NAME_PATTERN,
+    minLength: 1,
+    maxLength: 200,
     example: 'orders',
   })
   @IsString()
