@@ -13,6 +13,7 @@ import {
   CLAIM_LINES,
   ClaimedLine,
   RECORD_ATTEMPT,
+  RecordedAttempt,
   RELEASE_LEASES,
   RENEW_LEASE,
   SKIP_MISSING_HEAD,
@@ -38,6 +39,13 @@ interface Job {
 
 const CLAIM_RETRY_BASE_MS = 100;
 const CLAIM_RETRY_MAX_MS = 10_000;
+
+/**
+ * How many heads of one line a worker delivers in a row before it hands the line back to the
+ * claim queue: enough to save the claim round trip on a busy line, few enough that other due
+ * lines still get their turn.
+ */
+const HEADS_IN_A_ROW = 20;
 
 /**
  * A named (server-side prepared) statement: PostgreSQL parses it once per connection and, after
@@ -146,12 +154,21 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     });
   }
 
+  /** Delivers the claimed line's head, then the next ones while RECORD_ATTEMPT keeps the line. */
   private async run(job: Job): Promise<void> {
+    for (let inARow = 1; ; inARow++) {
+      const next = await this.deliverHead(job, inARow < HEADS_IN_A_ROW);
+      if (!next) return;
+      job.line = next; // the same lease token, renewed by RECORD_ATTEMPT
+    }
+  }
+
+  private async deliverHead(job: Job, keep: boolean): Promise<ClaimedLine | undefined> {
     const { line } = job;
     try {
       if (line.delivery_id === null || line.message_id === null || line.body === null) {
         await this.skipMissingHead(job);
-        return;
+        return undefined;
       }
       const attempt = (line.attempts ?? 0) + 1;
       const timestamp = Math.floor(Date.now() / 1000);
@@ -181,14 +198,15 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
         this.logger.warn(
           `${describe(line, attempt)}: result dropped, ${job.lost ? 'lease lost to another worker' : 'released at shutdown'}`,
         );
-        return;
+        return undefined;
       }
-      await this.record(job, attempt, startedAt, result);
+      return await this.record(job, attempt, startedAt, result, keep && this.running);
     } catch (error) {
       // A bug, not a delivery failure: the lease lapses and another claim retries the head.
       this.logger.error(
         `${describe(line)}: unexpected error: ${(error as Error).stack ?? String(error)}`,
       );
+      return undefined;
     }
   }
 
@@ -197,7 +215,8 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     attempt: number,
     startedAt: Date,
     result: WebhookResult,
-  ): Promise<void> {
+    keep: boolean,
+  ): Promise<ClaimedLine | undefined> {
     const { line } = job;
     const outcome: Outcome = result.ok
       ? 'delivered'
@@ -225,17 +244,19 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       startedAt.toISOString(),
       result.durationMs,
       result.responseBody === null ? null : result.responseBody.replace(/\0/g, ''),
+      keep,
+      this.leaseMs,
     ];
+    const sentAt = Date.now();
     const fenced = await this.withRetries(job, 'record attempt', () =>
-      this.pool.query<{ fenced: boolean; recorded: number }>(
-        prepared('pgwq_record_attempt', RECORD_ATTEMPT, params),
-      ),
+      this.pool.query<RecordedAttempt>(prepared('pgwq_record_attempt', RECORD_ATTEMPT, params)),
     );
-    if (fenced === undefined) return;
+    if (fenced === undefined) return undefined;
     const what = `${describe(line, attempt)}: ${result.ok ? `HTTP ${result.statusCode}` : result.error} in ${result.durationMs} ms`;
-    if (!fenced.rows[0]?.fenced) {
+    const row = fenced.rows[0];
+    if (!row?.fenced) {
       this.logger.warn(`${what}; result dropped, lease lost to another worker`);
-      return;
+      return undefined;
     }
     if (outcome === 'delivered') {
       this.logger.debug(what);
@@ -246,6 +267,9 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       // Other workers find it by polling; this one wakes right on time.
       this.later(delay * 1000, () => this.wake());
     }
+    if (row.lease_token === null) return undefined;
+    job.leaseDeadline = sentAt + this.leaseMs;
+    return row as ClaimedLine;
   }
 
   private async skipMissingHead(job: Job): Promise<void> {

@@ -82,7 +82,8 @@ RETURNING 1
 `;
 
 /**
- * Record one attempt's outcome in one statement, fenced by the lease token.
+ * Record one attempt's outcome in one statement, fenced by the lease token, and, when asked,
+ * keep the line and return its next head in the same round trip.
  *
  * $4 is the delivery's new status: 'delivered' or 'dead' finish the head and move the line to
  * head + 1; 'pending' keeps the head and makes the line due again in $5 seconds (the backoff).
@@ -91,6 +92,15 @@ RETURNING 1
  * deliveries: a producer's trigger holds this row's lock until it commits, so this UPDATE waits
  * for it and then re-reads the row with the new tail. A subquery would have been planned on the
  * older snapshot and could park the line while a new message waits (a lost wakeup).
+ *
+ * $13 = true (the worker has run fewer than its limit of heads in a row on this line) and a
+ * finished head with more behind it: the line stays leased to the same token for a fresh $14 ms
+ * and the next head comes back in the claim's columns, so a busy line costs one statement per
+ * message instead of a record plus a claim. The head is still the line row's own
+ * head_sequence. As with a claim, the row may be a version committed after this statement's
+ * snapshot, so the next head's delivery can be missing from the join: the caller then goes the
+ * SKIP_MISSING_HEAD way, which re-checks in a fresh snapshot and releases the line if it exists.
+ * Otherwise the line is released as before (due now if there is more, idle if not).
  *
  * The delivery update and the attempt insert happen only when the line update matched (the
  * EXISTS on the `line` CTE), so a worker that lost its lease changes nothing.
@@ -101,12 +111,17 @@ WITH line AS (
   SET head_sequence = CASE WHEN $4::text = 'pending' THEN head_sequence ELSE head_sequence + 1 END,
       next_attempt_at = CASE
         WHEN $4::text = 'pending' THEN now() + make_interval(secs => $5::double precision)
+        WHEN head_sequence + 1 <= tail_sequence AND $13::boolean
+          THEN now() + make_interval(secs => $14::double precision / 1000)
         WHEN head_sequence + 1 <= tail_sequence THEN now()
         ELSE NULL
       END,
-      lease_token = NULL
+      lease_token = CASE
+        WHEN $4::text <> 'pending' AND head_sequence + 1 <= tail_sequence AND $13::boolean
+          THEN lease_token
+      END
   WHERE webhook_id = $1 AND partition_key = $2 AND lease_token = $3
-  RETURNING 1
+  RETURNING webhook_id, partition_key, topic_id, head_sequence, lease_token
 ), delivery AS (
   UPDATE deliveries
   SET status = $4::text,
@@ -126,8 +141,40 @@ WITH line AS (
   SELECT id, $7::int, $10::timestamptz, $11::int, $8::int, $9::text, $12::text FROM delivery
   RETURNING 1
 )
-SELECT EXISTS (SELECT 1 FROM line) AS fenced, (SELECT count(*) FROM attempt)::int AS recorded
+SELECT EXISTS (SELECT 1 FROM line) AS fenced,
+       (SELECT count(*) FROM attempt)::int AS recorded,
+       n.*
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+  SELECT c.webhook_id,
+         c.partition_key,
+         c.head_sequence::text AS sequence,
+         c.lease_token,
+         d.id::text AS delivery_id,
+         d.message_id::text AS message_id,
+         d.attempts,
+         m.payload::text AS body,
+         w.url,
+         w.secret,
+         CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
+         t.name AS topic
+  FROM line c
+  JOIN webhooks w ON w.id = c.webhook_id
+  JOIN topics t ON t.id = c.topic_id
+  LEFT JOIN deliveries d
+    ON d.webhook_id = c.webhook_id
+   AND d.partition_key = c.partition_key
+   AND d.sequence = c.head_sequence
+   AND d.status = 'pending'
+  LEFT JOIN messages m ON m.id = d.message_id
+  WHERE c.lease_token IS NOT NULL
+) AS n ON true
 `;
+
+/** One row of RECORD_ATTEMPT: the claim's columns are null unless the line was kept. */
+export type RecordedAttempt = { fenced: boolean; recorded: number } & (
+  ClaimedLine | { [K in keyof ClaimedLine]: null }
+);
 
 /**
  * The head delivery is gone (its message was deleted): move the line on, fenced, with the same
