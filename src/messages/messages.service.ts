@@ -1,16 +1,14 @@
-import { Injectable, PayloadTooLargeException } from '@nestjs/common';
+import { Injectable, NotFoundException, PayloadTooLargeException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
 import { translatePgError } from '../database/pg-errors.js';
-import { TopicsService } from '../topics/topics.service.js';
 import { MessageDto } from './dto/message.dto.js';
 
 @Injectable()
 export class MessagesService {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
-    private readonly topics: TopicsService,
     private readonly config: AppConfig,
   ) {}
 
@@ -26,17 +24,21 @@ export class MessagesService {
         `payload is ${size} bytes; the limit is MAX_PAYLOAD_BYTES=${this.config.maxPayloadBytes}`,
       );
     }
-    const topic = await this.topics.getByName(topicName);
     try {
-      const [row] = await this.db.query<{ id: string; sequence: string; created_at: Date }[]>(
+      // The topic lookup rides in the INSERT: one round trip per publish.
+      const rows = await this.db.query<
+        { id: string; topic_id: number; sequence: string; created_at: Date }[]
+      >(
         `INSERT INTO messages (topic_id, partition_key, payload)
-         VALUES ($1, $2, $3::jsonb)
-         RETURNING id, sequence, created_at`,
-        [topic.id, partitionKey, json],
+         SELECT id, $2, $3::jsonb FROM topics WHERE name = $1
+         RETURNING id, topic_id, sequence, created_at`,
+        [topicName, partitionKey, json],
       );
+      if (rows.length === 0) throw new NotFoundException(`topic "${topicName}" does not exist`);
+      const [row] = rows;
       return {
         id: Number(row.id),
-        topic_id: topic.id,
+        topic_id: row.topic_id,
         partition_key: partitionKey,
         sequence: Number(row.sequence),
         created_at: row.created_at.toISOString(),
