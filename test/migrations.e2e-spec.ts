@@ -39,6 +39,7 @@ describe('migrations', () => {
     expect(applied.map((m) => m.name)).toEqual([
       'InitialSchema1795633463586',
       'MessageTriggers1795633463587',
+      'SequenceRuns1795633463589',
     ]);
     expect(await pendingSchemaChanges()).toEqual([]);
     expect(await dataSource.runMigrations()).toEqual([]);

@@ -1,5 +1,10 @@
 import { InitialSchema1795633463586 } from './1795633463586-InitialSchema.js';
 import { MessageTriggers1795633463587 } from './1795633463587-MessageTriggers.js';
+import { SequenceRuns1795633463589 } from './1795633463589-SequenceRuns.js';
 
 /** Every migration, in order. A new one (npm run migration:generate --name=X) is added here. */
-export const MIGRATIONS = [InitialSchema1795633463586, MessageTriggers1795633463587];
+export const MIGRATIONS = [
+  InitialSchema1795633463586,
+  MessageTriggers1795633463587,
+  SequenceRuns1795633463589,
+];
