@@ -39,7 +39,8 @@ describe('migrations', () => {
     expect(applied.map((m) => m.name)).toEqual([
       'InitialSchema1795633463586',
       'MessageTriggers1795633463587',
-      'NotifyOnWake1795633463588',
+      'SequenceRuns1795633463589',
+      'NotifyOnWake1795633463590',
     ]);
     expect(await pendingSchemaChanges()).toEqual([]);
     expect(await dataSource.runMigrations()).toEqual([]);

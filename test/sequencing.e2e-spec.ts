@@ -186,6 +186,52 @@ describe('message trigger: sequences and fan-out', () => {
     expect(Number(deliveries.rows[0].n)).toBe(2 * 10003);
   });
 
+  it('numbers interleaved partitions in one statement, across statements and savepoints', async () => {
+    const topic = await createTopic(db.pool);
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(
+        `INSERT INTO messages (topic_id, partition_key, payload)
+         SELECT $1, k, '{}' FROM unnest(ARRAY['a','a','b','a','b','b','a','a']) k`,
+        [topic.id],
+      );
+      await insertMessage(client, topic.id, 'a');
+      await client.query('SAVEPOINT s');
+      await client.query(
+        `INSERT INTO messages (topic_id, partition_key, payload)
+         SELECT $1, 'b', '{}' FROM generate_series(1, 3)`,
+        [topic.id],
+      );
+      await client.query('ROLLBACK TO SAVEPOINT s');
+      await insertMessage(client, topic.id, 'b');
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    expect(await sequences(topic.id, 'a')).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(await sequences(topic.id, 'b')).toEqual([1, 2, 3, 4]);
+    expect((await insertMessage(db.pool, topic.id, 'a')).sequence).toBe(7);
+    expect((await insertMessage(db.pool, topic.id, 'b')).sequence).toBe(5);
+  });
+
+  it('numbers 20,000 rows of one partition in one INSERT … SELECT', async () => {
+    const topic = await createTopic(db.pool);
+    await db.pool.query(
+      `INSERT INTO messages (topic_id, partition_key, payload)
+       SELECT $1, 'bulk', jsonb_build_object('g', g) FROM generate_series(1, 20000) g`,
+      [topic.id],
+    );
+    const { rows } = await db.pool.query(
+      `SELECT count(*)::int AS n, min(sequence)::int AS lo, max(sequence)::int AS hi,
+              bool_and((payload->>'g')::int = sequence) AS in_order
+       FROM messages WHERE topic_id = $1`,
+      [topic.id],
+    );
+    expect(rows[0]).toEqual({ n: 20000, lo: 1, hi: 20000, in_order: true });
+    expect((await insertMessage(db.pool, topic.id, 'bulk')).sequence).toBe(20001);
+  });
+
   it('gives a webhook created later only the messages inserted after it', async () => {
     const topic = await createTopic(db.pool);
     await insertMessage(db.pool, topic.id, 'k');

@@ -27,7 +27,9 @@ describe('sql/notify_trigger.sql', () => {
       const fromMigrations = await installed(client);
       expect(fromMigrations.functions.map((f) => f.name)).toEqual([
         'pgwq_assign_sequence',
+        'pgwq_end_sequence_run',
         'pgwq_fan_out',
+        'pgwq_flush_sequence_run',
       ]);
       await client.query('BEGIN');
       await client.query(

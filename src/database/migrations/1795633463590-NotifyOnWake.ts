@@ -9,8 +9,8 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  * producers: from about 0.4x to about 0.68x of a plain INSERT into an unindexed table.
  * sql/notify_trigger.sql is updated to match.
  */
-export class NotifyOnWake1795633463588 implements MigrationInterface {
-  name = 'NotifyOnWake1795633463588';
+export class NotifyOnWake1795633463590 implements MigrationInterface {
+  name = 'NotifyOnWake1795633463590';
 
   public async up(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`
