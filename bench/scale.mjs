@@ -5,12 +5,10 @@
 // worker's peak RSS.
 //
 // Both backlogs spread over the same 10,000 partitions, so the claim sees the same number of
-// lines and only the pending deliveries grow (1 vs 100 per line). Fewer, fuller partitions in ONE
-// statement hit a limit of the per-row sequence trigger: each row updates its partition's
-// counter row again inside the same transaction, the row's update chain grows by one version
-// each time and every lookup walks it, so one statement with k rows for one key costs O(k²)
-// (10,000 rows in 10 keys: 17k rows/s; 40,000 in 10 keys: 10k rows/s; 1,000,000 in 100 keys
-// did not finish in 5 minutes).
+// lines and only the pending deliveries grow (1 vs 100 per line). (Before the SequenceRuns
+// migration, fewer and fuller partitions in ONE statement were quadratic in rows per key: each
+// row updated its partition's counter row again in the same transaction and every lookup walked
+// the growing version chain; 1,000,000 rows over 100 keys did not finish in 5 minutes.)
 import { ours } from './systems/index.mjs';
 import { createDatabase, now, peakRssMiB, until } from './lib/util.mjs';
 import { claimQueryMs } from './claim.mjs';
