@@ -1,4 +1,5 @@
-// `npm run bench` (quick, about 5 minutes on 2 cores) and `npm run bench -- --full`.
+// `npm run bench` (quick: 3 rounds, about 13 minutes on 2 shared cores, most of it pg-boss
+// running into its deadlines) and `npm run bench -- --full` (20,000-message runs and scale).
 //
 // Builds the project, starts its own PostgreSQL (DATABASE_URL, else an embedded one in a temp
 // dir) and a receiver process, then runs every scenario for each system in turn, round after
