@@ -13,6 +13,40 @@ export const NOTIFY_CHANNEL = 'pgwq_deliveries';
 export const LISTEN = `LISTEN ${NOTIFY_CHANNEL}`;
 
 /**
+ * The head delivery of each line in `lines` (a CTE of leased delivery_lines rows) with everything
+ * needed to POST it.
+ *
+ * - The head delivery is a unique-index lookup on (webhook_id, partition_key, sequence). It is
+ *   LEFT joined: when it is missing (its message was deleted, or it committed after this
+ *   statement's snapshot) the caller handles the line with SKIP_MISSING_HEAD.
+ * - payload::text is the stored JSON exactly as PostgreSQL prints it: the signed body.
+ * - previous_secret only while its grace period lasts.
+ */
+const headOfLines = (lines: string) => `
+SELECT c.webhook_id,
+       c.partition_key,
+       c.head_sequence::text AS sequence,
+       c.lease_token,
+       d.id::text AS delivery_id,
+       d.message_id::text AS message_id,
+       d.attempts,
+       m.payload::text AS body,
+       w.url,
+       w.secret,
+       CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
+       t.name AS topic
+FROM ${lines} c
+JOIN webhooks w ON w.id = c.webhook_id
+JOIN topics t ON t.id = c.topic_id
+LEFT JOIN deliveries d
+  ON d.webhook_id = c.webhook_id
+ AND d.partition_key = c.partition_key
+ AND d.sequence = c.head_sequence
+ AND d.status = 'pending'
+LEFT JOIN messages m ON m.id = d.message_id
+`;
+
+/**
  * Claim up to $1 due lines for a lease of $2 milliseconds, and return each line's head delivery
  * with everything needed to POST it.
  *
@@ -24,10 +58,7 @@ export const LISTEN = `LISTEN ${NOTIFY_CHANNEL}`;
  *   it. The outer WHERE repeats it for the same reason. The head is head_sequence on that same
  *   row, so no subquery over deliveries can pick a stale head.
  * - A fresh lease_token per line is the fence every later write must match.
- * - The head delivery is a unique-index lookup on (webhook_id, partition_key, sequence). It is
- *   LEFT joined: when it is missing (its message was deleted) the caller advances the line.
- * - payload::text is the stored JSON exactly as PostgreSQL prints it: the signed body.
- * - previous_secret only while its grace period lasts.
+ * - Then the head of each claimed line (headOfLines).
  */
 export const CLAIM_LINES = `
 WITH claimed AS (
@@ -47,28 +78,7 @@ WITH claimed AS (
     AND l.next_attempt_at <= now()
   RETURNING l.webhook_id, l.partition_key, l.topic_id, l.head_sequence, l.lease_token
 )
-SELECT c.webhook_id,
-       c.partition_key,
-       c.head_sequence::text AS sequence,
-       c.lease_token,
-       d.id::text AS delivery_id,
-       d.message_id::text AS message_id,
-       d.attempts,
-       m.payload::text AS body,
-       w.url,
-       w.secret,
-       CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
-       t.name AS topic
-FROM claimed c
-JOIN webhooks w ON w.id = c.webhook_id
-JOIN topics t ON t.id = c.topic_id
-LEFT JOIN deliveries d
-  ON d.webhook_id = c.webhook_id
- AND d.partition_key = c.partition_key
- AND d.sequence = c.head_sequence
- AND d.status = 'pending'
-LEFT JOIN messages m ON m.id = d.message_id
-`;
+${headOfLines('claimed')}`;
 
 /**
  * Extend a lease we still hold ($4 ms from now). No row back = the token is gone: another
@@ -146,27 +156,7 @@ SELECT EXISTS (SELECT 1 FROM line) AS fenced,
        n.*
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
-  SELECT c.webhook_id,
-         c.partition_key,
-         c.head_sequence::text AS sequence,
-         c.lease_token,
-         d.id::text AS delivery_id,
-         d.message_id::text AS message_id,
-         d.attempts,
-         m.payload::text AS body,
-         w.url,
-         w.secret,
-         CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
-         t.name AS topic
-  FROM line c
-  JOIN webhooks w ON w.id = c.webhook_id
-  JOIN topics t ON t.id = c.topic_id
-  LEFT JOIN deliveries d
-    ON d.webhook_id = c.webhook_id
-   AND d.partition_key = c.partition_key
-   AND d.sequence = c.head_sequence
-   AND d.status = 'pending'
-  LEFT JOIN messages m ON m.id = d.message_id
+  ${headOfLines('line')}
   WHERE c.lease_token IS NOT NULL
 ) AS n ON true
 `;
