@@ -168,6 +168,12 @@ function check(addresses: readonly LookupAddress[]): WebhookAddressRefusedError 
   return undefined;
 }
 
+/** Why an IP-literal host is refused; undefined for an allowed address or a host name. */
+function literalHostProblem(host: string): string | undefined {
+  const family = isIP(host);
+  return family ? check([{ address: host, family }])?.message : undefined;
+}
+
 /** A URL's host without the brackets of an IPv6 literal. */
 export function urlHost(url: URL): string {
   return url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -194,7 +200,7 @@ export async function webhookHostProblem(
 ): Promise<string | undefined> {
   if (allowPrivateNetworks) return undefined;
   const host = urlHost(url);
-  if (isIP(host)) return check([{ address: host, family: isIP(host) }])?.message;
+  if (isIP(host)) return literalHostProblem(host);
   let timer: NodeJS.Timeout | undefined;
   try {
     const addresses = await Promise.race([
@@ -273,5 +279,5 @@ export function webhookUrlAddressProblem(
   } catch {
     return 'url is not a valid URL';
   }
-  return isIP(host) ? check([{ address: host, family: isIP(host) }])?.message : undefined;
+  return literalHostProblem(host);
 }
