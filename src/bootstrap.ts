@@ -16,20 +16,17 @@ export function loadDotEnv(): void {
 }
 
 /**
- * Reads `.env` when present (variables already set win) and validates the result. Only the
- * all-in-one `npm start` may run without DATABASE_URL, because it brings its own database.
+ * Reads `.env` when present (variables already set win) and validates the result for the API
+ * and the worker, which need DATABASE_URL (only `npm start` brings its own database).
  */
-export function loadEnvironment(
-  options: { requireDatabaseUrl: boolean } = { requireDatabaseUrl: true },
-): { env: Env; config: AppConfig } {
+export function loadEnvironment(): Env {
   loadDotEnv();
-  const config = loadConfig(process.env);
-  if (options.requireDatabaseUrl && !config.databaseUrl) {
+  if (!loadConfig(process.env).databaseUrl) {
     throw new ConfigError(
       'DATABASE_URL is not set (only `npm start` starts an embedded PostgreSQL by itself)',
     );
   }
-  return { env: process.env, config };
+  return process.env;
 }
 
 /** Prints a start-up failure as one readable line (no stack for bad config) and exits 1. */

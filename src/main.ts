@@ -1,8 +1,7 @@
 import { exitOnStartupError, loadEnvironment, startApi } from './bootstrap.js';
 
 try {
-  const { env } = loadEnvironment();
-  await startApi(env);
+  await startApi(loadEnvironment());
 } catch (error) {
   exitOnStartupError('api', error);
 }

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { resolve } from 'node:path';
-import { exitOnStartupError, loadDotEnv, loadEnvironment, startApi } from './bootstrap.js';
+import { exitOnStartupError, loadDotEnv, startApi } from './bootstrap.js';
+import { loadConfig } from './config/app-config.js';
 import { startEmbeddedPostgres } from './database/embedded-postgres.js';
 import { runMigrations } from './database/migrate.js';
 
@@ -15,14 +16,15 @@ async function main() {
   // WEBHOOK_ALLOW_PRIVATE_NETWORKS=false (e.g. from .env.example) is honoured by npm start too.
   loadDotEnv();
   process.env.WEBHOOK_ALLOW_PRIVATE_NETWORKS ??= 'true';
-  let { env, config } = loadEnvironment({ requireDatabaseUrl: false });
+  const config = loadConfig(process.env);
+  let databaseUrl = config.databaseUrl;
   if (config.webhookAllowPrivateNetworks) {
     logger.warn(
       'WEBHOOK_ALLOW_PRIVATE_NETWORKS=true: webhooks may point at localhost and private networks ' +
         '(the default of npm start only; node dist/main and the containers refuse them)',
     );
   }
-  if (!config.databaseUrl) {
+  if (!databaseUrl) {
     const dataDir = resolve('.data', 'postgres');
     logger.log(
       `DATABASE_URL is not set: starting an embedded PostgreSQL with its data in ${dataDir}`,
@@ -32,13 +34,13 @@ async function main() {
       persistent: true,
       onLog: (line) => String(line).startsWith('reusing') && logger.log(String(line)),
     });
-    process.env.DATABASE_URL = db.url;
-    ({ env, config } = loadEnvironment());
+    databaseUrl = db.url;
+    process.env.DATABASE_URL = databaseUrl;
     logger.log(`embedded PostgreSQL is up: ${db.url}`);
   }
-  const applied = await runMigrations(config.databaseUrl!);
+  const applied = await runMigrations(databaseUrl);
   logger.log(applied.length ? `applied migrations: ${applied.join(', ')}` : 'schema is up to date');
-  await startApi(env, { withWorker: true, role: 'local' });
+  await startApi(process.env, { withWorker: true, role: 'local' });
 }
 
 main().catch((error) => exitOnStartupError('local', error));

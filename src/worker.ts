@@ -1,8 +1,7 @@
 import { exitOnStartupError, loadEnvironment, startWorker } from './bootstrap.js';
 
 try {
-  const { env } = loadEnvironment();
-  await startWorker(env);
+  await startWorker(loadEnvironment());
 } catch (error) {
   exitOnStartupError('worker', error);
 }
