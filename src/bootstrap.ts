@@ -5,6 +5,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule, Env, WorkerModule } from './app.module.js';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config.js';
 import { configureApp } from './configure-app.js';
+import { apiExposureProblem, listenUrl } from './security/api-exposure.js';
 
 /** Reads `.env` into process.env when present; variables already set win. */
 export function loadDotEnv(): void {
@@ -49,6 +50,8 @@ export async function startApi(
   options: { withWorker?: boolean; role?: string } = {},
 ): Promise<NestExpressApplication> {
   const role = options.role ?? 'api';
+  const exposure = apiExposureProblem(loadConfig(env));
+  if (exposure) throw new ConfigError(exposure);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(env, options), {
     logger: createLogger(role),
     bodyParser: false,
@@ -56,9 +59,10 @@ export async function startApi(
   });
   app.enableShutdownHooks([], { useProcessExit: true });
   configureApp(app);
-  const { port } = app.get(AppConfig);
-  await app.listen(port);
-  const url = `http://localhost:${port}`;
+  const config = app.get(AppConfig);
+  if (config.apiListenAddress) await app.listen(config.port, config.apiListenAddress);
+  else await app.listen(config.port);
+  const url = listenUrl(config);
   new Logger('Bootstrap').log(`API listening on ${url} (OpenAPI UI ${url}/docs)`);
   return app;
 }

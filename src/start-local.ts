@@ -8,7 +8,8 @@ import { runMigrations } from './database/migrate.js';
 /**
  * `npm start`: the all-in-one for a new user. Without DATABASE_URL it starts an embedded
  * PostgreSQL with its data in .data/, then migrates, serves the API and runs one worker.
- * Receivers on localhost are the usual first test, so private networks are allowed by default.
+ * Receivers on localhost are the usual first test, so private networks are allowed by default;
+ * the API listens on 127.0.0.1 by default, where it may stay open (no API_KEYS).
  */
 async function main() {
   const logger = new Logger('start');
@@ -16,6 +17,8 @@ async function main() {
   // WEBHOOK_ALLOW_PRIVATE_NETWORKS=false (e.g. from .env.example) is honoured by npm start too.
   loadDotEnv();
   process.env.WEBHOOK_ALLOW_PRIVATE_NETWORKS ??= 'true';
+  // Only this machine can reach it unless told otherwise, so it may run without API keys.
+  process.env.API_LISTEN_ADDRESS ??= '127.0.0.1';
   const config = loadConfig(process.env);
   let databaseUrl = config.databaseUrl;
   if (config.webhookAllowPrivateNetworks) {

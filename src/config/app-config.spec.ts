@@ -1,5 +1,9 @@
 import { ConfigError, loadConfig } from './app-config.js';
 
+// What `node -e "…randomBytes(32).toString('base64url')"` prints, and `openssl rand -hex 16`.
+const KEY_A = 'Jx3kP0qL9vW2mZ8tR5yB7nC1dF4gH6sA0eU2iO9pQ3w';
+const KEY_B = '9f86d081884c7d659a2feaa0c55ad015';
+
 describe('loadConfig', () => {
   it('gives the defaults of DESIGN §6 for an empty environment', () => {
     expect(loadConfig({})).toEqual({
@@ -12,6 +16,12 @@ describe('loadConfig', () => {
       deliveryTimeoutMs: 10000,
       maxPayloadBytes: 1048576,
       apiKeys: [],
+      apiOpen: false,
+      apiListenAddress: undefined,
+      apiRequestTimeoutMs: 30000,
+      apiKeepAliveTimeoutMs: 65000,
+      apiMaxConnections: 1000,
+      maxWebhooksPerTopic: 100,
       webhookAllowPrivateNetworks: false,
       webhookSecretGraceSeconds: 86400,
       pollIntervalMs: 1000,
@@ -28,7 +38,11 @@ describe('loadConfig', () => {
       WORKER_CONCURRENCY: '4',
       DELIVERY_TIMEOUT_MS: '2500',
       MAX_PAYLOAD_BYTES: '2048',
-      API_KEYS: 'key-aaaaaaaaaaaaaaaa, key-bbbbbbbbbbbbbbbb',
+      API_KEYS: `${KEY_A}, ${KEY_B}`,
+      API_OPEN: 'true',
+      API_LISTEN_ADDRESS: '::1',
+      API_REQUEST_TIMEOUT_MS: '5000',
+      MAX_WEBHOOKS_PER_TOPIC: '7',
       WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
       POLL_INTERVAL_MS: '250',
     });
@@ -37,7 +51,11 @@ describe('loadConfig', () => {
       port: 9000,
       maxRetries: 3,
       backoffFactor: 0.2,
-      apiKeys: ['key-aaaaaaaaaaaaaaaa', 'key-bbbbbbbbbbbbbbbb'],
+      apiKeys: [KEY_A, KEY_B],
+      apiOpen: true,
+      apiListenAddress: '::1',
+      apiRequestTimeoutMs: 5000,
+      maxWebhooksPerTopic: 7,
       webhookAllowPrivateNetworks: true,
       pollIntervalMs: 250,
     });
@@ -54,7 +72,9 @@ describe('loadConfig', () => {
     ['BACKOFF_FACTOR', 'fast'],
     ['WORKER_CONCURRENCY', '0'],
     ['WEBHOOK_ALLOW_PRIVATE_NETWORKS', 'maybe'],
-    ['API_KEYS', 'short'],
+    ['API_LISTEN_ADDRESS', '0.0.0.0.0'],
+    ['API_REQUEST_TIMEOUT_MS', '10'],
+    ['MAX_WEBHOOKS_PER_TOPIC', '0'],
   ])('refuses %s=%s with one line naming the variable', (name, value) => {
     let error: unknown;
     try {
@@ -67,5 +87,26 @@ describe('loadConfig', () => {
     expect(message.split('\n')).toHaveLength(1);
     expect(message).toContain(name);
     expect(message).toContain(JSON.stringify(value));
+  });
+});
+
+describe('API key strength', () => {
+  it.each([
+    ['16 characters of anything', 'aaaaaaaaaaaaaaaa', /at least 32/],
+    ['a long key of few characters', 'a'.repeat(40), /different characters/],
+    ['a word repeated', 'changeme'.repeat(5), /different characters/],
+    ['non-ASCII, which no client can send', 'ключ-'.repeat(8) + 'abcdefghij', /printable ASCII/],
+  ])('refuses %s at start, naming the key by position only', (_what, key, why) => {
+    let error: unknown;
+    try {
+      loadConfig({ API_KEYS: `${KEY_A},${key}` });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toMatch(/^invalid configuration: API_KEYS key 2 of 2 /);
+    expect(message).toMatch(why);
+    expect(message).not.toContain(key);
   });
 });
