@@ -5,9 +5,11 @@ import {
   ValidationPipe,
 } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NextFunction, Request, Response } from 'express';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { bodyLimit } from './common/body-limit.middleware.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
+import { jsonOnly } from './common/json-only.middleware.js';
 import { AppConfig } from './config/app-config.js';
 import { PUBLIC_EXTENSION } from './security/public.decorator.js';
 
@@ -85,6 +87,7 @@ export function configureApp(app: NestExpressApplication): void {
   // before they are parsed (bodyLimit answers at once; body-parser would first drain the body).
   const limit = config.maxPayloadBytes + REQUEST_OVERHEAD_BYTES;
   app.use(bodyLimit(limit));
+  app.use(jsonOnly);
   app.useBodyParser('json', { limit });
   app.useGlobalPipes(
     new BodyAndQueryValidationPipe({
@@ -98,6 +101,13 @@ export function configureApp(app: NestExpressApplication): void {
   app.useGlobalFilters(new HttpExceptionFilter());
   app.set('x-powered-by', false);
 
+  // The UI's HTML links its assets relative to the URL: /docs resolves them, while /docs/?… and
+  // /docs/index.html would not (a blank page), so those come back to /docs.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (req.method !== 'GET' || !['/docs/', '/docs/index.html'].includes(req.path)) return next();
+    const at = req.originalUrl.indexOf('?');
+    res.redirect(301, `../docs${at < 0 ? '' : req.originalUrl.slice(at)}`);
+  });
   const document = buildOpenApiDocument(app);
   SwaggerModule.setup('docs', app, document, {
     jsonDocumentUrl: 'docs-json',
@@ -117,14 +127,12 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
             'Messages with the same partition key reach each webhook in order.',
         )
         .setVersion('0.1.0')
-        .addBearerAuth(
-          {
-            type: 'http',
-            scheme: 'bearer',
-            description: 'One of the keys in API_KEYS. Not needed when API_KEYS is unset.',
-          },
-          API_KEY_SCHEME,
-        )
+        // addSecurity, not addBearerAuth: that one labels every bearer token a JWT.
+        .addSecurity(API_KEY_SCHEME, {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'One of the keys in API_KEYS. Not needed when API_KEYS is unset.',
+        })
         .build(),
     ),
   );
