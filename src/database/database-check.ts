@@ -84,11 +84,15 @@ export async function pendingMigrations(db: Queryable): Promise<string[]> {
   }
 }
 
-/** One line for a database that lacks migrations, or undefined when it has them all. */
-export function describePending(pending: string[]): string | undefined {
+/**
+ * One line for a database that lacks migrations, or undefined when it has them all. The public
+ * /health leaves the names out.
+ */
+export function describePending(pending: string[], withNames = true): string | undefined {
   if (pending.length === 0) return undefined;
   if (pending.length === MIGRATIONS.length) return 'the database has no pg-webhook-queue tables';
-  return `the database lacks ${pending.length} migration(s) (${pending.join(', ')})`;
+  const names = withNames ? ` (${pending.join(', ')})` : '';
+  return `the database lacks ${pending.length} migration(s)${names}`;
 }
 
 /**

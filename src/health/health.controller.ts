@@ -38,7 +38,7 @@ export class HealthController {
     } finally {
       clearTimeout(timer);
     }
-    const missing = describePending(pending);
+    const missing = describePending(pending, false);
     if (missing) throw new ServiceUnavailableException(`${missing}; ${MIGRATE_HINT}`);
     return { status: 'ok' };
   }
