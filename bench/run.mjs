@@ -4,7 +4,8 @@
 // Builds the project, starts its own PostgreSQL (DATABASE_URL, else an embedded one in a temp
 // dir) and a receiver process, then runs every scenario for each system in turn, round after
 // round (the order of systems rotates each round), and prints one table of medians with ratios.
-// Results go to bench/results/<timestamp>.json and bench/results/latest.svg.
+// Results go to bench/results/<timestamp>.json and .svg; a complete run (no --only, no
+// --systems) also to latest.svg and latest.md, the chart and table the README shows.
 //
 // Options: --full, --rounds N, --receiver-delay-ms N, --concurrency N, --payload-bytes N,
 // --only a,b (scenarios: publish, delivery, failure, hot, latency, scale),
@@ -35,6 +36,8 @@ const { values: args } = parseArgs({
 const full = args.full;
 const rounds = Number(args.rounds ?? (full ? 5 : 3));
 const only = args.only ? new Set(args.only.split(',')) : null;
+/** A run of some scenarios or systems only: it must not replace the README's chart and table. */
+const partial = Boolean(args.only || args.systems);
 const wants = (s) => (only ? only.has(s) : s !== 'scale' || full);
 const log = (...a) => console.error(...a);
 
@@ -406,10 +409,17 @@ const svg = await renderChart(
   `${command} — medians of ${rounds} rounds; ${machine}`,
 );
 writeFileSync(join(dir, `${stamp}.svg`), svg);
-writeFileSync(join(dir, 'latest.svg'), svg);
-writeFileSync(
-  join(dir, 'latest.md'),
-  `${command}\n\n${machine}\n\n${lines.join('\n')}\n\n${targetLines.join('\n')}\n`,
-);
-log(`\nwrote bench/results/${stamp}.json, bench/results/latest.svg`);
+if (partial) {
+  log(
+    `\nwrote bench/results/${stamp}.json and .svg (a partial run: latest.svg and latest.md, ` +
+      'which the README shows, keep the last complete run)',
+  );
+} else {
+  writeFileSync(join(dir, 'latest.svg'), svg);
+  writeFileSync(
+    join(dir, 'latest.md'),
+    `${command}\n\n${machine}\n\n${lines.join('\n')}\n\n${targetLines.join('\n')}\n`,
+  );
+  log(`\nwrote bench/results/${stamp}.json and .svg, latest.svg and latest.md`);
+}
 process.exit(0);

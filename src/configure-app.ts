@@ -1,5 +1,6 @@
 import { ArgumentMetadata, INestApplication, ValidationPipe } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NextFunction, Request, Response } from 'express';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import type { Server } from 'node:http';
 import { bodyLimit } from './common/early-refusal.js';
@@ -103,6 +104,13 @@ export function configureApp(app: NestExpressApplication): void {
   app.useGlobalInterceptors(new PageInterceptor());
   app.set('x-powered-by', false);
 
+  // The UI's HTML links its assets relative to the URL: /docs resolves them, while /docs/?… and
+  // /docs/index.html would not (a blank page), so those come back to /docs.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (req.method !== 'GET' || !['/docs/', '/docs/index.html'].includes(req.path)) return next();
+    const at = req.originalUrl.indexOf('?');
+    res.redirect(301, `../docs${at < 0 ? '' : req.originalUrl.slice(at)}`);
+  });
   const document = buildOpenApiDocument(app);
   SwaggerModule.setup('docs', app, document, {
     jsonDocumentUrl: 'docs-json',
@@ -122,14 +130,12 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
             'Messages with the same partition key reach each webhook in order.',
         )
         .setVersion('0.1.0')
-        .addBearerAuth(
-          {
-            type: 'http',
-            scheme: 'bearer',
-            description: 'One of the keys in API_KEYS. Not needed when API_KEYS is unset.',
-          },
-          API_KEY_SCHEME,
-        )
+        // addSecurity, not addBearerAuth: that one labels every bearer token a JWT.
+        .addSecurity(API_KEY_SCHEME, {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'One of the keys in API_KEYS. Not needed when API_KEYS is unset.',
+        })
         .build(),
     ),
   );

@@ -1,5 +1,6 @@
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
+import { StartupError } from '../common/startup-error.js';
 import { EnvironmentVariables } from './env.schema.js';
 
 /** The checked, typed configuration every part of the system reads. */
@@ -27,7 +28,7 @@ export abstract class AppConfig {
   abstract readonly pollIntervalMs: number;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends StartupError {
   override name = 'ConfigError';
 }
 
@@ -72,6 +73,18 @@ function parseApiKeys(raw: string | undefined): readonly string[] {
   return Object.freeze(keys);
 }
 
+/** Reads `.env` from the working directory into process.env when present; variables set win. */
+export function loadDotEnv(): void {
+  try {
+    process.loadEnvFile();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+/** A value of the wrong kind is named as that first ("PORT must be an integer", not a range). */
+const KIND_CONSTRAINTS = ['isInt', 'isNumber', 'isBoolean', 'isString', 'matches'];
+
 /**
  * Validates the environment and returns a frozen config. Throws a ConfigError whose message is one
  * line per bad variable, naming it, so a process can print it and exit before anything starts.
@@ -87,7 +100,9 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   const errors = validateSync(vars, { forbidUnknownValues: true });
   if (errors.length > 0) {
     const lines = errors.map((e) => {
-      const why = Object.values(e.constraints ?? {})[0] ?? 'is invalid';
+      const constraints = e.constraints ?? {};
+      const kind = KIND_CONSTRAINTS.find((c) => c in constraints);
+      const why = constraints[kind ?? ''] ?? Object.values(constraints)[0] ?? 'is invalid';
       const shown = why.startsWith(e.property) ? why : `${e.property} ${why}`;
       return `invalid configuration: ${shown} (got ${JSON.stringify(raw[e.property])})`;
     });

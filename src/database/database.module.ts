@@ -3,6 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
 import { dataSourceOptions } from './data-source.js';
+import { isTransientConnectionError } from './pg-errors.js';
 
 /** The pg pool for hand-written SQL (the delivery path, health checks). */
 export const PG_POOL = Symbol('PG_POOL');
@@ -30,6 +31,9 @@ export function requireDatabaseUrl(config: AppConfig): string {
       useFactory: (config: AppConfig) => ({
         ...dataSourceOptions(requireDatabaseUrl(config)),
         extra: { max: 10, application_name: 'pgwq-typeorm' },
+        // Only a server that is not there yet is worth waiting for; a missing database or a
+        // wrong password fails at once (the start-up check has usually said so already).
+        toRetry: isTransientConnectionError,
       }),
     }),
   ],

@@ -21,8 +21,7 @@ export function apiExposureProblem(config: AppConfig): string | undefined {
 }
 
 /** How the start-up line names the listening address. */
-export function listenUrl(config: AppConfig): string {
-  const address = config.apiListenAddress;
+export function listenUrl(address: string | undefined, port: number): string {
   const host = address === undefined || isLoopback(address) ? 'localhost' : address;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }

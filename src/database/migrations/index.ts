@@ -4,7 +4,7 @@ import { SequenceRuns1795633463589 } from './1795633463589-SequenceRuns.js';
 import { NotifyOnWake1795633463590 } from './1795633463590-NotifyOnWake.js';
 import { TriggerIntegrity1795633463600 } from './1795633463600-TriggerIntegrity.js';
 
-/** Every migration, in order. A new one (npm run migration:generate --name=X) is added here. */
+/** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
   InitialSchema1795633463586,
   MessageTriggers1795633463587,
