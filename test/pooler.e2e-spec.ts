@@ -137,6 +137,16 @@ const WARNING_OR_ERROR = /^.*\b(WARN|ERROR|FATAL)\b.*$/gm;
       return latencies;
     }
 
+    /** The API, a receiver on a new topic and one worker with `env`; `measure` times wake-ups. */
+    async function oneWorker(topic: string, env: Record<string, string>) {
+      const receiver = await Receiver.start();
+      receivers.push(receiver);
+      const webhookId = await topicWithWebhook(topic, receiver);
+      app = await createTestApp(pooledUrl, poolerEnv());
+      const worker = spawnWorker(env);
+      return { worker, measure: () => wakeUpLatencies(topic, webhookId, receiver) };
+    }
+
     const summary = (ms: number[]) => {
       const sorted = [...ms].sort((a, b) => a - b);
       return `median ${sorted[sorted.length >> 1]} ms, max ${sorted[sorted.length - 1]} ms (${ms.join(', ')})`;
@@ -200,31 +210,26 @@ const WARNING_OR_ERROR = /^.*\b(WARN|ERROR|FATAL)\b.*$/gm;
     });
 
     it('wakes on NOTIFY long before the poll with LISTEN on its own direct connection', async () => {
-      const receiver = await Receiver.start();
-      receivers.push(receiver);
-      const webhookId = await topicWithWebhook('direct-listen', receiver);
-      app = await createTestApp(pooledUrl, poolerEnv());
       // The poll alone would take 10 minutes: whatever arrives sooner was woken by a notification.
-      const worker = spawnWorker({ DATABASE_LISTEN_URL: db.url, POLL_INTERVAL_MS: '600000' });
+      const { worker, measure } = await oneWorker('direct-listen', {
+        DATABASE_LISTEN_URL: db.url,
+        POLL_INTERVAL_MS: '600000',
+      });
       await eventually(listeningDirectly, { timeoutMs: 30_000, what: 'the direct LISTEN' });
 
-      const latencies = await wakeUpLatencies('direct-listen', webhookId, receiver);
+      const latencies = await measure();
       console.log(`wake-up with DATABASE_LISTEN_URL direct, poll 600 s: ${summary(latencies)}`);
       expect(worker.output.match(WARNING_OR_ERROR) ?? []).toEqual([]);
     });
 
     it('without a direct LISTEN connection warns once and finds new work by polling', async () => {
-      const receiver = await Receiver.start();
-      receivers.push(receiver);
-      const webhookId = await topicWithWebhook('pooled-listen', receiver);
-      app = await createTestApp(pooledUrl, poolerEnv());
-      const worker = spawnWorker({ POLL_INTERVAL_MS: '1000' });
+      const { worker, measure } = await oneWorker('pooled-listen', { POLL_INTERVAL_MS: '1000' });
       await eventually(() => worker.output.includes('LISTEN'), {
         timeoutMs: 30_000,
         what: 'the worker to give up on LISTEN through the pooler',
       });
 
-      const latencies = await wakeUpLatencies('pooled-listen', webhookId, receiver);
+      const latencies = await measure();
       console.log(`wake-up with LISTEN through the pooler, poll 1 s: ${summary(latencies)}`);
       const warnings = worker.output.match(WARNING_OR_ERROR) ?? [];
       expect(warnings).toHaveLength(1);
