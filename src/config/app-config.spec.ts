@@ -8,6 +8,8 @@ describe('loadConfig', () => {
   it('gives the defaults of DESIGN §6 for an empty environment', () => {
     expect(loadConfig({})).toEqual({
       databaseUrl: undefined,
+      databaseListenUrl: undefined,
+      databasePreparedStatements: true,
       port: 8000,
       maxRetries: 5,
       backoffFactor: 2,
@@ -62,6 +64,19 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('LISTENs on DATABASE_URL unless DATABASE_LISTEN_URL says otherwise', () => {
+    const pooled = 'postgres://u:p@pgbouncer:6432/queue';
+    const direct = 'postgres://u:p@db.internal:5432/queue';
+    expect(loadConfig({ DATABASE_URL: pooled }).databaseListenUrl).toBe(pooled);
+    expect(
+      loadConfig({
+        DATABASE_URL: pooled,
+        DATABASE_LISTEN_URL: direct,
+        DATABASE_PREPARED_STATEMENTS: 'false',
+      }),
+    ).toMatchObject({ databaseListenUrl: direct, databasePreparedStatements: false });
+  });
+
   it.each([
     ['MAX_RETRIES', '-1'],
     ['MAX_RETRIES', '1.5'],
@@ -69,6 +84,8 @@ describe('loadConfig', () => {
     ['PORT', '70000'],
     ['DATABASE_URL', 'mysql://localhost/db'],
     ['DATABASE_URL', 'not a url'],
+    ['DATABASE_LISTEN_URL', 'pgbouncer:6432'],
+    ['DATABASE_PREPARED_STATEMENTS', 'sometimes'],
     ['BACKOFF_FACTOR', 'fast'],
     ['WORKER_CONCURRENCY', '0'],
     ['WEBHOOK_ALLOW_PRIVATE_NETWORKS', 'maybe'],

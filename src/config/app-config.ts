@@ -6,6 +6,10 @@ import { EnvironmentVariables } from './env.schema.js';
 /** The checked, typed configuration every part of the system reads. */
 export abstract class AppConfig {
   abstract readonly databaseUrl: string | undefined;
+  /** DATABASE_LISTEN_URL, else DATABASE_URL: where the worker LISTENs. */
+  abstract readonly databaseListenUrl: string | undefined;
+  /** Named (server-side prepared) statements on the delivery path, or unnamed ones. */
+  abstract readonly databasePreparedStatements: boolean;
   abstract readonly port: number;
   abstract readonly maxRetries: number;
   abstract readonly backoffFactor: number;
@@ -92,7 +96,7 @@ const KIND_CONSTRAINTS = ['isInt', 'isNumber', 'isBoolean', 'isString', 'matches
 export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   const known = Object.keys(new EnvironmentVariables());
   const raw: Record<string, string> = {};
-  for (const name of [...known, 'DATABASE_URL', 'API_KEYS', 'API_LISTEN_ADDRESS']) {
+  for (const name of [...known, 'DATABASE_URL', 'DATABASE_LISTEN_URL', 'API_KEYS', 'API_LISTEN_ADDRESS']) {
     const value = env[name];
     if (value !== undefined && value !== '') raw[name] = value;
   }
@@ -110,6 +114,8 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   }
   return Object.freeze({
     databaseUrl: vars.DATABASE_URL,
+    databaseListenUrl: vars.DATABASE_LISTEN_URL ?? vars.DATABASE_URL,
+    databasePreparedStatements: vars.DATABASE_PREPARED_STATEMENTS,
     port: vars.PORT,
     maxRetries: vars.MAX_RETRIES,
     backoffFactor: vars.BACKOFF_FACTOR,

@@ -22,6 +22,8 @@ const toBoolean = ({ value }: { value: unknown }) => {
   return value;
 };
 
+const POSTGRES_URL = /^postgres(ql)?:\/\/[^\s/]+\/[^\s/?]+(\?\S*)?$/;
+
 /**
  * Every environment variable of DESIGN §6, once, with its default. Values arrive as strings;
  * the transforms turn them into numbers/booleans and the validators reject what is left over.
@@ -29,10 +31,23 @@ const toBoolean = ({ value }: { value: unknown }) => {
 export class EnvironmentVariables {
   @IsOptional()
   @IsString()
-  @Matches(/^postgres(ql)?:\/\/[^\s/]+\/[^\s/?]+(\?\S*)?$/, {
+  @Matches(POSTGRES_URL, {
     message: 'DATABASE_URL must look like postgres://user:pass@host:5432/db',
   })
   DATABASE_URL?: string;
+
+  /** The worker's LISTEN connection; default DATABASE_URL. Never through a transaction pooler. */
+  @IsOptional()
+  @IsString()
+  @Matches(POSTGRES_URL, {
+    message: 'DATABASE_LISTEN_URL must look like postgres://user:pass@host:5432/db',
+  })
+  DATABASE_LISTEN_URL?: string;
+
+  /** false: the delivery path's statements go unnamed, for a pooler that cannot carry them. */
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'DATABASE_PREPARED_STATEMENTS must be true or false' })
+  DATABASE_PREPARED_STATEMENTS = true;
 
   @Transform(toNumber)
   @IsInt({ message: 'PORT must be an integer' })

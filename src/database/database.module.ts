@@ -4,6 +4,7 @@ import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
 import { dataSourceOptions } from './data-source.js';
 import { isTransientConnectionError } from './pg-errors.js';
+import { UnnamedStatementsClient } from './unnamed-statements-client.js';
 
 /** The pg pool for hand-written SQL (the delivery path, health checks). */
 export const PG_POOL = Symbol('PG_POOL');
@@ -46,6 +47,7 @@ export function requireDatabaseUrl(config: AppConfig): string {
           connectionString: requireDatabaseUrl(config),
           max: config.workerConcurrency + 4,
           application_name: 'pgwq',
+          ...(config.databasePreparedStatements ? {} : { Client: UnnamedStatementsClient }),
         });
         // An idle client losing its connection (server restart, pg_terminate_backend) emits
         // 'error' on the pool; without a listener that would crash the process.

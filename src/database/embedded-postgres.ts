@@ -37,7 +37,7 @@ function listenable(port: number): Promise<number | undefined> {
 }
 
 /** The first of `candidates` that is free, else any free port. */
-async function freePort(candidates: (number | undefined)[]): Promise<number> {
+export async function freePort(candidates: (number | undefined)[] = []): Promise<number> {
   for (const port of candidates) {
     if (port && (await listenable(port))) return port;
   }

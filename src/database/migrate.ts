@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { DataSource } from 'typeorm';
 import { StartupError } from '../common/startup-error.js';
 import { connectOrExplain, describePending, pendingMigrations } from './database-check.js';
-import { dataSourceOptions } from './data-source.js';
+import { dataSourceOptions, MigrationDataSource } from './data-source.js';
 
 /**
  * Runs `fn` holding a session advisory lock on a connection of its own, so processes that
@@ -27,7 +27,7 @@ async function withMigrationLock<T>(
 }
 
 async function withDataSource<T>(databaseUrl: string, fn: (ds: DataSource) => Promise<T>) {
-  const dataSource = new DataSource(dataSourceOptions(databaseUrl));
+  const dataSource = new MigrationDataSource(dataSourceOptions(databaseUrl));
   await dataSource.initialize();
   try {
     return await fn(dataSource);
