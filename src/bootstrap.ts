@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { ConsoleLogger, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { ADMIN_UI_PATH } from './admin-ui/serve-admin-ui.js';
 import { AppModule, Env, WorkerModule } from './app.module.js';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config.js';
 import { configureApp } from './configure-app.js';
@@ -59,7 +60,9 @@ export async function startApi(
   const { port } = app.get(AppConfig);
   await app.listen(port);
   const url = `http://localhost:${port}`;
-  new Logger('Bootstrap').log(`API listening on ${url} (OpenAPI UI ${url}/docs)`);
+  new Logger('Bootstrap').log(
+    `API listening on ${url} (admin UI ${url}${ADMIN_UI_PATH}, OpenAPI UI ${url}/docs)`,
+  );
   return app;
 }
 

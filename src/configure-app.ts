@@ -6,6 +6,7 @@ import {
 } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import { serveAdminUi } from './admin-ui/serve-admin-ui.js';
 import { bodyLimit } from './common/body-limit.middleware.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { AppConfig } from './config/app-config.js';
@@ -97,6 +98,7 @@ export function configureApp(app: NestExpressApplication): void {
   );
   app.useGlobalFilters(new HttpExceptionFilter());
   app.set('x-powered-by', false);
+  serveAdminUi(app);
 
   const document = buildOpenApiDocument(app);
   SwaggerModule.setup('docs', app, document, {
