@@ -143,7 +143,10 @@ describe('admin UI at /ui (headless Chromium)', () => {
       .getByRole('link', { name: '1', exact: true })
       .click();
     // No click after this: the view refreshes by itself until the delivery shows as delivered.
-    await page.locator('tr[data-delivery="1"]').getByText('delivered', { exact: true }).waitFor(SEEN);
+    await page
+      .locator('tr[data-delivery="1"]')
+      .getByText('delivered', { exact: true })
+      .waitFor(SEEN);
     if (hasLines) {
       await page.getByRole('cell', { name: 'user-42' }).first().waitFor();
     } else {
@@ -191,7 +194,10 @@ describe('admin UI at /ui (headless Chromium)', () => {
         what: 'the redriven delivery to be delivered',
       });
       await page.goto(`${ui}#/topics/1/webhooks/1`);
-      await page.locator('tr[data-delivery="2"]').getByText('delivered', { exact: true }).waitFor(SEEN);
+      await page
+        .locator('tr[data-delivery="2"]')
+        .getByText('delivered', { exact: true })
+        .waitFor(SEEN);
       await screenshot('07-redriven');
     },
   );
