@@ -52,6 +52,8 @@ async function routesOfThisBuild(): Promise<Set<string>> {
 const routes = await routesOfThisBuild();
 const hasRedrive = routes.has('POST /dead-letter/redrive');
 const hasLines = routes.has('GET /webhooks/{id}/lines');
+const hasPause = routes.has('PATCH /webhooks/{id}');
+const hasSkip = hasLines && routes.has('POST /webhooks/{id}/lines/{partition_key}/skip');
 
 describe('admin UI at /ui (headless Chromium)', () => {
   let db: TestDatabase;
@@ -80,6 +82,20 @@ describe('admin UI at /ui (headless Chromium)', () => {
 
   /** A link of the top navigation bar. */
   const nav = (name: string) => page.locator('header.top').getByRole('link', { name }).click();
+
+  /** The row of a partition in the webhook page's lines table. */
+  const lineRow = (partitionKey: string) =>
+    page
+      .locator('section', { hasText: 'Lines, most behind first' })
+      .locator('tr', { has: page.getByRole('cell', { name: partitionKey, exact: true }) });
+
+  /** Publishes from the topic's page, as a user would. */
+  async function publish(partitionKey: string, expected: string) {
+    await page.goto(`${ui}#/topics/1`);
+    await page.getByLabel('Partition key').fill(partitionKey);
+    await page.getByRole('button', { name: 'Publish' }).click();
+    await page.getByText(expected).waitFor();
+  }
 
   const deliveryStatuses = async () =>
     (await db.pool.query<{ status: string }>('SELECT status FROM deliveries ORDER BY id')).rows.map(
@@ -147,11 +163,7 @@ describe('admin UI at /ui (headless Chromium)', () => {
       .locator('tr[data-delivery="1"]')
       .getByText('delivered', { exact: true })
       .waitFor(SEEN);
-    if (hasLines) {
-      await page.getByRole('cell', { name: 'user-42' }).first().waitFor();
-    } else {
-      await page.getByText('Lines not available on this server').waitFor();
-    }
+    if (hasLines) await lineRow('user-42').getByText('idle', { exact: true }).waitFor(SEEN);
     await screenshot('03-webhook');
 
     await nav('Topics');
@@ -210,6 +222,61 @@ describe('admin UI at /ui (headless Chromium)', () => {
       await page.getByRole('button', { name: 'Redrive selected (1)' }).click();
       await page.getByText('redrive: not available on this server').waitFor();
       await screenshot('07-redrive-not-available');
+    },
+  );
+
+  (hasPause ? it : it.skip)('pauses and resumes a webhook from the UI', async () => {
+    reply = { status: 204 };
+    await page.goto(`${ui}#/topics/1/webhooks/1`);
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.locator('.facts').getByText('paused', { exact: true }).waitFor();
+    await publish('user-7', 'sequence 1 of user-7');
+    await page.locator('tr[data-webhook="1"]').getByText('paused', { exact: true }).waitFor();
+    await page.goto(`${ui}#/topics/1/webhooks/1`);
+    const line = lineRow('user-7');
+    await line.getByText('paused', { exact: true }).waitFor(SEEN);
+    expect(receiver.where('webhook-partition-key', 'user-7')).toHaveLength(0);
+    await screenshot('08-paused');
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await line.getByText('idle', { exact: true }).waitFor(SEEN);
+    expect(receiver.where('webhook-partition-key', 'user-7')).toHaveLength(1);
+  });
+
+  (hasPause ? it.skip : it)(
+    'PENDING pause/resume (PATCH /webhooks/{id} is not on this server yet): the UI says so',
+    async () => {
+      await page.goto(`${ui}#/topics/1/webhooks/1`);
+      await page.getByText('pause/resume: not available on this server').waitFor();
+    },
+  );
+
+  (hasSkip ? it : it.skip)('marks a blocked line and skips its dead head from the UI', async () => {
+    const patched = await fetch(new URL('../webhooks/1', ui), {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ on_exhausted: 'block' }),
+    });
+    expect(patched.status).toBe(200);
+    reply = { status: 500, body: 'down for maintenance' };
+    await publish('user-9', 'sequence 1 of user-9');
+    await publish('user-9', 'sequence 2 of user-9');
+    await page.goto(`${ui}#/topics/1/webhooks/1`);
+    const line = lineRow('user-9');
+    await line.getByText('blocked', { exact: true }).waitFor(SEEN);
+    expect(await line.getAttribute('class')).toBe('row-blocked');
+    await screenshot('09-blocked-line');
+    reply = { status: 204 };
+    await line.getByRole('button', { name: 'Skip' }).click();
+    await line.getByText('idle', { exact: true }).waitFor(SEEN);
+    const arrived = receiver.where('webhook-partition-key', 'user-9');
+    expect(arrived.map((a) => a.headers['webhook-sequence'])).toEqual(['1', '1', '2']);
+  });
+
+  (hasSkip ? it.skip : it)(
+    'PENDING lines and skip (GET /webhooks/{id}/lines is not on this server yet): the UI says so',
+    async () => {
+      await page.goto(`${ui}#/topics/1/webhooks/1`);
+      await page.getByText('Lines not available on this server').waitFor();
     },
   );
 });

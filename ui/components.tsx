@@ -234,3 +234,36 @@ export function PublishForm(props: { topics: Topic[]; fixedTopic?: Topic; done?:
     </form>
   );
 }
+
+/** Keyset paging over an id-ordered list: the `after` of every page opened so far. */
+export function usePager() {
+  const [afters, setAfters] = useState<number[]>([0]);
+  return {
+    /** The `after` of the page shown (undefined for the first). */
+    after: afters[afters.length - 1] || undefined,
+    reset: () => setAfters([0]),
+    /** Previous/next buttons under `list`, a page of `size` rows. */
+    controls: (list: Array<{ id: number }>, size: number) => (
+      <div class="pager">
+        {afters.length > 1 && (
+          <button
+            type="button"
+            class="btn btn-plain"
+            onClick={() => setAfters(afters.slice(0, -1))}
+          >
+            ← previous
+          </button>
+        )}
+        {list.length === size && (
+          <button
+            type="button"
+            class="btn btn-plain"
+            onClick={() => setAfters([...afters, list[list.length - 1].id])}
+          >
+            next {size} →
+          </button>
+        )}
+      </div>
+    ),
+  };
+}

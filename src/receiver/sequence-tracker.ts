@@ -8,9 +8,7 @@ export type Verdict =
   /** A sequence that was missing arrived after a later one (a redrive, or a broken promise). */
   | { kind: 'order-break'; after: number };
 
-export interface PartitionReport {
-  topic: string;
-  partition: string;
+interface Partition {
   accepted: number;
   highest: number;
   duplicates: number;
@@ -20,13 +18,9 @@ export interface PartitionReport {
   missing: Array<[number, number]>;
 }
 
-interface Partition {
-  accepted: number;
-  highest: number;
-  duplicates: number;
-  gaps: number;
-  orderBreaks: number;
-  missing: Array<[number, number]>;
+export interface PartitionReport extends Partition {
+  topic: string;
+  partition: string;
 }
 
 /**

@@ -1,6 +1,15 @@
 import { useState } from 'preact/hooks';
 import { api, Delivery, query, Topic, Webhook } from '../api';
-import { Action, attemptsLink, LastAnswer, Loaded, Panel, Table, Updated } from '../components';
+import {
+  Action,
+  attemptsLink,
+  LastAnswer,
+  Loaded,
+  Panel,
+  Table,
+  Updated,
+  usePager,
+} from '../components';
 import { when } from '../format';
 import { usePoll } from '../hooks';
 
@@ -15,7 +24,7 @@ export interface DeadLetterFilter {
 export function DeadLetterView(props: { filter: DeadLetterFilter }) {
   const { topicId, webhookId } = props.filter;
   const [selected, setSelected] = useState<Set<number>>(new Set());
-  const [after, setAfter] = useState<number[]>([0]);
+  const pager = usePager();
   const filterQuery = { topic_id: topicId, webhook_id: webhookId };
   const topics = usePoll(() => api<Topic[]>('GET', '/topics?limit=1000'), []);
   const webhooks = usePoll(
@@ -27,16 +36,16 @@ export function DeadLetterView(props: { filter: DeadLetterFilter }) {
       api<{ count: number }>('GET', `/dead-letter/count${query(filterQuery)}`),
       api<Delivery[]>(
         'GET',
-        `/dead-letter${query({ ...filterQuery, limit: PAGE, after: after[after.length - 1] || undefined })}`,
+        `/dead-letter${query({ ...filterQuery, limit: PAGE, after: pager.after })}`,
       ),
     ]);
     return { count: count.count, list };
-  }, [topicId, webhookId, after]);
+  }, [topicId, webhookId, pager.after]);
   const topicName = (id: number) => topics.data?.find((t) => t.id === id)?.name ?? String(id);
 
   const go = (next: DeadLetterFilter) => {
     setSelected(new Set());
-    setAfter([0]);
+    pager.reset();
     location.hash = `#/dead-letter${query({ topic_id: next.topicId, webhook_id: next.webhookId })}`;
   };
   const toggle = (id: number) => {
@@ -172,26 +181,7 @@ export function DeadLetterView(props: { filter: DeadLetterFilter }) {
                 </tbody>
               </Table>
             )}
-            <div class="pager">
-              {after.length > 1 && (
-                <button
-                  type="button"
-                  class="btn btn-plain"
-                  onClick={() => setAfter(after.slice(0, -1))}
-                >
-                  ← previous
-                </button>
-              )}
-              {list.length === PAGE && (
-                <button
-                  type="button"
-                  class="btn btn-plain"
-                  onClick={() => setAfter([...after, list[list.length - 1].id])}
-                >
-                  next {PAGE} →
-                </button>
-              )}
-            </div>
+            {pager.controls(list, PAGE)}
           </>
         )}
       </Loaded>

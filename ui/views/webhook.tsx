@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, Delivery, DeliveryStatus, Line, Topic, Webhook } from '../api';
+import { api, Delivery, DeliveryStatus, Line, query, Topic, Webhook } from '../api';
 import {
   Action,
   attemptsLink,
@@ -9,6 +9,7 @@ import {
   Panel,
   Table,
   Updated,
+  usePager,
 } from '../components';
 import { age, until, when } from '../format';
 import { usePoll } from '../hooks';
@@ -44,7 +45,10 @@ export function WebhookView(props: { topicId: number; webhookId: number }) {
                 <WebhookStatus webhook={found} />
                 {found.on_exhausted && (
                   <span class="muted">
-                    after the last retry: {found.on_exhausted.replace('_', ' ')}
+                    when retries run out:{' '}
+                    {found.on_exhausted === 'block'
+                      ? 'the line stops'
+                      : 'dead letter, the line goes on'}
                   </span>
                 )}
                 <PauseResume webhook={found} done={webhook.reload} />
@@ -143,13 +147,13 @@ function LinesPanel(props: { webhookId: number }) {
 function DeliveriesPanel(props: { webhookId: number }) {
   const { webhookId } = props;
   const [status, setStatus] = useState<DeliveryStatus | ''>('');
-  const [pages, setPages] = useState<number[]>([0]);
-  const after = pages[pages.length - 1];
+  const pager = usePager();
+  const after = pager.after;
   const deliveries = usePoll(
     () =>
       api<Delivery[]>(
         'GET',
-        `/webhooks/${webhookId}/deliveries?limit=${PAGE}${status ? `&status=${status}` : ''}${after ? `&after=${after}` : ''}`,
+        `/webhooks/${webhookId}/deliveries${query({ limit: PAGE, status, after })}`,
       ),
     [webhookId, status, after],
   );
@@ -163,7 +167,7 @@ function DeliveriesPanel(props: { webhookId: number }) {
         value={status}
         onChange={(e) => {
           setStatus(e.currentTarget.value as DeliveryStatus | '');
-          setPages([0]);
+          pager.reset();
         }}
       >
         <option value="">all</option>
@@ -187,26 +191,7 @@ function DeliveriesPanel(props: { webhookId: number }) {
             ) : (
               <DeliveryTable deliveries={list} />
             )}
-            <div class="pager">
-              {pages.length > 1 && (
-                <button
-                  type="button"
-                  class="btn btn-plain"
-                  onClick={() => setPages(pages.slice(0, -1))}
-                >
-                  ← previous
-                </button>
-              )}
-              {list.length === PAGE && (
-                <button
-                  type="button"
-                  class="btn btn-plain"
-                  onClick={() => setPages([...pages, list[list.length - 1].id])}
-                >
-                  next {PAGE} →
-                </button>
-              )}
-            </div>
+            {pager.controls(list, PAGE)}
           </>
         )}
       </Loaded>
