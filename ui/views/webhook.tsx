@@ -235,9 +235,9 @@ export function DeliveryTable(props: { deliveries: Delivery[] }) {
                 ? `delivered ${when(d.delivered_at)}`
                 : d.status === 'dead'
                   ? `dead ${when(d.dead_at)}`
-                  : d.next_attempt_at
+                  : d.next_attempt_at && Date.parse(d.next_attempt_at) > Date.now()
                     ? `next try ${until(d.next_attempt_at)}`
-                    : `published ${when(d.created_at)}`}
+                    : `waiting since ${when(d.created_at)}`}
             </td>
           </tr>
         ))}
