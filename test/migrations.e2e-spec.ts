@@ -97,7 +97,9 @@ describe('migrations', () => {
       await withDataSource(db.url, (ds) => ds.undoLastMigration());
       const { status, body } = await health();
       expect(status).toBe(503);
-      expect(body.message).toMatch(/^the database lacks 1 migration\(s\); run the migrations first/);
+      expect(body.message).toMatch(
+        /^the database lacks 1 migration\(s\); run the migrations first/,
+      );
     } finally {
       await app?.close();
     }

@@ -96,7 +96,13 @@ const KIND_CONSTRAINTS = ['isInt', 'isNumber', 'isBoolean', 'isString', 'matches
 export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   const known = Object.keys(new EnvironmentVariables());
   const raw: Record<string, string> = {};
-  for (const name of [...known, 'DATABASE_URL', 'DATABASE_LISTEN_URL', 'API_KEYS', 'API_LISTEN_ADDRESS']) {
+  for (const name of [
+    ...known,
+    'DATABASE_URL',
+    'DATABASE_LISTEN_URL',
+    'API_KEYS',
+    'API_LISTEN_ADDRESS',
+  ]) {
     const value = env[name];
     if (value !== undefined && value !== '') raw[name] = value;
   }
