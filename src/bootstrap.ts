@@ -1,8 +1,9 @@
 import 'reflect-metadata';
-import { ConsoleLogger, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule, Env, WorkerModule } from './app.module.js';
+import { createLogger } from './common/process-logger.js';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config.js';
 import { configureApp } from './configure-app.js';
 
@@ -29,19 +30,18 @@ export function loadEnvironment(): Env {
   return process.env;
 }
 
-/** Prints a start-up failure as one readable line (no stack for bad config) and exits 1. */
+/**
+ * Prints a start-up failure as one readable line (no stack for bad config) and exits 1; as one
+ * JSON object when LOG_FORMAT asks for JSON (read raw: the configuration may be what failed).
+ */
 export function exitOnStartupError(role: string, error: unknown): never {
   const message = error instanceof ConfigError ? error.message : ((error as Error)?.stack ?? error);
-  console.error(`[pgwq-${role}] cannot start: ${message}`);
+  if (process.env.LOG_FORMAT?.trim().toLowerCase() === 'json') {
+    createLogger(role, { logFormat: 'json', logLevel: 'fatal' }).fatal(`cannot start: ${message}`);
+  } else {
+    console.error(`[pgwq-${role}] cannot start: ${message}`);
+  }
   process.exit(1);
-}
-
-export function createLogger(role: string): ConsoleLogger {
-  // Successful attempts log at debug; keep them out of the default output.
-  return new ConsoleLogger({
-    prefix: `pgwq-${role}`,
-    logLevels: ['log', 'warn', 'error', 'fatal'],
-  });
 }
 
 export async function startApi(
@@ -50,7 +50,7 @@ export async function startApi(
 ): Promise<NestExpressApplication> {
   const role = options.role ?? 'api';
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(env, options), {
-    logger: createLogger(role),
+    logger: createLogger(role, loadConfig(env)),
     bodyParser: false,
     abortOnError: false,
   });
@@ -65,7 +65,7 @@ export async function startApi(
 
 export async function startWorker(env: Env) {
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(env), {
-    logger: createLogger('worker'),
+    logger: createLogger('worker', loadConfig(env)),
     abortOnError: false,
   });
   app.enableShutdownHooks([], { useProcessExit: true });

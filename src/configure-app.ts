@@ -9,6 +9,7 @@ import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { bodyLimit } from './common/body-limit.middleware.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { AppConfig } from './config/app-config.js';
+import { HttpMetrics } from './metrics/http-metrics.js';
 import { PUBLIC_EXTENSION } from './security/public.decorator.js';
 
 /** The deepest nesting a request body may have (the payload sits one level down). */
@@ -81,6 +82,7 @@ function declareSecurity(document: OpenAPIObject): OpenAPIObject {
 /** Everything the HTTP app needs beyond its modules; production and the e2e tests share it. */
 export function configureApp(app: NestExpressApplication): void {
   const config = app.get(AppConfig);
+  app.use(app.get(HttpMetrics).middleware);
   // Over-size bodies are refused from Content-Length, or as soon as the stream passes the limit,
   // before they are parsed (bodyLimit answers at once; body-parser would first drain the body).
   const limit = config.maxPayloadBytes + REQUEST_OVERHEAD_BYTES;

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { resolve } from 'node:path';
 import { exitOnStartupError, loadDotEnv, startApi } from './bootstrap.js';
+import { createLogger } from './common/process-logger.js';
 import { loadConfig } from './config/app-config.js';
 import { startEmbeddedPostgres } from './database/embedded-postgres.js';
 import { runMigrations } from './database/migrate.js';
@@ -17,6 +18,7 @@ async function main() {
   loadDotEnv();
   process.env.WEBHOOK_ALLOW_PRIVATE_NETWORKS ??= 'true';
   const config = loadConfig(process.env);
+  Logger.overrideLogger(createLogger('local', config));
   let databaseUrl = config.databaseUrl;
   if (config.webhookAllowPrivateNetworks) {
     logger.warn(

@@ -27,6 +27,9 @@ describe('start-up with bad configuration', () => {
     ['dist/main.js', { PORT: 'abc', DATABASE_URL: 'postgres://x@127.0.0.1:1/db' }, 'PORT'],
     ['dist/main.js', { DATABASE_URL: 'postgres//broken' }, 'DATABASE_URL'],
     ['dist/worker.js', { WORKER_CONCURRENCY: 'lots' }, 'WORKER_CONCURRENCY'],
+    ['dist/worker.js', { METRICS_PORT: '99999' }, 'METRICS_PORT'],
+    ['dist/worker.js', { LOG_LEVEL: 'info' }, 'LOG_LEVEL'],
+    ['dist/main.js', { LOG_FORMAT: 'xml' }, 'LOG_FORMAT'],
     ['dist/main.js', {}, 'DATABASE_URL is not set'],
   ])('%s with %j stops at once with one line naming %s', async (entry, env, name) => {
     const { code, stderr } = await run(entry, env);

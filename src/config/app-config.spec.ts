@@ -15,6 +15,9 @@ describe('loadConfig', () => {
       webhookAllowPrivateNetworks: false,
       webhookSecretGraceSeconds: 86400,
       pollIntervalMs: 1000,
+      metricsPort: 9464,
+      logFormat: 'text',
+      logLevel: 'log',
     });
   });
 
@@ -31,6 +34,9 @@ describe('loadConfig', () => {
       API_KEYS: 'key-aaaaaaaaaaaaaaaa, key-bbbbbbbbbbbbbbbb',
       WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
       POLL_INTERVAL_MS: '250',
+      METRICS_PORT: '0',
+      LOG_FORMAT: 'JSON',
+      LOG_LEVEL: 'debug',
     });
     expect(config).toMatchObject({
       databaseUrl: 'postgres://u:p@db.internal:5432/queue',
@@ -40,6 +46,9 @@ describe('loadConfig', () => {
       apiKeys: ['key-aaaaaaaaaaaaaaaa', 'key-bbbbbbbbbbbbbbbb'],
       webhookAllowPrivateNetworks: true,
       pollIntervalMs: 250,
+      metricsPort: 0,
+      logFormat: 'json',
+      logLevel: 'debug',
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -55,6 +64,10 @@ describe('loadConfig', () => {
     ['WORKER_CONCURRENCY', '0'],
     ['WEBHOOK_ALLOW_PRIVATE_NETWORKS', 'maybe'],
     ['API_KEYS', 'short'],
+    ['METRICS_PORT', '65536'],
+    ['METRICS_PORT', '-1'],
+    ['LOG_FORMAT', 'yaml'],
+    ['LOG_LEVEL', 'info'],
   ])('refuses %s=%s with one line naming the variable', (name, value) => {
     let error: unknown;
     try {

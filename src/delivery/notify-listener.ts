@@ -27,6 +27,11 @@ export class NotifyListener {
 
   constructor(private readonly config: AppConfig) {}
 
+  /** True while the LISTEN connection is up (a metric; the loop polls either way). */
+  get connected(): boolean {
+    return this.client !== undefined;
+  }
+
   start(onWake: () => void): void {
     this.onWake = onWake;
     this.stopped = false;
