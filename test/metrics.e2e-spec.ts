@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import net from 'node:net';
+import { resolve } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { FOLD_DEAD_COUNTS } from '../src/metrics/queue-stats.sql.js';
@@ -35,6 +37,20 @@ async function scrapeWorker(port: number): Promise<string> {
 async function workerHealth(port: number) {
   const response = await fetch(`http://127.0.0.1:${port}/health`);
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** The containers' healthcheck (`node dist/healthcheck.js`) against a worker's METRICS_PORT. */
+async function containerHealthcheck(metricsPort: number): Promise<number> {
+  const env = {
+    PATH: process.env.PATH,
+    PORT: String(await freePort()),
+    METRICS_PORT: String(metricsPort),
+  };
+  return new Promise((done) =>
+    execFile(process.execPath, [resolve('dist/healthcheck.js')], { env }, (error) =>
+      done(error ? Number(error.code) : 0),
+    ),
+  );
 }
 
 /**
@@ -186,7 +202,7 @@ describe('metrics', () => {
 });
 
 describe("the worker's /health when its database is gone", () => {
-  it('is 200, then 503 once the database is dropped', async () => {
+  it('is 200, then 503 once the database is dropped; so is the container healthcheck', async () => {
     const own = await createTestDatabase();
     const port = await freePort();
     const worker = WorkerProcess.spawn(own.url, { METRICS_PORT: String(port) });
@@ -195,6 +211,7 @@ describe("the worker's /health when its database is gone", () => {
         timeoutMs: 20_000,
         what: 'the worker to be healthy',
       });
+      expect(await containerHealthcheck(port)).toBe(0);
       await own.drop(); // DROP DATABASE … WITH (FORCE): every connection of the worker ends
       const unhealthy = await eventually(
         async () => {
@@ -208,6 +225,7 @@ describe("the worker's /health when its database is gone", () => {
         error: 'Service Unavailable',
         message: 'the database does not answer',
       });
+      expect(await containerHealthcheck(port)).toBe(1);
       expect(worker.running).toBe(true);
     } finally {
       await worker.stop();
