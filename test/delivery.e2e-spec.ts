@@ -2,7 +2,7 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { Webhook } from 'standardwebhooks';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
-import { createTopic, createWebhook, insertMessage } from './helpers/factories.js';
+import { createTopic, createWebhook, insertMessage, withEchoTrigger } from './helpers/factories.js';
 import { Receiver } from './helpers/receiver.js';
 import { startInProcessWorker } from './helpers/worker.js';
 
@@ -254,5 +254,52 @@ describe('delivery', () => {
     await eventually(() => hook.where('webhook-sequence', '2').length === 1, {
       what: 'second message',
     });
+  });
+
+  it('delivers, in order, a message that a trigger inserts inside another insert on the same partition (issue 8, item 4)', async () => {
+    const hook = await receiver();
+    const topic = await createTopic(db.pool);
+    await createWebhook(db.pool, topic.id, hook.url);
+    await withEchoTrigger(db.pool, () => insertMessage(db.pool, topic.id, 'k', { echo: true }));
+    await eventually(() => hook.arrivals.length >= 2, { what: 'both messages' });
+    expect(hook.arrivals.map((a) => [a.headers['webhook-sequence'], JSON.parse(a.body)])).toEqual([
+      ['1', { echo: true }],
+      ['2', { echo: false }],
+    ]);
+  });
+
+  // Last: it empties messages for every topic of this file.
+  it('delivers a message published after TRUNCATE messages, partition_sequences (issue 8, item 3)', async () => {
+    const hook = await receiver();
+    const topic = await createTopic(db.pool);
+    const webhook = await createWebhook(db.pool, topic.id, hook.url);
+    await insertMessage(db.pool, topic.id, 'k', { n: 1 });
+    await insertMessage(db.pool, topic.id, 'k', { n: 2 });
+    await eventually(
+      async () =>
+        (await delivery(webhook.id, 2))?.status === 'delivered' &&
+        (
+          await db.pool.query(
+            'SELECT 1 FROM delivery_lines WHERE webhook_id = $1 AND next_attempt_at IS NULL',
+            [webhook.id],
+          )
+        ).rowCount === 1,
+      { what: 'the line idle after two deliveries' },
+    );
+    // Lines first, the order the worker's statements lock in, so the TRUNCATE cannot deadlock.
+    await db.pool.query(`
+      BEGIN;
+      LOCK TABLE delivery_lines IN EXCLUSIVE MODE;
+      TRUNCATE messages, partition_sequences CASCADE;
+      COMMIT;`);
+    await insertMessage(db.pool, topic.id, 'k', { n: 3 });
+    await eventually(() => hook.arrivals.length === 3, { what: 'the third message' });
+    expect(hook.arrivals.map((a) => [a.headers['webhook-sequence'], JSON.parse(a.body).n])).toEqual(
+      [
+        ['1', 1],
+        ['2', 2],
+        ['3', 3],
+      ],
+    );
   });
 });

@@ -41,6 +41,7 @@ describe('migrations', () => {
       'MessageTriggers1795633463587',
       'SequenceRuns1795633463589',
       'NotifyOnWake1795633463590',
+      'TriggerIntegrity1795633463600',
       'QueueGauges1795633463800',
     ]);
     expect(await pendingSchemaChanges()).toEqual([]);

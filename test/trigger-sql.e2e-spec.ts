@@ -30,9 +30,8 @@ describe('sql/notify_trigger.sql', () => {
         'pgwq_assign_sequence',
         'pgwq_count_dead_change',
         'pgwq_count_dead_deleted',
-        'pgwq_end_sequence_run',
         'pgwq_fan_out',
-        'pgwq_flush_sequence_run',
+        'pgwq_refuse_moving_message',
       ]);
       await client.query('BEGIN');
       await client.query(
@@ -43,6 +42,20 @@ describe('sql/notify_trigger.sql', () => {
       expect(fromFile).toEqual(fromMigrations);
     } finally {
       client.release();
+    }
+  });
+
+  it("pins every function's search_path to our schema, then pg_temp (issue 8, item 7)", async () => {
+    const { rows } = await db.pool.query<{ name: string; config: string[] | null }>(
+      `SELECT proname AS name, proconfig AS config FROM pg_proc
+       WHERE proname LIKE 'pgwq\\_%' ORDER BY 1`,
+    );
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) {
+      expect({ name: row.name, config: row.config }).toEqual({
+        name: row.name,
+        config: ['search_path=public, pg_temp'],
+      });
     }
   });
 });

@@ -38,3 +38,25 @@ export async function insertMessage(
   );
   return { id: Number(rows[0].id), sequence: Number(rows[0].sequence) };
 }
+
+/**
+ * Runs `fn` while messages has a producer's AFTER INSERT row trigger that publishes
+ * {"echo": false} to the same partition for every message whose payload has "echo": true: a
+ * message inserted by a trigger inside another insert.
+ */
+export async function withEchoTrigger<T>(pool: pg.Pool, fn: () => Promise<T>): Promise<T> {
+  await pool.query(`
+    CREATE FUNCTION producer_echo() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      INSERT INTO messages (topic_id, partition_key, payload)
+      VALUES (NEW.topic_id, NEW.partition_key, '{"echo": false}');
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER messages_echo AFTER INSERT ON messages
+      FOR EACH ROW WHEN ((NEW.payload->>'echo')::boolean) EXECUTE FUNCTION producer_echo();`);
+  try {
+    return await fn();
+  } finally {
+    await pool.query(`DROP TRIGGER messages_echo ON messages; DROP FUNCTION producer_echo();`);
+  }
+}

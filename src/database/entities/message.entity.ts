@@ -7,6 +7,7 @@ export const PARTITION_KEY_PATTERN = '^[\\x21-\\x7e]{1,255}$';
 
 @Entity('messages')
 @Unique('messages_partition_sequence_key', ['topicId', 'partitionKey', 'sequence'])
+@Unique('messages_idempotency_key', ['topicId', 'idempotencyKey'])
 @Check('messages_partition_key_check', `partition_key ~ '${PARTITION_KEY_PATTERN}'`)
 export class Message {
   @PrimaryColumn('bigint', {
@@ -36,4 +37,11 @@ export class Message {
 
   @Column('timestamptz', { name: 'created_at', default: () => 'now()' })
   createdAt: Date;
+
+  /**
+   * Unique per topic when set (NULL never conflicts), so a replay can be skipped with
+   * INSERT … ON CONFLICT (topic_id, idempotency_key) DO NOTHING without a gap in the sequence.
+   */
+  @Column('text', { name: 'idempotency_key', nullable: true })
+  idempotencyKey: string | null;
 }

@@ -1,14 +1,14 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
 
-const DEAD_COUNT_TRIGGERS = `
--- 3. Dead deliveries per webhook, for the metrics (pgwq_webhook_dead_deliveries), counted as they
+const deadCountTriggers = (schema: string) => `
+-- 4. Dead deliveries per webhook, for the metrics (pgwq_webhook_dead_deliveries), counted as they
 -- change so that a scrape never counts over deliveries. The triggers append +1 / -1 rows to
 -- dead_delivery_counts (a webhook's count is the sum of its rows) rather than update one row per
 -- webhook: workers dead-lettering at once have no row lock to queue on, and a statement that
 -- moves thousands of one webhook's deliveries (a redrive, a retention batch) builds no chain of
 -- row versions. The process that computes the gauges folds each webhook's rows into one.
 CREATE OR REPLACE FUNCTION pgwq_count_dead_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = ${schema}, pg_temp AS $$
 BEGIN
   INSERT INTO dead_delivery_counts (webhook_id, dead)
   VALUES (NEW.webhook_id, CASE WHEN NEW.status = 'dead' THEN 1 ELSE -1 END);
@@ -19,7 +19,7 @@ $$;
 -- Deleted dead deliveries, once per statement. When a webhook is deleted, its deliveries and
 -- its counts go with it (ON DELETE CASCADE): the join skips it, as it is gone already.
 CREATE OR REPLACE FUNCTION pgwq_count_dead_deleted() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = ${schema}, pg_temp AS $$
 BEGIN
   INSERT INTO dead_delivery_counts (webhook_id, dead)
   SELECT gone.webhook_id, -count(*)
@@ -52,7 +52,7 @@ CREATE OR REPLACE TRIGGER deliveries_count_dead_deleted
  *   10,000 random heap reads (1.1–1.8 s at 1,000,000 pending on PostgreSQL 15). It costs one more
  *   index entry per delivery created or retried (7 MB at 1,000,000 pending).
  * - dead_delivery_counts: dead deliveries per webhook, counted by triggers as deliveries go into
- *   or out of `dead` (see sql/notify_trigger.sql, part 3), filled here from what is dead now.
+ *   or out of `dead` (see sql/notify_trigger.sql, part 4), filled here from what is dead now.
  *
  * Pending deliveries per webhook need nothing new: every line's pending count is its
  * tail_sequence - head_sequence + 1. Creating the index locks deliveries against writes while it
@@ -79,7 +79,8 @@ CREATE TABLE "dead_delivery_counts" (
     await queryRunner.query(`
 CREATE INDEX "dead_delivery_counts_webhook_id_idx" ON "dead_delivery_counts" ("webhook_id")
 `);
-    await queryRunner.query(DEAD_COUNT_TRIGGERS);
+    const [{ schema }] = await queryRunner.query(`SELECT quote_ident(current_schema()) AS schema`);
+    await queryRunner.query(deadCountTriggers(schema));
     // After the triggers, in the same transaction: CREATE TRIGGER holds off every write to
     // deliveries until commit, so no change falls between this count and the triggers.
     await queryRunner.query(`

@@ -2,6 +2,7 @@ import { InitialSchema1795633463586 } from './1795633463586-InitialSchema.js';
 import { MessageTriggers1795633463587 } from './1795633463587-MessageTriggers.js';
 import { SequenceRuns1795633463589 } from './1795633463589-SequenceRuns.js';
 import { NotifyOnWake1795633463590 } from './1795633463590-NotifyOnWake.js';
+import { TriggerIntegrity1795633463600 } from './1795633463600-TriggerIntegrity.js';
 import { QueueGauges1795633463800 } from './1795633463800-QueueGauges.js';
 
 /** Every migration, in order. A new one (npm run migration:generate --name=X) is added here. */
@@ -10,5 +11,6 @@ export const MIGRATIONS = [
   MessageTriggers1795633463587,
   SequenceRuns1795633463589,
   NotifyOnWake1795633463590,
+  TriggerIntegrity1795633463600,
   QueueGauges1795633463800,
 ];
