@@ -200,8 +200,10 @@ BEGIN
 END;
 $$;
 
--- Deleted dead deliveries, once per statement. When a webhook is deleted, its deliveries and
--- its counts go with it (ON DELETE CASCADE): the join skips it, as it is gone already.
+-- Deleted dead deliveries, once per statement. When a webhook is deleted its deliveries go with
+-- it (ON DELETE CASCADE) and the join skips them: the fold removes the rows of webhooks that are
+-- gone. (No foreign key to webhooks: its check would lock the webhook row after the delivery
+-- rows, the opposite order to a webhook's deletion, and the two could deadlock.)
 CREATE OR REPLACE FUNCTION pgwq_count_dead_deleted() RETURNS trigger
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 BEGIN

@@ -60,7 +60,7 @@ describe('logs', () => {
     const worker = WorkerProcess.spawn(db.url, { LOG_FORMAT: 'json', LOG_LEVEL: 'debug' });
     try {
       await eventually(() => /"level":"debug".*HTTP 200/.test(worker.output), {
-        timeoutMs: 20_000,
+        timeoutMs: 45_000,
         what: 'the logged delivery',
       });
       worker.kill('SIGTERM');
@@ -98,7 +98,7 @@ describe('logs', () => {
         attempt: 2,
       }),
     ]);
-  });
+  }, 180_000);
 
   it('LOG_FORMAT=json for the API too, and LOG_LEVEL=warn leaves the log level out', async () => {
     const port = await freePort();
@@ -111,7 +111,7 @@ describe('logs', () => {
     try {
       await eventually(
         async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => null))?.ok,
-        { timeoutMs: 20_000, what: 'the API to answer' },
+        { timeoutMs: 45_000, what: 'the API to answer' },
       );
       api.child.kill('SIGTERM');
       await api.exited;
@@ -126,7 +126,7 @@ describe('logs', () => {
     );
     // API_KEYS is not set: its warning is there, the "API listening" line (level log) is not.
     expect(lines.some((line) => /API_KEYS is not set/.test(line.message as string))).toBe(true);
-  });
+  }, 180_000);
 
   it('a start-up error is one JSON line with LOG_FORMAT=json, and text by default', async () => {
     const bad = WorkerProcess.spawn(db.url, { LOG_FORMAT: 'json', MAX_RETRIES: '-1' });
@@ -142,7 +142,7 @@ describe('logs', () => {
     const text = WorkerProcess.spawn(db.url);
     try {
       await eventually(() => /delivering: concurrency/.test(text.output), {
-        timeoutMs: 20_000,
+        timeoutMs: 45_000,
         what: 'the worker to start',
       });
     } finally {
@@ -151,5 +151,5 @@ describe('logs', () => {
     const first = text.output.split('\n')[0];
     expect(first).toContain('[pgwq-worker]');
     expect(() => JSON.parse(first)).toThrow();
-  });
+  }, 180_000);
 });

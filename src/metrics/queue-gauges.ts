@@ -79,8 +79,7 @@ export class QueueGauges {
     try {
       await this.pool.query(FOLD_DEAD_COUNTS);
     } catch (error) {
-      // The sums are right either way; folding is housekeeping (it fails if a webhook was
-      // deleted meanwhile, whose rows the deletion takes with it).
+      // The sums are right either way: folding is housekeeping.
       this.logger.warn(`could not fold dead-delivery counts (${(error as Error).message})`);
     }
     try {

@@ -41,8 +41,9 @@ ORDER BY w.id
 
 /**
  * Folds each webhook's dead_delivery_counts rows into one, so the table stays about one row per
- * webhook. Safe beside the triggers and another fold: rows appended meanwhile are not in this
- * statement's snapshot and stay for the next fold; a row another fold deleted first is skipped.
+ * webhook, and drops the rows of deleted webhooks. Safe beside the triggers and another fold:
+ * rows appended meanwhile are not in this statement's snapshot and stay for the next fold; a row
+ * another fold deleted first is skipped.
  */
 export const FOLD_DEAD_COUNTS = `
 WITH folded AS (
@@ -50,10 +51,13 @@ WITH folded AS (
   WHERE webhook_id IN (
     SELECT webhook_id FROM dead_delivery_counts GROUP BY webhook_id HAVING count(*) > 1
   )
+  OR webhook_id NOT IN (SELECT id FROM webhooks)
   RETURNING webhook_id, dead
 )
 INSERT INTO dead_delivery_counts (webhook_id, dead)
-SELECT webhook_id, sum(dead) FROM folded GROUP BY webhook_id
+SELECT webhook_id, sum(dead) FROM folded
+WHERE webhook_id IN (SELECT id FROM webhooks)
+GROUP BY webhook_id
 `;
 
 export interface QueueStatsRow {

@@ -1,11 +1,11 @@
-import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { bigintToNumber } from './bigint.transformer.js';
-import { Webhook } from './webhook.entity.js';
 
 /**
  * A share of a webhook's dead-delivery count: +1 / -1 rows appended by triggers as deliveries go
  * into or out of `dead`; the count is the sum of the webhook's rows (see the QueueGauges
- * migration). Read by the metrics only.
+ * migration). No foreign key (see there); rows of a deleted webhook are dropped by the fold.
+ * Read by the metrics only.
  */
 @Entity('dead_delivery_counts')
 @Index('dead_delivery_counts_webhook_id_idx', ['webhookId'])
@@ -20,13 +20,6 @@ export class DeadDeliveryCount {
 
   @Column('integer', { name: 'webhook_id' })
   webhookId: number;
-
-  @ManyToOne(() => Webhook, { onDelete: 'CASCADE' })
-  @JoinColumn({
-    name: 'webhook_id',
-    foreignKeyConstraintName: 'dead_delivery_counts_webhook_id_fkey',
-  })
-  webhook?: Webhook;
 
   @Column('bigint', { transformer: bigintToNumber })
   dead: number;
