@@ -4,7 +4,7 @@
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci
+RUN npm ci --no-audit --no-fund
 COPY tsconfig.json nest-cli.json ./
 COPY src ./src
 RUN npm run build
@@ -13,7 +13,7 @@ RUN npm run build
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --omit=optional && npm cache clean --force
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
 
 # --- runtime ---
 FROM node:24-bookworm-slim
@@ -28,5 +28,6 @@ EXPOSE 8000 9464
 # The API's /health on PORT, or a worker's on METRICS_PORT (9464): whichever this container runs.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "dist/healthcheck.js"]
-# The API by default; the compose file runs the worker and the migrations from the same image.
+# The API by default; the compose file runs the migrations (node dist/migrate.js) and the worker
+# (node dist/worker.js) from this same image.
 CMD ["node", "dist/main.js"]

@@ -4,11 +4,17 @@
 // Builds the project, starts its own PostgreSQL (DATABASE_URL, else an embedded one in a temp
 // dir) and a receiver process, then runs every scenario for each system in turn, round after
 // round (the order of systems rotates each round), and prints one table of medians with ratios.
-// Results go to bench/results/<timestamp>.json and bench/results/latest.svg.
+// Results go to bench/results/<timestamp>.json and .svg; a complete run (no --only, no
+// --systems) also to latest.svg and latest.md, the chart and table the README shows.
 //
 // Options: --full, --rounds N, --receiver-delay-ms N, --concurrency N, --payload-bytes N,
 // --only a,b (scenarios: publish, delivery, failure, hot, latency, scale),
-// --systems a,b (ours, graphile, pgboss, raw), --no-build.
+// --systems a,b (ours, pgbouncer, unnamed, graphile, pgboss, raw; all but unnamed by default),
+// --no-build.
+//
+// "ours via PgBouncer" runs our workers through a PgBouncer in transaction mode that the bench
+// starts on its server (skipped when the pgbouncer binary is missing); "ours, unnamed statements"
+// (only with --systems …,unnamed) is the direct run with DATABASE_PREPARED_STATEMENTS=false.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -17,7 +23,14 @@ import { parseArgs } from 'node:util';
 import { renderChart } from './chart.mjs';
 import { deliveryRun, latencyRun, sqlPublishRound } from './scenarios.mjs';
 import { scaleRun } from './scale.mjs';
-import { graphile, ours, pgboss, raw } from './systems/index.mjs';
+import {
+  graphile,
+  ours,
+  oursThroughPgBouncer,
+  oursUnnamed,
+  pgboss,
+  raw,
+} from './systems/index.mjs';
 import { median, ROOT, serverVersion, startDatabaseServer, startReceiver } from './lib/util.mjs';
 
 const { values: args } = parseArgs({
@@ -35,6 +48,8 @@ const { values: args } = parseArgs({
 const full = args.full;
 const rounds = Number(args.rounds ?? (full ? 5 : 3));
 const only = args.only ? new Set(args.only.split(',')) : null;
+/** A run of some scenarios or systems only: it must not replace the README's chart and table. */
+const partial = Boolean(args.only || args.systems);
 const wants = (s) => (only ? only.has(s) : s !== 'scale' || full);
 const log = (...a) => console.error(...a);
 
@@ -49,6 +64,14 @@ if (!args['no-build']) {
 
 const server = await startDatabaseServer();
 const receiver = await startReceiver();
+const { findPgBouncer, startPgBouncer } = await import(join(ROOT, 'dist/database/pgbouncer.js'));
+// One PgBouncer for the whole run, in transaction mode, 20 server connections per database.
+const bouncer = findPgBouncer()
+  ? await startPgBouncer({ serverUrl: server.url, poolMode: 'transaction', poolSize: 20 })
+  : null;
+if (bouncer) log(`PgBouncer ${bouncer.version} in transaction mode for "ours via PgBouncer"`);
+else log('pgbouncer is not installed (apt-get install pgbouncer): "ours via PgBouncer" skipped');
+const oursPooled = bouncer ? oursThroughPgBouncer(bouncer) : null;
 const env = {
   server,
   receiver,
@@ -78,14 +101,21 @@ function record(scenario, variant, system, unit, value, better = 'higher', extra
 
 const SHORT = new Map([
   [ours, 'ours'],
+  [oursPooled, 'pgbouncer'],
+  [oursUnnamed, 'unnamed'],
   [graphile, 'graphile'],
   [pgboss, 'pgboss'],
   [raw, 'raw'],
 ]);
 const chosen = args.systems ? new Set(args.systems.split(',')) : null;
 const rotate = (xs, k) =>
-  xs.map((_, i) => xs[(i + k) % xs.length]).filter((s) => !chosen || chosen.has(SHORT.get(s)));
+  xs
+    .filter((s) => s !== null)
+    .map((_, i, present) => present[(i + k) % present.length])
+    .filter((s) => (chosen ? chosen.has(SHORT.get(s)) : s !== oursUnnamed));
 const queues = [ours, graphile, pgboss];
+// Ours again, through PgBouncer and with unnamed statements, where ours alone is measured.
+const variants = [oursPooled, oursUnnamed];
 // pg-boss delivers ~200 msg/s here and would sit out every quick run's 15-s deadline; its rate
 // is what it delivered in its time either way, so the quick run gives it 6 s.
 const deadline = (system) => (system === pgboss && !full ? 6_000 : undefined);
@@ -121,7 +151,7 @@ for (let round = 0; round < rounds; round++) {
   }
   if (wants('delivery')) {
     for (const workers of [1, 2]) {
-      for (const system of rotate([...queues, raw], round)) {
+      for (const system of rotate([...queues, ...variants, raw], round)) {
         const r = await safely(system.name, () =>
           deliveryRun(env, system, {
             messages: P.deliveryMessages,
@@ -179,7 +209,7 @@ for (let round = 0; round < rounds; round++) {
     }
   }
   if (wants('hot')) {
-    for (const system of rotate([ours, graphile, pgboss, raw], round)) {
+    for (const system of rotate([ours, ...variants, graphile, pgboss, raw], round)) {
       const r = await safely(system.name, () =>
         deliveryRun(env, system, {
           messages: P.hotMessages,
@@ -201,7 +231,7 @@ for (let round = 0; round < rounds; round++) {
     }
   }
   if (wants('latency')) {
-    for (const system of rotate([ours, graphile, pgboss, raw], round)) {
+    for (const system of rotate([ours, ...variants, graphile, pgboss, raw], round)) {
       const r = await safely(system.name, () =>
         latencyRun(env, system, { rate: 200, seconds: P.latencySeconds, partitions: 100 }),
       );
@@ -249,6 +279,7 @@ for (let round = 0; round < rounds; round++) {
 // ---- report -------------------------------------------------------------------------------
 const pgVersion = await serverVersion(server.url);
 await receiver.stop();
+await bouncer?.stop();
 await server.stop();
 
 for (const r of rows) r.median = median(r.values);
@@ -325,6 +356,16 @@ const targets = [
     'ordered delivery, 2 workers: ours / raw HTTP >= 0.6',
     ratio(get('ordered delivery', d2, 'ours'), get('ordered delivery', d2, raw.name)),
     0.6,
+  ],
+  [
+    'ordered delivery, 1 worker: via PgBouncer / direct >= 0.8',
+    ratio(get('ordered delivery', d1, 'ours via PgBouncer'), get('ordered delivery', d1, 'ours')),
+    0.8,
+  ],
+  [
+    'ordered delivery, 2 workers: via PgBouncer / direct >= 0.8',
+    ratio(get('ordered delivery', d2, 'ours via PgBouncer'), get('ordered delivery', d2, 'ours')),
+    0.8,
   ],
   [
     'hot partition: ours / raw sequential loop >= 0.8',
@@ -408,10 +449,17 @@ const svg = await renderChart(
   `${command} — medians of ${rounds} rounds; ${machine}`,
 );
 writeFileSync(join(dir, `${stamp}.svg`), svg);
-writeFileSync(join(dir, 'latest.svg'), svg);
-writeFileSync(
-  join(dir, 'latest.md'),
-  `${command}\n\n${machine}\n\n${lines.join('\n')}\n\n${targetLines.join('\n')}\n`,
-);
-log(`\nwrote bench/results/${stamp}.json, bench/results/latest.svg`);
+if (partial) {
+  log(
+    `\nwrote bench/results/${stamp}.json and .svg (a partial run: latest.svg and latest.md, ` +
+      'which the README shows, keep the last complete run)',
+  );
+} else {
+  writeFileSync(join(dir, 'latest.svg'), svg);
+  writeFileSync(
+    join(dir, 'latest.md'),
+    `${command}\n\n${machine}\n\n${lines.join('\n')}\n\n${targetLines.join('\n')}\n`,
+  );
+  log(`\nwrote bench/results/${stamp}.json and .svg, latest.svg and latest.md`);
+}
 process.exit(0);

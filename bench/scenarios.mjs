@@ -231,6 +231,8 @@ export async function sqlPublishRound(env, o) {
     const api = startProcess(process.execPath, ['dist/main.js'], {
       DATABASE_URL: db.url,
       PORT: String(port),
+      // Loopback only, where an API without keys may run.
+      API_LISTEN_ADDRESS: '127.0.0.1',
       WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
     });
     try {

@@ -1,20 +1,15 @@
 import 'reflect-metadata';
-import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { createServer, type AddressInfo } from 'node:net';
 import { AppModule, Env, WorkerModule } from './app.module.js';
 import { createLogger } from './common/process-logger.js';
-import { AppConfig, ConfigError, loadConfig } from './config/app-config.js';
+import { StartupError } from './common/startup-error.js';
+import { ConfigError, loadConfig, loadDotEnv } from './config/app-config.js';
 import { configureApp } from './configure-app.js';
-
-/** Reads `.env` into process.env when present; variables already set win. */
-export function loadDotEnv(): void {
-  try {
-    process.loadEnvFile();
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-}
+import { checkDatabase } from './database/database-check.js';
+import { requireDatabaseUrl } from './database/database.module.js';
+import { apiExposureProblem, listenUrl } from './security/api-exposure.js';
 
 /**
  * Reads `.env` when present (variables already set win) and validates the result for the API
@@ -31,11 +26,13 @@ export function loadEnvironment(): Env {
 }
 
 /**
- * Prints a start-up failure as one readable line (no stack for bad config) and exits 1; as one
- * JSON object when LOG_FORMAT asks for JSON (read raw: the configuration may be what failed).
+ * Prints a start-up failure as one readable line (a stack only for the unforeseen) and exits 1;
+ * as one JSON object when LOG_FORMAT asks for JSON (read raw: the configuration may be what
+ * failed).
  */
 export function exitOnStartupError(role: string, error: unknown): never {
-  const message = error instanceof ConfigError ? error.message : ((error as Error)?.stack ?? error);
+  const message =
+    error instanceof StartupError ? error.message : ((error as Error)?.stack ?? error);
   if (process.env.LOG_FORMAT?.trim().toLowerCase() === 'json') {
     createLogger(role, { logFormat: 'json', logLevel: 'fatal' }).fatal(`cannot start: ${message}`);
   } else {
@@ -44,28 +41,71 @@ export function exitOnStartupError(role: string, error: unknown): never {
   process.exit(1);
 }
 
+/** The one line for a port the API cannot listen on, or undefined for other errors. */
+function portProblem(error: unknown, port: number): StartupError | undefined {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  if (code === 'EADDRINUSE') return new StartupError(`port ${port} is in use; set PORT`);
+  if (code === 'EACCES') {
+    return new StartupError(`port ${port} needs privileges this process lacks; set PORT`);
+  }
+  return undefined;
+}
+
+/**
+ * Fails before anything else starts when the port is taken, so the answer comes at once and
+ * without the log line Nest writes for a failed listen (which stays as the net for a race).
+ */
+async function checkPortFree(port: number): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error) => reject(portProblem(error, port) ?? error));
+    probe.listen(port, () => probe.close(() => resolve()));
+  });
+}
+
 export async function startApi(
   env: Env,
-  options: { withWorker?: boolean; role?: string } = {},
+  options: {
+    withWorker?: boolean;
+    role?: string;
+    /** false: the caller handles SIGINT/SIGTERM (npm start stops its PostgreSQL after the app). */
+    exitOnSignal?: boolean;
+  } = {},
 ): Promise<NestExpressApplication> {
   const role = options.role ?? 'api';
+  const config = loadConfig(env);
+  const logger = createLogger(role, config);
+  const exposure = apiExposureProblem(config);
+  if (exposure) throw new ConfigError(exposure);
+  await checkPortFree(config.port);
+  await checkDatabase(requireDatabaseUrl(config), (line) => logger.log(line, 'Bootstrap'));
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(env, options), {
-    logger: createLogger(role, loadConfig(env)),
+    logger,
     bodyParser: false,
     abortOnError: false,
   });
-  app.enableShutdownHooks([], { useProcessExit: true });
+  if (options.exitOnSignal !== false) app.enableShutdownHooks([], { useProcessExit: true });
   configureApp(app);
-  const { port } = app.get(AppConfig);
-  await app.listen(port);
-  const url = `http://localhost:${port}`;
-  new Logger('Bootstrap').log(`API listening on ${url} (OpenAPI UI ${url}/docs)`);
+  try {
+    if (config.apiListenAddress) await app.listen(config.port, config.apiListenAddress);
+    else await app.listen(config.port);
+  } catch (error) {
+    throw portProblem(error, config.port) ?? error;
+  }
+  // PORT=0 asks for any free port: say which one it got.
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  const url = listenUrl(config.apiListenAddress, port);
+  logger.log(`API listening on ${url} (OpenAPI UI ${url}/docs)`, 'Bootstrap');
   return app;
 }
 
 export async function startWorker(env: Env) {
+  const config = loadConfig(env);
+  const logger = createLogger('worker', config);
+  await checkDatabase(requireDatabaseUrl(config), (line) => logger.log(line, 'Bootstrap'));
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(env), {
-    logger: createLogger('worker', loadConfig(env)),
+    logger,
     abortOnError: false,
   });
   app.enableShutdownHooks([], { useProcessExit: true });

@@ -1,55 +1,51 @@
-import {
-  ArgumentMetadata,
-  BadRequestException,
-  INestApplication,
-  ValidationPipe,
-} from '@nestjs/common';
+import { ArgumentMetadata, INestApplication, ValidationPipe } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NextFunction, Request, Response } from 'express';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
-import { bodyLimit } from './common/body-limit.middleware.js';
+import type { Server } from 'node:http';
+import { bodyLimit } from './common/early-refusal.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
+import { parseDtoBody } from './common/json-body.js';
+import { PageInterceptor } from './common/page.js';
 import { AppConfig } from './config/app-config.js';
 import { HttpMetrics } from './metrics/http-metrics.js';
+import { ApiKeys } from './security/api-keys.js';
 import { PUBLIC_EXTENSION } from './security/public.decorator.js';
-
-/** The deepest nesting a request body may have (the payload sits one level down). */
-export const MAX_JSON_DEPTH = 64;
+import { requestGate } from './security/request-gate.js';
 
 /** Room in a publish request for everything around the payload (partition key, JSON syntax). */
 const REQUEST_OVERHEAD_BYTES = 16 * 1024;
 
+/** Request headers must be in within this (or API_REQUEST_TIMEOUT_MS when shorter). */
+const HEADERS_TIMEOUT_MS = 10_000;
+
 /**
- * Validates bodies and queries. Path ids are left as the raw strings for ParseIdPipe: the stock
- * pipe would first coerce them with Number(), which accepts "1e3", "0x10" and " 7".
+ * Validates bodies and queries. A body arrives as JSON text and is parsed here (parseDtoBody;
+ * routes that read their body themselves use RawJsonBody, which no pipe touches). Path ids are
+ * left as the raw strings for ParseIdPipe: the stock pipe would first coerce them with Number(),
+ * which accepts "1e3", "0x10" and " 7".
  */
 class BodyAndQueryValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     if (metadata.type === 'param') return value;
-    if (metadata.type === 'body' && nestingDepth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
-      throw new BadRequestException(
-        `request body is nested deeper than ${MAX_JSON_DEPTH} levels of arrays and objects`,
-      );
-    }
-    return super.transform(value, metadata);
+    return super.transform(metadata.type === 'body' ? parseDtoBody(value) : value, metadata);
   }
 }
 
 /**
- * The deepest nesting of arrays and objects in a parsed JSON body: a body nested thousands of
- * levels deep parses (JSON.parse does not recurse) but overflows the stack of class-transformer,
- * JSON.stringify and PostgreSQL's jsonb parser. Measured without recursion, stopping at `cap`+1.
+ * Timeouts and a connection cap for an API behind a load balancer: a client has
+ * API_REQUEST_TIMEOUT_MS to send a whole request (10 s for its headers), an idle keep-alive
+ * connection lives API_KEEP_ALIVE_TIMEOUT_MS (longer than the balancer's idle timeout, 60 s on
+ * AWS, so the balancer closes first and never sends on a connection we are closing), and at most
+ * API_MAX_CONNECTIONS connections are open at once. Node checks the timeouts every
+ * connectionsCheckingInterval (30 s by default): once a second keeps them close to exact.
  */
-export function nestingDepth(value: unknown, cap: number): number {
-  let deepest = 0;
-  const stack: Array<[unknown, number]> = [[value, 0]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (item === null || typeof item !== 'object') continue;
-    if (depth + 1 > deepest) deepest = depth + 1;
-    if (deepest > cap) return deepest;
-    for (const child of Object.values(item)) stack.push([child, depth + 1]);
-  }
-  return deepest;
+function limitConnections(server: Server, config: AppConfig): void {
+  server.requestTimeout = config.apiRequestTimeoutMs;
+  server.headersTimeout = Math.min(HEADERS_TIMEOUT_MS, config.apiRequestTimeoutMs);
+  server.keepAliveTimeout = config.apiKeepAliveTimeoutMs;
+  server.maxConnections = config.apiMaxConnections;
+  (server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = 1000;
 }
 
 export const API_KEY_SCHEME = 'api-key';
@@ -83,11 +79,20 @@ function declareSecurity(document: OpenAPIObject): OpenAPIObject {
 export function configureApp(app: NestExpressApplication): void {
   const config = app.get(AppConfig);
   app.use(app.get(HttpMetrics).middleware);
-  // Over-size bodies are refused from Content-Length, or as soon as the stream passes the limit,
-  // before they are parsed (bodyLimit answers at once; body-parser would first drain the body).
+  limitConnections(app.getHttpServer() as Server, config);
+  // In this order, before any body is read: cross-site browser requests are refused (Nest's
+  // CrossOriginProtection: Sec-Fetch-Site, else Origin against Host), then the request gate
+  // (Host, API key, JSON content type), then over-size bodies from Content-Length or as soon as
+  // the stream passes the limit. Bodies are read as text: each route parses its own.
+  app.enableCsrfProtection();
+  app.use(requestGate(app.get(ApiKeys)));
   const limit = config.maxPayloadBytes + REQUEST_OVERHEAD_BYTES;
   app.use(bodyLimit(limit));
-  app.useBodyParser('json', { limit });
+  app.useBodyParser('text', {
+    limit,
+    type: ['application/json', 'application/*+json'],
+    defaultCharset: 'utf-8',
+  });
   app.useGlobalPipes(
     new BodyAndQueryValidationPipe({
       whitelist: true,
@@ -98,8 +103,16 @@ export function configureApp(app: NestExpressApplication): void {
     }),
   );
   app.useGlobalFilters(new HttpExceptionFilter());
+  app.useGlobalInterceptors(new PageInterceptor());
   app.set('x-powered-by', false);
 
+  // The UI's HTML links its assets relative to the URL: /docs resolves them, while /docs/?… and
+  // /docs/index.html would not (a blank page), so those come back to /docs.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (req.method !== 'GET' || !['/docs/', '/docs/index.html'].includes(req.path)) return next();
+    const at = req.originalUrl.indexOf('?');
+    res.redirect(301, `../docs${at < 0 ? '' : req.originalUrl.slice(at)}`);
+  });
   const document = buildOpenApiDocument(app);
   SwaggerModule.setup('docs', app, document, {
     jsonDocumentUrl: 'docs-json',
@@ -119,14 +132,12 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
             'Messages with the same partition key reach each webhook in order.',
         )
         .setVersion('0.1.0')
-        .addBearerAuth(
-          {
-            type: 'http',
-            scheme: 'bearer',
-            description: 'One of the keys in API_KEYS. Not needed when API_KEYS is unset.',
-          },
-          API_KEY_SCHEME,
-        )
+        // addSecurity, not addBearerAuth: that one labels every bearer token a JWT.
+        .addSecurity(API_KEY_SCHEME, {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'One of the keys in API_KEYS. Not needed when API_KEYS is unset.',
+        })
         .build(),
     ),
   );

@@ -1,5 +1,3 @@
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { EmbeddedDatabase, startEmbeddedPostgres } from '../src/database/embedded-postgres.js';
@@ -8,6 +6,7 @@ import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook } from './helpers/factories.js';
 import { OrderChecker } from './helpers/order-checker.js';
 import { Receiver } from './helpers/receiver.js';
+import { scratchDir } from './helpers/scratch.js';
 import { WorkerProcess } from './helpers/worker.js';
 
 /**
@@ -16,9 +15,7 @@ import { WorkerProcess } from './helpers/worker.js';
  * embedded one whatever DATABASE_URL says.
  */
 describe('PostgreSQL restart under load', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pgwq-restart-'));
-  chmodSync(dir, 0o755);
-  const dataDir = join(dir, 'pg');
+  const dataDir = join(scratchDir('restart-'), 'pg');
   let server: EmbeddedDatabase;
   let pool: pg.Pool;
   let receiver: Receiver;
@@ -29,12 +26,10 @@ describe('PostgreSQL restart under load', () => {
     await receiver?.close();
     await pool?.end();
     await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('delivers every message in order across a restart, and the workers survive it', async () => {
-    server = await startEmbeddedPostgres({ dataDir, persistent: true });
-    const port = Number(new URL(server.url).port);
+    server = await startEmbeddedPostgres({ dataDir });
     await runMigrations(server.url);
     pool = new pg.Pool({ connectionString: server.url, max: 4 });
     pool.on('error', () => undefined);
@@ -75,7 +70,8 @@ describe('PostgreSQL restart under load', () => {
 
     await eventually(() => seen.size >= 150, { what: '150 deliveries before the restart' });
     await server.stop();
-    server = await startEmbeddedPostgres({ dataDir, persistent: true, port });
+    // Back on the same port (the last one used on this data folder), where the workers expect it.
+    server = await startEmbeddedPostgres({ dataDir });
     await producer;
 
     await eventually(() => seen.size === total, {

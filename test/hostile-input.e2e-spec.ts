@@ -152,15 +152,36 @@ describe('hostile input', () => {
     fc.string({ maxLength: 60 }),
     deepText,
   );
+  /**
+   * Integers of every size as text: 32-bit ones, the whole safe range, and 64- and 128-bit ones,
+   * with the boundaries of PostgreSQL's integer and bigint columns (fast-check's integer() alone
+   * stays within 32 bits, which is how `after=2147483648` answering 500 went unnoticed).
+   */
+  const anyInteger = fc
+    .oneof(
+      fc.integer(),
+      fc.maxSafeInteger(),
+      fc.bigInt({ min: -(2n ** 64n), max: 2n ** 64n }),
+      fc.bigInt({ min: -(2n ** 128n), max: 2n ** 128n }),
+      fc
+        .constantFrom(2n ** 31n, 2n ** 32n, 2n ** 53n, 2n ** 63n, 2n ** 64n)
+        .chain((edge) => fc.constantFrom(edge - 1n, edge, edge + 1n, -edge)),
+    )
+    .map(String);
   const idLike = fc.oneof(
     fc.constant(''),
     hostileString,
     fc.integer({ min: -5, max: 5 }).map(String),
+    anyInteger,
     fc.constantFrom('1', '2', '99999999999', '1.5', '%ZZ', '..', '%2e%2e'),
   );
   const query = fc.dictionary(
     fc.constantFrom('limit', 'after', 'status', 'topic_id', 'webhook_id', 'x'),
-    fc.oneof(hostileString, fc.integer().map(String), fc.array(fc.constant('1'), { maxLength: 2 })),
+    fc.oneof(
+      { arbitrary: anyInteger, weight: 3 },
+      hostileString,
+      fc.array(fc.constant('1'), { maxLength: 2 }),
+    ),
     { maxKeys: 3 },
   );
 
@@ -183,6 +204,7 @@ describe('hostile input', () => {
     { method: 'get', path: (id) => `/deliveries/${enc(id)}/attempts`, list: true },
     { method: 'get', path: () => '/dead-letter', list: true },
     { method: 'get', path: () => '/dead-letter/count' },
+    { method: 'get', path: (id) => `/messages/${enc(id)}` },
     { method: 'get', path: () => '/health' },
   ];
 
@@ -231,6 +253,35 @@ describe('hostile input', () => {
       ),
       { numRuns: 400 },
     );
+  });
+
+  it('answers every list with a 2xx or a 4xx, whatever integers its cursor and page size get', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...routes.filter((r) => r.list)),
+        fc.oneof(anyInteger, fc.constant('1')),
+        fc.record(
+          {
+            after: anyInteger,
+            limit: fc.oneof(fc.integer({ min: 1, max: 1000 }).map(String), anyInteger),
+          },
+          { requiredKeys: ['after'] },
+        ),
+        async (route, id, q) => expectSane(await send(route, id, q, undefined), route),
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('bounds list cursors to their id columns: after past 2^31 on an integer id is a 400', async () => {
+    for (const path of ['/topics', `/topics/${seed.topicId}/webhooks`]) {
+      for (const after of ['2147483648', '9007199254740991', '99999999999999999999']) {
+        const res = await request(app.getHttpServer()).get(`${path}?after=${after}`);
+        expect([path, after, res.status]).toEqual([path, after, 400]);
+        expect(res.body.message).toMatch(/after/);
+      }
+      await request(app.getHttpServer()).get(`${path}?after=2147483647`).expect(200, []);
+    }
   });
 
   it('answers deep nesting and NUL bytes with a 400, at the publish route', async () => {

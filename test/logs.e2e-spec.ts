@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook, insertMessage } from './helpers/factories.js';
 import { freePort } from './helpers/prometheus.js';
 import { Receiver } from './helpers/receiver.js';
+import { built, childCwd } from './helpers/scratch.js';
 import { WorkerProcess } from './helpers/worker.js';
 
 type LogLine = Record<string, unknown>;
@@ -28,7 +28,8 @@ function jsonLines(output: string): LogLine[] {
 
 /** `node dist/main.js` with this environment; its stdout and stderr go to `output`. */
 function startApi(env: Record<string, string>) {
-  const child = spawn(process.execPath, [resolve('dist/main.js')], {
+  const child = spawn(process.execPath, [built('main.js')], {
+    cwd: childCwd(),
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import net from 'node:net';
-import { resolve } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { FOLD_DEAD_COUNTS } from '../src/metrics/queue-stats.sql.js';
@@ -10,6 +9,7 @@ import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook, insertMessage } from './helpers/factories.js';
 import { describedMetrics, freePort, sampleValue } from './helpers/prometheus.js';
 import { Receiver } from './helpers/receiver.js';
+import { built, childCwd } from './helpers/scratch.js';
 import { WorkerProcess } from './helpers/worker.js';
 
 const QUEUE_GAUGES = [
@@ -47,7 +47,7 @@ async function containerHealthcheck(metricsPort: number): Promise<number> {
     METRICS_PORT: String(metricsPort),
   };
   return new Promise((done) =>
-    execFile(process.execPath, [resolve('dist/healthcheck.js')], { env }, (error) =>
+    execFile(process.execPath, [built('healthcheck.js')], { env, cwd: childCwd() }, (error) =>
       done(error ? Number(error.code) : 0),
     ),
   );

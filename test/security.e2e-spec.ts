@@ -1,4 +1,9 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
@@ -6,9 +11,9 @@ import { createTestApp } from './helpers/app.js';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
 import { createTopic, createWebhook } from './helpers/factories.js';
 
-const KEY_A = 'key-a-0123456789abcdef';
-const KEY_B = 'key-b-fedcba9876543210';
-const SECRET = 'whsec_' + Buffer.alloc(32, 1).toString('base64');
+const KEY_A = 'key-a-0123456789abcdefghijklmnopqrs';
+const KEY_B = 'key-b-fedcba9876543210ZYXWVUTSRQPO';
+const SECRET = 'whsec_' + randomBytes(32).toString('base64');
 
 describe('security: exposing the API', () => {
   let db: TestDatabase;
@@ -22,7 +27,10 @@ describe('security: exposing the API', () => {
       MAX_PAYLOAD_BYTES: '1024',
       WEBHOOK_SECRET_GRACE_SECONDS: '600',
     });
-    open = await createTestApp(db.url, { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true' });
+    open = await createTestApp(db.url, {
+      WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+      MAX_WEBHOOKS_PER_TOPIC: '5',
+    });
   });
   afterAll(async () => {
     await guarded?.close();
@@ -135,13 +143,19 @@ describe('security: exposing the API', () => {
       ['http://255.255.255.255/', 'broadcast'],
       ['http://240.0.0.1/', 'reserved'],
       ['http://100.64.0.1/', 'shared \\(CGNAT\\)'],
-    ])('refuses %s (%s)', async (url, kind) => {
-      const res = await register(url).expect(400);
-      expect(res.body.message).toMatch(
-        new RegExp(
-          `^refused: webhook host resolves to an? ${kind} address \\S+ \\(WEBHOOK_ALLOW_PRIVATE_NETWORKS=false\\)$`,
-        ),
-      );
+    ])('refuses %s (%s), telling the caller only that it is not public', async (url, kind) => {
+      const warn = jest.spyOn(Logger.prototype, 'warn');
+      try {
+        const res = await register(url).expect(400);
+        expect(res.body.message).toBe(
+          'refused: webhook host is not a public address (WEBHOOK_ALLOW_PRIVATE_NETWORKS=false)',
+        );
+        // The detail (what the host resolves to) goes to the log only.
+        const logged = warn.mock.calls.map((c) => String(c[0])).join('\n');
+        expect(logged).toMatch(new RegExp(`resolves to an? ${kind} address`));
+      } finally {
+        warn.mockRestore();
+      }
     });
 
     it.each(
@@ -216,6 +230,12 @@ describe('security: exposing the API', () => {
         'whsec_' + '!'.repeat(44),
         'whsec_' + Buffer.alloc(32, 1).toString('base64') + '\u0000',
         42,
+        // Weak: the OpenAPI (Standard Webhooks) example, all zeros, a short pattern repeated.
+        'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+        'whsec_' + Buffer.alloc(32).toString('base64'),
+        'whsec_' + Buffer.alloc(32, 7).toString('base64'),
+        'whsec_' + Buffer.from('password'.repeat(4)).toString('base64'),
+        'whsec_' + Buffer.from(Array.from({ length: 32 }, (_, i) => i % 12)).toString('base64'),
       ]) {
         const bad = await api()
           .post('/webhooks')
@@ -242,6 +262,169 @@ describe('security: exposing the API', () => {
       expect(rows[0].left_s).toBeLessThanOrEqual(600);
       await api().get(`/webhooks/${webhook.id}/secret`).set(auth).expect(200, res.body);
       await api().post('/webhooks/999999/secret/rotate').set(auth).expect(404);
+    });
+
+    it('rotates under concurrency: every rotation answers 200, and they chain', async () => {
+      const webhook = await createWebhook(db.pool, topicId, 'https://93.184.215.14/f', SECRET);
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          api().post(`/webhooks/${webhook.id}/secret/rotate`).set(auth),
+        ),
+      );
+      expect(results.map((r) => r.status)).toEqual(Array(20).fill(200));
+      const secrets = new Set(results.map((r) => r.body.secret as string));
+      expect(secrets.size).toBe(20);
+      const { rows } = await db.pool.query(
+        'SELECT secret, previous_secret FROM webhooks WHERE id = $1',
+        [webhook.id],
+      );
+      // The last rotation's secret signs, beside the one the rotation before it set.
+      expect(secrets.has(rows[0].secret)).toBe(true);
+      expect(secrets.has(rows[0].previous_secret)).toBe(true);
+    });
+  });
+
+  describe('fan-out', () => {
+    it('refuses a second registration of the same URL on a topic, however many race', async () => {
+      const topic = await createTopic(db.pool);
+      const url = 'https://93.184.215.14/same';
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          api().post('/webhooks').set(auth).send({ topic_id: topic.id, url }),
+        ),
+      );
+      expect(results.filter((r) => r.status === 201)).toHaveLength(1);
+      const refused = results.filter((r) => r.status !== 201);
+      expect(refused.map((r) => r.status)).toEqual(Array(19).fill(409));
+      expect(refused[0].body.message).toMatch(/already has a webhook for this URL/);
+      // Another spelling of the same URL is the same receiver.
+      await api()
+        .post('/webhooks')
+        .set(auth)
+        .send({ topic_id: topic.id, url: 'HTTPS://93.184.215.14:443/same' })
+        .expect(409);
+      // Another topic may have it.
+      const other = await createTopic(db.pool);
+      await api().post('/webhooks').set(auth).send({ topic_id: other.id, url }).expect(201);
+    });
+
+    it('caps the webhooks of a topic at MAX_WEBHOOKS_PER_TOPIC, however many race', async () => {
+      const topic = await createTopic(db.pool);
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          request(open.getHttpServer())
+            .post('/webhooks')
+            .send({ topic_id: topic.id, url: `https://93.184.215.14/${i}` }),
+        ),
+      );
+      expect(results.filter((r) => r.status === 201)).toHaveLength(5);
+      const refused = results.filter((r) => r.status !== 201);
+      expect(refused.map((r) => r.status)).toEqual(Array(15).fill(409));
+      expect(refused[0].body.message).toMatch(/MAX_WEBHOOKS_PER_TOPIC=5/);
+      const { rows } = await db.pool.query(
+        'SELECT count(*)::int AS n FROM webhooks WHERE topic_id = $1',
+        [topic.id],
+      );
+      expect(rows[0].n).toBe(5);
+    });
+  });
+
+  describe('browsers and hosts', () => {
+    const openApi = () => request(open.getHttpServer());
+    let webhookId: number;
+    beforeAll(async () => {
+      const topic = await createTopic(db.pool);
+      webhookId = (await createWebhook(db.pool, topic.id, 'https://93.184.215.14/csrf', SECRET)).id;
+    });
+    const secretNow = async () =>
+      (await db.pool.query('SELECT secret FROM webhooks WHERE id = $1', [webhookId])).rows[0]
+        .secret as string;
+
+    it('refuses what an HTML form on another site could send: form and text bodies, cross-site requests', async () => {
+      const rotate = () => openApi().post(`/webhooks/${webhookId}/secret/rotate`);
+      // A form with no fields still sends its content type.
+      for (const type of [
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+        'text/plain',
+      ]) {
+        const res = await rotate().set('content-type', type);
+        expect([type, res.status]).toEqual([type, 415]);
+      }
+      await rotate().set('content-type', 'text/plain').send('{"x":1}').expect(415);
+      await openApi()
+        .post('/topics')
+        .set('content-type', 'application/x-www-form-urlencoded')
+        .send('name=from-a-form')
+        .expect(415);
+      // A cross-site fetch, as a browser marks it (Sec-Fetch-Site), or by its Origin.
+      await rotate().set('sec-fetch-site', 'cross-site').expect(403);
+      await rotate().set('origin', 'https://evil.example').expect(403);
+      expect(await secretNow()).toBe(SECRET);
+      // What a script or curl sends is fine: no content type, or JSON.
+      await rotate().expect(200);
+      await rotate().set('content-type', 'application/json').expect(200);
+      await openApi().post('/topics').send({ name: 'from-json' }).expect(201);
+    });
+
+    it('answers an open API only under a name a web page cannot re-point (DNS rebinding)', async () => {
+      for (const host of ['evil.example', 'evil.example:8000', 'attacker.com.']) {
+        const res = await openApi().get('/topics').set('host', host);
+        expect([host, res.status]).toEqual([host, 403]);
+        expect(res.body.message).toMatch(/set API_KEYS/);
+      }
+      for (const host of [
+        'localhost:8000',
+        '127.0.0.1:8000',
+        '[::1]:8000',
+        'api:8000',
+        'x.localhost',
+      ]) {
+        const res = await openApi().get('/topics').set('host', host);
+        expect([host, res.status]).toEqual([host, 200]);
+      }
+      // With API keys, a page has no key to send: any Host is fine.
+      await api().get('/topics').set(auth).set('host', 'queue.example.com').expect(200);
+    });
+
+    it('keeps the compose file from publishing the API on every interface', () => {
+      const compose = readFileSync(new URL('../docker-compose.yml', import.meta.url), 'utf8');
+      const ports = [...compose.matchAll(/^\s+- '(.*:8000)'$/gm)].map((m) => m[1]);
+      expect(ports).toEqual(['${API_PUBLISH_ADDRESS:-127.0.0.1}:8000:8000']);
+    });
+  });
+
+  describe('start-up without API keys', () => {
+    /** Runs dist/main.js; resolves with its exit code, or 'listening' once it serves. */
+    function start(env: Record<string, string>) {
+      return new Promise<{ outcome: number | 'listening'; output: string }>((resolve) => {
+        const child = spawn(process.execPath, ['dist/main.js'], {
+          env: { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, PORT: '0', ...env },
+          cwd: new URL('..', import.meta.url).pathname,
+        });
+        let output = '';
+        const collect = (d: Buffer) => {
+          output += d.toString();
+          if (/API listening/.test(output)) child.kill('SIGKILL');
+        };
+        child.stdout.on('data', collect);
+        child.stderr.on('data', collect);
+        child.on('exit', (code) =>
+          resolve({ outcome: /API listening/.test(output) ? 'listening' : code!, output }),
+        );
+      });
+    }
+
+    it('refuses to serve an open API on every interface, with one clear line', async () => {
+      const { outcome, output } = await start({});
+      expect(outcome).toBe(1);
+      expect(output.trim().split('\n')).toHaveLength(1);
+      expect(output).toMatch(/cannot start: API_KEYS is not set.*API_OPEN=true/);
+    });
+
+    it('serves an open API on loopback, or anywhere with API_OPEN=true', async () => {
+      expect((await start({ API_LISTEN_ADDRESS: '127.0.0.1' })).outcome).toBe('listening');
+      expect((await start({ API_OPEN: 'true' })).outcome).toBe('listening');
     });
   });
 

@@ -1,7 +1,6 @@
 // Small helpers of the bench: time, statistics, child processes, the receiver, databases.
 import { fork, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -137,11 +136,8 @@ export async function startDatabaseServer() {
     return { url: process.env.DATABASE_URL, embedded: false, stop: async () => undefined };
   }
   const { startEmbeddedPostgres } = await import(join(ROOT, 'dist/database/embedded-postgres.js'));
-  const dir = mkdtempSync(join(tmpdir(), 'pgwq-bench-'));
-  chmodSync(dir, 0o755); // the server runs as user postgres when we are root
+  // No dataDir: a throwaway server in a temp folder that stop() removes.
   const server = await startEmbeddedPostgres({
-    dataDir: join(dir, 'pg'),
-    persistent: false,
     settings: { shared_buffers: '256MB', max_wal_size: '4GB', max_connections: '300' },
   });
   return { url: server.url, embedded: true, stop: () => server.stop() };

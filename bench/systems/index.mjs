@@ -93,6 +93,36 @@ export const ours = {
   },
 };
 
+/**
+ * Ours with the workers' DATABASE_URL through a transaction-mode PgBouncer (`bouncer`, from
+ * dist/database/pgbouncer.js) and LISTEN on its own direct connection, as the README's "Behind a
+ * pooler" says: named statements where PgBouncer carries them (1.21+), unnamed ones before.
+ */
+export function oursThroughPgBouncer(bouncer) {
+  return {
+    ...ours,
+    name: 'ours via PgBouncer',
+    startWorkers: (ctx, o) =>
+      ours.startWorkers(ctx, {
+        ...o,
+        env: {
+          ...o.env,
+          DATABASE_URL: bouncer.url(ctx.db.name),
+          DATABASE_LISTEN_URL: ctx.db.url,
+          DATABASE_PREPARED_STATEMENTS: String(bouncer.carriesPreparedStatements),
+        },
+      }),
+  };
+}
+
+/** Ours, direct, with unnamed statements: what DATABASE_PREPARED_STATEMENTS=false costs alone. */
+export const oursUnnamed = {
+  ...ours,
+  name: 'ours, unnamed statements',
+  startWorkers: (ctx, o) =>
+    ours.startWorkers(ctx, { ...o, env: { ...o.env, DATABASE_PREPARED_STATEMENTS: 'false' } }),
+};
+
 function runnerSystem(name, runnerFile, { setup, enqueue, publish }) {
   return {
     name,

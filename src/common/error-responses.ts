@@ -18,6 +18,8 @@ const DESCRIPTIONS: Record<number, string> = {
   404: 'Not found',
   409: 'Conflict',
   413: 'Request body or payload too large',
+  415: 'Request body is not JSON',
+  422: 'Unprocessable',
   503: 'Unavailable',
 };
 

@@ -14,6 +14,10 @@ export interface ErrorBody {
   message: string;
 }
 
+export function errorBody(status: number, message: string): ErrorBody {
+  return { status_code: status, error: httpStatusName(status), message };
+}
+
 /** Errors raised by the body parser before any controller runs carry their own 4xx status. */
 function bodyParserStatus(exception: unknown): number | undefined {
   const e = exception as { status?: unknown; type?: unknown; expose?: unknown };
@@ -46,22 +50,13 @@ export class HttpExceptionFilter implements ExceptionFilter {
       status = bodyParserStatus(exception)!;
       const type = (exception as { type?: string }).type;
       message =
-        type === 'entity.parse.failed'
-          ? 'request body is not valid JSON'
-          : type === 'entity.too.large'
-            ? 'request body is too large'
-            : (exception as Error).message;
+        type === 'entity.too.large' ? 'request body is too large' : (exception as Error).message;
     } else {
       status = HttpStatus.INTERNAL_SERVER_ERROR;
       message = 'internal server error';
       this.logger.error((exception as Error)?.stack ?? String(exception));
     }
-    const body: ErrorBody = {
-      status_code: status,
-      error: httpStatusName(status),
-      message,
-    };
-    if (!res.headersSent) res.status(status).json(body);
+    if (!res.headersSent) res.status(status).json(errorBody(status, message));
   }
 }
 

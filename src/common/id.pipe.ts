@@ -1,6 +1,5 @@
 import { BadRequestException, Injectable, PipeTransform } from '@nestjs/common';
-
-const INT4_MAX = 2147483647;
+import { INT4_MAX } from './pagination.dto.js';
 
 function parseId(value: string, max: number): number {
   if (!/^[0-9]{1,16}$/.test(value) || Number(value) < 1 || Number(value) > max) {

@@ -1,8 +1,30 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
 
 export const MAX_PAGE_SIZE = 1000;
+/** The largest PostgreSQL integer: topic and webhook ids. */
+export const INT4_MAX = 2147483647;
+
+/**
+ * The `after` cursor, up to the largest id of the list's id column. Every decorator is applied
+ * again where a subclass narrows it: class-validator drops a parent's validators of a property
+ * that the subclass validates too.
+ */
+const AfterId = (max: number) =>
+  applyDecorators(
+    ApiPropertyOptional({
+      minimum: 0,
+      maximum: max,
+      description: 'Return only items with an id above this one',
+    }),
+    IsOptional(),
+    Type(() => Number),
+    IsInt(),
+    Min(0),
+    Max(max),
+  );
 
 /** `limit` and `after` of every list (DESIGN §5): ascending ids, after an exclusive id. */
 export class PaginationDto {
@@ -14,11 +36,15 @@ export class PaginationDto {
   @Max(MAX_PAGE_SIZE)
   limit: number = 100;
 
-  @ApiPropertyOptional({ minimum: 0, description: 'Return only items with an id above this one' })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(0)
-  @Max(Number.MAX_SAFE_INTEGER)
+  @AfterId(Number.MAX_SAFE_INTEGER)
   after: number = 0;
+}
+
+/**
+ * Paging of a list of integer ids (topics, webhooks): `after` must fit the column, or PostgreSQL
+ * refuses the comparison (a 500 before this bound).
+ */
+export class IntIdPaginationDto extends PaginationDto {
+  @AfterId(INT4_MAX)
+  override after: number = 0;
 }

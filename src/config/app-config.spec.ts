@@ -1,9 +1,15 @@
 import { ConfigError, loadConfig } from './app-config.js';
 
+// What `node -e "…randomBytes(32).toString('base64url')"` prints, and `openssl rand -hex 16`.
+const KEY_A = 'Jx3kP0qL9vW2mZ8tR5yB7nC1dF4gH6sA0eU2iO9pQ3w';
+const KEY_B = '9f86d081884c7d659a2feaa0c55ad015';
+
 describe('loadConfig', () => {
   it('gives the defaults of DESIGN §6 for an empty environment', () => {
     expect(loadConfig({})).toEqual({
       databaseUrl: undefined,
+      databaseListenUrl: undefined,
+      databasePreparedStatements: true,
       port: 8000,
       maxRetries: 5,
       backoffFactor: 2,
@@ -12,6 +18,12 @@ describe('loadConfig', () => {
       deliveryTimeoutMs: 10000,
       maxPayloadBytes: 1048576,
       apiKeys: [],
+      apiOpen: false,
+      apiListenAddress: undefined,
+      apiRequestTimeoutMs: 30000,
+      apiKeepAliveTimeoutMs: 65000,
+      apiMaxConnections: 1000,
+      maxWebhooksPerTopic: 100,
       webhookAllowPrivateNetworks: false,
       webhookSecretGraceSeconds: 86400,
       pollIntervalMs: 1000,
@@ -31,7 +43,11 @@ describe('loadConfig', () => {
       WORKER_CONCURRENCY: '4',
       DELIVERY_TIMEOUT_MS: '2500',
       MAX_PAYLOAD_BYTES: '2048',
-      API_KEYS: 'key-aaaaaaaaaaaaaaaa, key-bbbbbbbbbbbbbbbb',
+      API_KEYS: `${KEY_A}, ${KEY_B}`,
+      API_OPEN: 'true',
+      API_LISTEN_ADDRESS: '::1',
+      API_REQUEST_TIMEOUT_MS: '5000',
+      MAX_WEBHOOKS_PER_TOPIC: '7',
       WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
       POLL_INTERVAL_MS: '250',
       METRICS_PORT: '0',
@@ -43,7 +59,11 @@ describe('loadConfig', () => {
       port: 9000,
       maxRetries: 3,
       backoffFactor: 0.2,
-      apiKeys: ['key-aaaaaaaaaaaaaaaa', 'key-bbbbbbbbbbbbbbbb'],
+      apiKeys: [KEY_A, KEY_B],
+      apiOpen: true,
+      apiListenAddress: '::1',
+      apiRequestTimeoutMs: 5000,
+      maxWebhooksPerTopic: 7,
       webhookAllowPrivateNetworks: true,
       pollIntervalMs: 250,
       metricsPort: 0,
@@ -53,6 +73,19 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('LISTENs on DATABASE_URL unless DATABASE_LISTEN_URL says otherwise', () => {
+    const pooled = 'postgres://u:p@pgbouncer:6432/queue';
+    const direct = 'postgres://u:p@db.internal:5432/queue';
+    expect(loadConfig({ DATABASE_URL: pooled }).databaseListenUrl).toBe(pooled);
+    expect(
+      loadConfig({
+        DATABASE_URL: pooled,
+        DATABASE_LISTEN_URL: direct,
+        DATABASE_PREPARED_STATEMENTS: 'false',
+      }),
+    ).toMatchObject({ databaseListenUrl: direct, databasePreparedStatements: false });
+  });
+
   it.each([
     ['MAX_RETRIES', '-1'],
     ['MAX_RETRIES', '1.5'],
@@ -60,10 +93,14 @@ describe('loadConfig', () => {
     ['PORT', '70000'],
     ['DATABASE_URL', 'mysql://localhost/db'],
     ['DATABASE_URL', 'not a url'],
+    ['DATABASE_LISTEN_URL', 'pgbouncer:6432'],
+    ['DATABASE_PREPARED_STATEMENTS', 'sometimes'],
     ['BACKOFF_FACTOR', 'fast'],
     ['WORKER_CONCURRENCY', '0'],
     ['WEBHOOK_ALLOW_PRIVATE_NETWORKS', 'maybe'],
-    ['API_KEYS', 'short'],
+    ['API_LISTEN_ADDRESS', '0.0.0.0.0'],
+    ['API_REQUEST_TIMEOUT_MS', '10'],
+    ['MAX_WEBHOOKS_PER_TOPIC', '0'],
     ['METRICS_PORT', '65536'],
     ['METRICS_PORT', '-1'],
     ['LOG_FORMAT', 'yaml'],
@@ -80,5 +117,26 @@ describe('loadConfig', () => {
     expect(message.split('\n')).toHaveLength(1);
     expect(message).toContain(name);
     expect(message).toContain(JSON.stringify(value));
+  });
+});
+
+describe('API key strength', () => {
+  it.each([
+    ['16 characters of anything', 'aaaaaaaaaaaaaaaa', /at least 32/],
+    ['a long key of few characters', 'a'.repeat(40), /different characters/],
+    ['a word repeated', 'changeme'.repeat(5), /different characters/],
+    ['non-ASCII, which no client can send', 'ключ-'.repeat(8) + 'abcdefghij', /printable ASCII/],
+  ])('refuses %s at start, naming the key by position only', (_what, key, why) => {
+    let error: unknown;
+    try {
+      loadConfig({ API_KEYS: `${KEY_A},${key}` });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toMatch(/^invalid configuration: API_KEYS key 2 of 2 /);
+    expect(message).toMatch(why);
+    expect(message).not.toContain(key);
   });
 });

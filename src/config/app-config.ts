@@ -1,10 +1,15 @@
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
+import { StartupError } from '../common/startup-error.js';
 import { EnvironmentVariables, LogFormat, LogLevel } from './env.schema.js';
 
 /** The checked, typed configuration every part of the system reads. */
 export abstract class AppConfig {
   abstract readonly databaseUrl: string | undefined;
+  /** DATABASE_LISTEN_URL, else DATABASE_URL: where the worker LISTENs. */
+  abstract readonly databaseListenUrl: string | undefined;
+  /** Named (server-side prepared) statements on the delivery path, or unnamed ones. */
+  abstract readonly databasePreparedStatements: boolean;
   abstract readonly port: number;
   abstract readonly maxRetries: number;
   abstract readonly backoffFactor: number;
@@ -13,6 +18,14 @@ export abstract class AppConfig {
   abstract readonly deliveryTimeoutMs: number;
   abstract readonly maxPayloadBytes: number;
   abstract readonly apiKeys: readonly string[];
+  /** Serve without API keys on a non-loopback address, on purpose. */
+  abstract readonly apiOpen: boolean;
+  /** The address the API binds; undefined: every interface. */
+  abstract readonly apiListenAddress: string | undefined;
+  abstract readonly apiRequestTimeoutMs: number;
+  abstract readonly apiKeepAliveTimeoutMs: number;
+  abstract readonly apiMaxConnections: number;
+  abstract readonly maxWebhooksPerTopic: number;
   abstract readonly webhookAllowPrivateNetworks: boolean;
   /** How long a rotated-out secret keeps signing beside the new one. */
   abstract readonly webhookSecretGraceSeconds: number;
@@ -23,9 +36,62 @@ export abstract class AppConfig {
   abstract readonly logLevel: LogLevel;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends StartupError {
   override name = 'ConfigError';
 }
+
+export const MIN_API_KEY_LENGTH = 32;
+const MIN_API_KEY_DISTINCT_CHARACTERS = 10;
+
+/**
+ * Why an API key is too weak or can never be presented, or undefined. A key travels in an
+ * `Authorization: Bearer` header, so it is printable ASCII without spaces (anything else could
+ * never authenticate). At least 32 characters with at least 10 different ones: a random key of
+ * that length passes (hex included), "aaaa…" and a short word repeated do not.
+ */
+export function apiKeyProblem(key: string): string | undefined {
+  if (!/^[\x21-\x7e]*$/.test(key)) {
+    return 'has characters other than printable ASCII, so no client could ever send it';
+  }
+  if (key.length < MIN_API_KEY_LENGTH) {
+    return `is ${key.length} characters long; use at least ${MIN_API_KEY_LENGTH}`;
+  }
+  if (new Set(key).size < MIN_API_KEY_DISTINCT_CHARACTERS) {
+    return `has only ${new Set(key).size} different characters; it is too easy to guess`;
+  }
+  return undefined;
+}
+
+const API_KEY_ADVICE = `generate one with: node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`;
+
+function parseApiKeys(raw: string | undefined): readonly string[] {
+  const keys = (raw ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
+  keys.forEach((key, index) => {
+    const problem = apiKeyProblem(key);
+    // The key itself is never echoed: it is a secret, even when weak.
+    if (problem) {
+      throw new ConfigError(
+        `invalid configuration: API_KEYS key ${index + 1} of ${keys.length} ${problem}; ${API_KEY_ADVICE}`,
+      );
+    }
+  });
+  return Object.freeze(keys);
+}
+
+/** Reads `.env` from the working directory into process.env when present; variables set win. */
+export function loadDotEnv(): void {
+  try {
+    process.loadEnvFile();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+/** A value of the wrong kind is named as that first ("PORT must be an integer", not a range). */
+const KIND_CONSTRAINTS = ['isInt', 'isNumber', 'isBoolean', 'isString', 'matches'];
 
 /**
  * Validates the environment and returns a frozen config. Throws a ConfigError whose message is one
@@ -34,7 +100,13 @@ export class ConfigError extends Error {
 export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   const known = Object.keys(new EnvironmentVariables());
   const raw: Record<string, string> = {};
-  for (const name of [...known, 'DATABASE_URL', 'API_KEYS']) {
+  for (const name of [
+    ...known,
+    'DATABASE_URL',
+    'DATABASE_LISTEN_URL',
+    'API_KEYS',
+    'API_LISTEN_ADDRESS',
+  ]) {
     const value = env[name];
     if (value !== undefined && value !== '') raw[name] = value;
   }
@@ -42,7 +114,9 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   const errors = validateSync(vars, { forbidUnknownValues: true });
   if (errors.length > 0) {
     const lines = errors.map((e) => {
-      const why = Object.values(e.constraints ?? {})[0] ?? 'is invalid';
+      const constraints = e.constraints ?? {};
+      const kind = KIND_CONSTRAINTS.find((c) => c in constraints);
+      const why = constraints[kind ?? ''] ?? Object.values(constraints)[0] ?? 'is invalid';
       const shown = why.startsWith(e.property) ? why : `${e.property} ${why}`;
       return `invalid configuration: ${shown} (got ${JSON.stringify(raw[e.property])})`;
     });
@@ -50,6 +124,8 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   }
   return Object.freeze({
     databaseUrl: vars.DATABASE_URL,
+    databaseListenUrl: vars.DATABASE_LISTEN_URL ?? vars.DATABASE_URL,
+    databasePreparedStatements: vars.DATABASE_PREPARED_STATEMENTS,
     port: vars.PORT,
     maxRetries: vars.MAX_RETRIES,
     backoffFactor: vars.BACKOFF_FACTOR,
@@ -57,12 +133,13 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     workerConcurrency: vars.WORKER_CONCURRENCY,
     deliveryTimeoutMs: vars.DELIVERY_TIMEOUT_MS,
     maxPayloadBytes: vars.MAX_PAYLOAD_BYTES,
-    apiKeys: Object.freeze(
-      (vars.API_KEYS ?? '')
-        .split(',')
-        .map((k) => k.trim())
-        .filter(Boolean),
-    ),
+    apiKeys: parseApiKeys(vars.API_KEYS),
+    apiOpen: vars.API_OPEN,
+    apiListenAddress: vars.API_LISTEN_ADDRESS,
+    apiRequestTimeoutMs: vars.API_REQUEST_TIMEOUT_MS,
+    apiKeepAliveTimeoutMs: vars.API_KEEP_ALIVE_TIMEOUT_MS,
+    apiMaxConnections: vars.API_MAX_CONNECTIONS,
+    maxWebhooksPerTopic: vars.MAX_WEBHOOKS_PER_TOPIC,
     webhookAllowPrivateNetworks: vars.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
     webhookSecretGraceSeconds: vars.WEBHOOK_SECRET_GRACE_SECONDS,
     pollIntervalMs: vars.POLL_INTERVAL_MS,

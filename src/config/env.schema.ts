@@ -3,12 +3,14 @@ import {
   IsBoolean,
   IsIn,
   IsInt,
+  IsIP,
   IsNumber,
   IsOptional,
   IsString,
   Matches,
   Max,
   Min,
+  ValidateIf,
 } from 'class-validator';
 
 export const LOG_FORMATS = ['text', 'json'] as const;
@@ -29,6 +31,8 @@ const toBoolean = ({ value }: { value: unknown }) => {
   return value;
 };
 
+const POSTGRES_URL = /^postgres(ql)?:\/\/[^\s/]+\/[^\s/?]+(\?\S*)?$/;
+
 /**
  * Every environment variable of DESIGN §6, once, with its default. Values arrive as strings;
  * the transforms turn them into numbers/booleans and the validators reject what is left over.
@@ -36,10 +40,23 @@ const toBoolean = ({ value }: { value: unknown }) => {
 export class EnvironmentVariables {
   @IsOptional()
   @IsString()
-  @Matches(/^postgres(ql)?:\/\/[^\s/]+\/[^\s/?]+(\?\S*)?$/, {
+  @Matches(POSTGRES_URL, {
     message: 'DATABASE_URL must look like postgres://user:pass@host:5432/db',
   })
   DATABASE_URL?: string;
+
+  /** The worker's LISTEN connection; default DATABASE_URL. Never through a transaction pooler. */
+  @IsOptional()
+  @IsString()
+  @Matches(POSTGRES_URL, {
+    message: 'DATABASE_LISTEN_URL must look like postgres://user:pass@host:5432/db',
+  })
+  DATABASE_LISTEN_URL?: string;
+
+  /** false: the delivery path's statements go unnamed, for a pooler that cannot carry them. */
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'DATABASE_PREPARED_STATEMENTS must be true or false' })
+  DATABASE_PREPARED_STATEMENTS = true;
 
   @Transform(toNumber)
   @IsInt({ message: 'PORT must be an integer' })
@@ -89,12 +106,43 @@ export class EnvironmentVariables {
   @Max(64 * 1024 * 1024)
   MAX_PAYLOAD_BYTES = 1048576;
 
+  // Each key is checked for strength by loadConfig (apiKeyProblem), with a message per key.
   @IsOptional()
   @IsString()
-  @Matches(/^\s*[^\s,]{16,}\s*(,\s*[^\s,]{16,}\s*)*$/, {
-    message: 'API_KEYS must be a comma-separated list of keys of at least 16 characters',
-  })
   API_KEYS?: string;
+
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'API_OPEN must be true or false' })
+  API_OPEN = false;
+
+  @IsOptional()
+  @ValidateIf((vars: EnvironmentVariables) => vars.API_LISTEN_ADDRESS !== 'localhost')
+  @IsIP(undefined, { message: 'API_LISTEN_ADDRESS must be an IP address or localhost' })
+  API_LISTEN_ADDRESS?: string;
+
+  @Transform(toNumber)
+  @IsInt({ message: 'API_REQUEST_TIMEOUT_MS must be an integer' })
+  @Min(1000)
+  @Max(10 * 60 * 1000)
+  API_REQUEST_TIMEOUT_MS = 30_000;
+
+  @Transform(toNumber)
+  @IsInt({ message: 'API_KEEP_ALIVE_TIMEOUT_MS must be an integer' })
+  @Min(1000)
+  @Max(60 * 60 * 1000)
+  API_KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
+  @Transform(toNumber)
+  @IsInt({ message: 'API_MAX_CONNECTIONS must be an integer' })
+  @Min(1)
+  @Max(1_000_000)
+  API_MAX_CONNECTIONS = 1000;
+
+  @Transform(toNumber)
+  @IsInt({ message: 'MAX_WEBHOOKS_PER_TOPIC must be an integer' })
+  @Min(1)
+  @Max(100_000)
+  MAX_WEBHOOKS_PER_TOPIC = 100;
 
   @Transform(toBoolean)
   @IsBoolean({ message: 'WEBHOOK_ALLOW_PRIVATE_NETWORKS must be true or false' })

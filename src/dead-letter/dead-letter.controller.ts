@@ -1,32 +1,28 @@
 import { Controller, Get, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { ApiErrors } from '../common/error-responses.js';
-import { toDeliveryJson } from '../deliveries/dto/delivery.dto.js';
+import { Page } from '../common/page.js';
+import { DeliveryDto, toDeliveryJson } from '../deliveries/dto/delivery.dto.js';
 import { DeadLetterService } from './dead-letter.service.js';
 import { DeadLetterFilterDto, ListDeadLetterDto } from './dto/dead-letter-query.dto.js';
-import { DeadLetterCountDto, DeadLetterDto } from './dto/dead-letter.dto.js';
+import { DeadLetterCountDto } from './dto/dead-letter.dto.js';
 
 @ApiTags('dead-letter')
 @Controller('dead-letter')
 export class DeadLetterController {
   constructor(private readonly deadLetter: DeadLetterService) {}
 
-  @ApiOperation({ summary: 'List dead-lettered deliveries with their messages' })
+  @ApiOperation({ summary: 'List dead-lettered deliveries' })
   @Get()
-  @ApiOkResponse({ type: [DeadLetterDto], description: 'Dead deliveries, each with its message' })
+  @ApiOkResponse({
+    type: [DeliveryDto],
+    description:
+      "Dead deliveries, each with its message's id, topic, partition key and sequence; " +
+      'the payload is at GET /messages/{message_id}',
+  })
   @ApiErrors(400)
-  async list(@Query() query: ListDeadLetterDto): Promise<DeadLetterDto[]> {
-    return (await this.deadLetter.list(query)).map((d) => ({
-      ...toDeliveryJson(d),
-      message: {
-        id: d.message!.id,
-        topic_id: d.message!.topicId,
-        partition_key: d.message!.partitionKey,
-        sequence: d.message!.sequence,
-        payload: d.message!.payload,
-        created_at: d.message!.createdAt.toISOString(),
-      },
-    }));
+  async list(@Query() query: ListDeadLetterDto): Promise<Page<DeliveryDto>> {
+    return new Page((await this.deadLetter.list(query)).map(toDeliveryJson), query.limit);
   }
 
   @ApiOperation({ summary: 'Count dead-lettered deliveries' })

@@ -11,7 +11,6 @@ export class DeadLetterService {
   list(query: ListDeadLetterDto): Promise<Delivery[]> {
     return this.deliveries.find({
       where: { ...this.filter(query), id: MoreThan(query.after) },
-      relations: { message: true },
       order: { id: 'ASC' },
       take: query.limit,
     });

@@ -2,6 +2,7 @@ import { Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiParam, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { ApiErrors } from '../common/error-responses.js';
 import { ParseBigIdPipe, ParseIdPipe } from '../common/id.pipe.js';
+import { Page } from '../common/page.js';
 import { PaginationDto } from '../common/pagination.dto.js';
 import { DeliveriesService } from './deliveries.service.js';
 import {
@@ -25,8 +26,11 @@ export class DeliveriesController {
   async listByWebhook(
     @Param('id', ParseIdPipe) webhookId: number,
     @Query() query: ListDeliveriesDto,
-  ): Promise<DeliveryDto[]> {
-    return (await this.deliveries.listByWebhook(webhookId, query)).map(toDeliveryJson);
+  ): Promise<Page<DeliveryDto>> {
+    return new Page(
+      (await this.deliveries.listByWebhook(webhookId, query)).map(toDeliveryJson),
+      query.limit,
+    );
   }
 
   @ApiOperation({ summary: "List a delivery's attempts" })
@@ -37,7 +41,10 @@ export class DeliveriesController {
   async listAttempts(
     @Param('id', ParseBigIdPipe) deliveryId: number,
     @Query() page: PaginationDto,
-  ): Promise<DeliveryAttemptDto[]> {
-    return (await this.deliveries.listAttempts(deliveryId, page)).map(toDeliveryAttemptJson);
+  ): Promise<Page<DeliveryAttemptDto>> {
+    return new Page(
+      (await this.deliveries.listAttempts(deliveryId, page)).map(toDeliveryAttemptJson),
+      page.limit,
+    );
   }
 }

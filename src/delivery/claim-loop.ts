@@ -51,7 +51,9 @@ const HEADS_IN_A_ROW = 20;
 /**
  * A named (server-side prepared) statement: PostgreSQL parses it once per connection and, after
  * a few runs, reuses its plan, where an unnamed one is parsed and planned on every call. The
- * claim's five-way join costs more to plan than to run on a small due set.
+ * claim's five-way join costs more to plan than to run on a small due set. With
+ * DATABASE_PREPARED_STATEMENTS=false the pool sends it unnamed (UnnamedStatementsClient), for a
+ * transaction-mode pooler that cannot carry named statements.
  */
 function prepared(name: string, text: string, values: unknown[]): pg.QueryConfig {
   return { name, text, values };

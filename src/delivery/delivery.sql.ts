@@ -13,6 +13,14 @@ export const NOTIFY_CHANNEL = 'pgwq_deliveries';
 export const LISTEN = `LISTEN ${NOTIFY_CHANNEL}`;
 
 /**
+ * The LISTEN connection's self-test (NotifyListener): a channel of its own, so the test wakes no
+ * worker, and a session that cannot hear it never LISTENs on NOTIFY_CHANNEL.
+ */
+export const PROBE_CHANNEL = 'pgwq_listen_probe';
+export const LISTEN_PROBE = `LISTEN ${PROBE_CHANNEL}`;
+export const NOTIFY_PROBE = `SELECT pg_notify('${PROBE_CHANNEL}', $1)`;
+
+/**
  * The head delivery of each line in `lines` (a CTE of leased delivery_lines rows) with everything
  * needed to POST it.
  *

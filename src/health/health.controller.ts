@@ -2,29 +2,44 @@ import { Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/co
 import { ApiOkResponse, ApiProperty, ApiTags, ApiOperation } from '@nestjs/swagger';
 import pg from 'pg';
 import { ApiErrors } from '../common/error-responses.js';
+import { describePending, MIGRATE_HINT, pendingMigrations } from '../database/database-check.js';
 import { PG_POOL } from '../database/database.module.js';
 import { Public } from '../security/public.decorator.js';
-import { databaseAnswers } from './database-answers.js';
 
 class HealthDto {
   @ApiProperty({ example: 'ok' })
   status: string;
 }
 
+const HEALTH_TIMEOUT_MS = 2000;
+
 @ApiTags('health')
 @Controller('health')
 export class HealthController {
   constructor(@Inject(PG_POOL) private readonly pool: pg.Pool) {}
 
-  @ApiOperation({ summary: 'Check that the API and its database answer' })
+  @ApiOperation({ summary: 'Check that the database answers and has every migration' })
   @Get()
   @Public()
-  @ApiOkResponse({ type: HealthDto, description: 'The database answers' })
+  @ApiOkResponse({ type: HealthDto, description: 'The database answers and is migrated' })
   @ApiErrors(503)
   async check(): Promise<HealthDto> {
-    if (!(await databaseAnswers(this.pool))) {
+    let timer: NodeJS.Timeout | undefined;
+    let pending: string[];
+    try {
+      pending = await Promise.race([
+        pendingMigrations(this.pool),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('timeout')), HEALTH_TIMEOUT_MS);
+        }),
+      ]);
+    } catch {
       throw new ServiceUnavailableException('the database does not answer');
+    } finally {
+      clearTimeout(timer);
     }
+    const missing = describePending(pending, false);
+    if (missing) throw new ServiceUnavailableException(`${missing}; ${MIGRATE_HINT}`);
     return { status: 'ok' };
   }
 }

@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 
@@ -145,25 +146,43 @@ export function forbiddenAddressKind(address: string): ForbiddenKind | undefined
 
 const ALLOW_SETTING = 'WEBHOOK_ALLOW_PRIVATE_NETWORKS=false';
 
-/** The error of a refused address; `code` lets the worker tell it from a network failure. */
+const logger = new Logger('SsrfGuard');
+
+/**
+ * The error of a refused address; `code` lets the worker tell it from a network failure. Its
+ * message, which reaches the caller (a registration's 400, a delivery's last_error), says only
+ * that the host is not public: which internal address a name resolves to is for our log alone.
+ */
 export class WebhookAddressRefusedError extends Error {
   override name = 'WebhookAddressRefusedError';
   readonly code = 'ERR_WEBHOOK_ADDRESS_REFUSED';
   constructor(
+    readonly host: string,
     readonly address: string,
     readonly kind: ForbiddenKind,
   ) {
-    const article = /^[aeiou]/.test(kind) ? 'an' : 'a';
-    super(
-      `refused: webhook host resolves to ${article} ${kind} address ${address} (${ALLOW_SETTING})`,
-    );
+    super(`refused: webhook host is not a public address (${ALLOW_SETTING})`);
+  }
+
+  /** What was refused, for the log. */
+  get detail(): string {
+    const article = /^[aeiou]/.test(this.kind) ? 'an' : 'a';
+    return `webhook host ${this.host} resolves to ${article} ${this.kind} address ${this.address}`;
   }
 }
 
-function check(addresses: readonly LookupAddress[]): WebhookAddressRefusedError | undefined {
+/** The first forbidden address of a host's answer, as an error; its detail is logged here. */
+function check(
+  host: string,
+  addresses: readonly LookupAddress[],
+): WebhookAddressRefusedError | undefined {
   for (const { address } of addresses) {
     const kind = forbiddenAddressKind(address);
-    if (kind) return new WebhookAddressRefusedError(address, kind);
+    if (kind) {
+      const refused = new WebhookAddressRefusedError(host, address, kind);
+      logger.warn(`refused: ${refused.detail}`);
+      return refused;
+    }
   }
   return undefined;
 }
@@ -171,7 +190,7 @@ function check(addresses: readonly LookupAddress[]): WebhookAddressRefusedError 
 /** Why an IP-literal host is refused; undefined for an allowed address or a host name. */
 function literalHostProblem(host: string): string | undefined {
   const family = isIP(host);
-  return family ? check([{ address: host, family }])?.message : undefined;
+  return family ? check(host, [{ address: host, family }])?.message : undefined;
 }
 
 /** A URL's host without the brackets of an IPv6 literal. */
@@ -209,7 +228,7 @@ export async function webhookHostProblem(
         timer = setTimeout(() => reject(new Error('timeout')), REGISTRATION_LOOKUP_TIMEOUT_MS);
       }),
     ]);
-    return check(addresses)?.message;
+    return check(host, addresses)?.message;
   } catch {
     // A host that does not resolve (yet) is no danger: nothing can be reached through it, and
     // every connection checks its answer again. Refusing it would also make registration depend
@@ -247,7 +266,7 @@ export function webhookLookup(allowPrivateNetworks: boolean): LookupFunction {
       options?.all ? callback(error, []) : callback(error, '', 0);
     dnsLookup(hostname, { all: true, family: 0, hints: options?.hints }, (error, addresses) => {
       if (error) return fail(error);
-      const refused = allowPrivateNetworks ? undefined : check(addresses);
+      const refused = allowPrivateNetworks ? undefined : check(hostname, addresses);
       if (refused) return fail(refused);
       const usable = wanted === 0 ? addresses : addresses.filter((a) => a.family === wanted);
       if (usable.length === 0) {

@@ -1,7 +1,8 @@
 import { Body, Controller, Get, Post, Query } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { ApiErrors } from '../common/error-responses.js';
-import { PaginationDto } from '../common/pagination.dto.js';
+import { Page } from '../common/page.js';
+import { IntIdPaginationDto } from '../common/pagination.dto.js';
 import { CreateTopicDto } from './dto/create-topic.dto.js';
 import { TopicDto, toTopicJson } from './dto/topic.dto.js';
 import { TopicsService } from './topics.service.js';
@@ -23,7 +24,7 @@ export class TopicsController {
   @Get()
   @ApiOkResponse({ type: [TopicDto] })
   @ApiErrors(400)
-  async list(@Query() page: PaginationDto): Promise<TopicDto[]> {
-    return (await this.topics.list(page)).map(toTopicJson);
+  async list(@Query() page: IntIdPaginationDto): Promise<Page<TopicDto>> {
+    return new Page((await this.topics.list(page)).map(toTopicJson), page.limit);
   }
 }

@@ -1,7 +1,7 @@
 import { Injectable, NotFoundException } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { MoreThan, Repository } from 'typeorm';
-import { PaginationDto } from '../common/pagination.dto.js';
+import { IntIdPaginationDto } from '../common/pagination.dto.js';
 import { Topic } from '../database/entities/topic.entity.js';
 import { translatePgError } from '../database/pg-errors.js';
 
@@ -17,7 +17,7 @@ export class TopicsService {
     }
   }
 
-  list(page: PaginationDto): Promise<Topic[]> {
+  list(page: IntIdPaginationDto): Promise<Topic[]> {
     return this.topics.find({
       where: { id: MoreThan(page.after) },
       order: { id: 'ASC' },

@@ -9,7 +9,8 @@ import {
 } from '@nestjs/swagger';
 import { ApiErrors } from '../common/error-responses.js';
 import { ParseIdPipe } from '../common/id.pipe.js';
-import { PaginationDto } from '../common/pagination.dto.js';
+import { Page } from '../common/page.js';
+import { IntIdPaginationDto } from '../common/pagination.dto.js';
 import { CreateWebhookDto } from './dto/create-webhook.dto.js';
 import {
   CreatedWebhookDto,
@@ -40,9 +41,12 @@ export class WebhooksController {
   @ApiErrors(400, 404)
   async listByTopic(
     @Param('id', ParseIdPipe) topicId: number,
-    @Query() page: PaginationDto,
-  ): Promise<WebhookDto[]> {
-    return (await this.webhooks.listByTopic(topicId, page)).map(toWebhookJson);
+    @Query() page: IntIdPaginationDto,
+  ): Promise<Page<WebhookDto>> {
+    return new Page(
+      (await this.webhooks.listByTopic(topicId, page)).map(toWebhookJson),
+      page.limit,
+    );
   }
 
   @ApiOperation({ summary: 'Delete a webhook' })

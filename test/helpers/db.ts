@@ -26,13 +26,18 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** A fresh, migrated database of its own for one test file (a clone of the template). */
-export async function createTestDatabase(): Promise<TestDatabase> {
+/**
+ * A fresh, migrated database of its own for one test file (a clone of the template), or with
+ * `empty` one the migrations never ran on.
+ */
+export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
   const adminUrl = process.env.PGWQ_TEST_ADMIN_URL;
   const template = process.env.PGWQ_TEST_TEMPLATE;
   if (!adminUrl || !template) throw new Error('run the tests with `npm test` (jest globalSetup)');
   const name = `pgwq_test_${randomBytes(6).toString('hex')}`;
-  await admin((c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${template}`));
+  await admin((c) =>
+    c.query(`CREATE DATABASE ${name} TEMPLATE ${options.empty ? 'template0' : template}`),
+  );
   const url = databaseUrlFor(adminUrl, name);
   const pool = new pg.Pool({ connectionString: url, max: 20 });
   pool.on('error', () => undefined);

@@ -1,9 +1,9 @@
 // Once per `npm test` (which builds first, so this plain-JS file can use dist/): a PostgreSQL
 // (DATABASE_URL, else an embedded throwaway one) and a migrated template database that every
 // test file clones with CREATE DATABASE … TEMPLATE, so files run in parallel without seeing
-// each other's rows.
+// each other's rows. The tests read no .env: only the environment configures them.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -11,14 +11,17 @@ import { startEmbeddedPostgres } from '../../dist/database/embedded-postgres.js'
 import { runMigrations } from '../../dist/database/migrate.js';
 
 export default async function globalSetup() {
+  // One temp folder for everything the tests write (global-teardown removes it). Child processes
+  // run in its empty `cwd` folder: the API, the worker and npm start read .env from their working
+  // directory, and the project's .env must not configure them.
+  const scratch = mkdtempSync(join(tmpdir(), 'pgwq-test-'));
+  chmodSync(scratch, 0o755); // the embedded server runs as user postgres when we are root
+  mkdirSync(join(scratch, 'cwd'));
+  process.env.PGWQ_TEST_SCRATCH = scratch;
+
   let adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
-    const dir = mkdtempSync(join(tmpdir(), 'pgwq-test-'));
-    chmodSync(dir, 0o755); // the server runs as user postgres when we are root
-    const dataDir = join(dir, 'pg');
     const server = await startEmbeddedPostgres({
-      dataDir,
-      persistent: false,
       settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
     });
     globalThis.__PGWQ_EMBEDDED__ = server;

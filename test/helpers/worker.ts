@@ -1,8 +1,8 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { INestApplicationContext } from '@nestjs/common';
 import { Env, WorkerModule } from '../../src/app.module.js';
+import { built, childCwd } from './scratch.js';
 
 /** Worker settings that keep the delivery tests quick. */
 export const FAST_WORKER_ENV: Env = {
@@ -41,7 +41,8 @@ export class WorkerProcess {
   }
 
   static spawn(databaseUrl: string, env: Env = {}): WorkerProcess {
-    const child = spawn(process.execPath, [resolve('dist/worker.js')], {
+    const child = spawn(process.execPath, [built('worker.js')], {
+      cwd: childCwd(),
       env: { PATH: process.env.PATH, ...FAST_WORKER_ENV, DATABASE_URL: databaseUrl, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

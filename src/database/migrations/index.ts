@@ -5,7 +5,7 @@ import { NotifyOnWake1795633463590 } from './1795633463590-NotifyOnWake.js';
 import { TriggerIntegrity1795633463600 } from './1795633463600-TriggerIntegrity.js';
 import { QueueGauges1795633463800 } from './1795633463800-QueueGauges.js';
 
-/** Every migration, in order. A new one (npm run migration:generate --name=X) is added here. */
+/** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
   InitialSchema1795633463586,
   MessageTriggers1795633463587,

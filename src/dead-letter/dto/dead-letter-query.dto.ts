@@ -2,17 +2,17 @@ import { applyDecorators } from '@nestjs/common';
 import { ApiPropertyOptional, IntersectionType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
-import { PaginationDto } from '../../common/pagination.dto.js';
+import { INT4_MAX, PaginationDto } from '../../common/pagination.dto.js';
 
 /** An optional integer-id filter in the query string (topic and webhook ids are int4). */
 const OptionalIdFilter = () =>
   applyDecorators(
-    ApiPropertyOptional({ minimum: 1, maximum: 2147483647 }),
+    ApiPropertyOptional({ minimum: 1, maximum: INT4_MAX }),
     IsOptional(),
     Type(() => Number),
     IsInt(),
     Min(1),
-    Max(2147483647),
+    Max(INT4_MAX),
   );
 
 export class DeadLetterFilterDto {

@@ -16,3 +16,11 @@ export class MessageDto {
   @ApiProperty({ format: 'date-time' })
   created_at: string;
 }
+
+export class MessageWithPayloadDto extends MessageDto {
+  @ApiProperty({
+    description: 'The payload exactly as stored (PostgreSQL jsonb), every digit of every number',
+    example: { event: 'order.created', order_id: 1001 },
+  })
+  payload: unknown;
+}

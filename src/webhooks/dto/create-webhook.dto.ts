@@ -1,12 +1,14 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { INT4_MAX } from '../../common/pagination.dto.js';
 import { MAX_URL_LENGTH } from '../webhook-url.js';
+import { EXAMPLE_SECRET } from '../webhook-secret.js';
 
 export class CreateWebhookDto {
   @ApiProperty({ example: 1 })
   @IsInt()
   @Min(1)
-  @Max(2147483647)
+  @Max(INT4_MAX)
   topic_id: number;
 
   @ApiProperty({ example: 'https://example.com/hooks/orders', maxLength: MAX_URL_LENGTH })
@@ -17,7 +19,7 @@ export class CreateWebhookDto {
   @ApiPropertyOptional({
     description:
       'Your own signing secret: "whsec_" + base64 of 24 to 64 bytes. Generated when omitted.',
-    example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+    example: EXAMPLE_SECRET,
   })
   @IsOptional()
   @IsString()

@@ -1,5 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Webhook } from '../../database/entities/webhook.entity.js';
+import { EXAMPLE_SECRET } from '../webhook-secret.js';
 
 export class WebhookDto {
   @ApiProperty({ example: 1 })
@@ -21,7 +22,7 @@ export class CreatedWebhookDto extends WebhookDto {
 }
 
 export class WebhookSecretDto {
-  @ApiProperty({ example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' })
+  @ApiProperty({ example: EXAMPLE_SECRET })
   secret: string;
 }
 

@@ -1,0 +1,65 @@
+import { resolve } from 'node:path';
+import { StartupError } from './common/startup-error.js';
+import { loadConfig, loadDotEnv } from './config/app-config.js';
+import { describeDatabase } from './database/database-check.js';
+import { LOCAL_DATA_DIR, runningServer } from './database/embedded-postgres.js';
+import { generateMigration, revertLastMigration, runMigrations } from './database/migrate.js';
+
+/**
+ * `npm run migration:run` (node dist/migrate.js), `migration:revert` (… revert) and
+ * `migration:generate -- Name` (… generate Name). The database is DATABASE_URL (environment or
+ * .env), else the embedded PostgreSQL that `npm start` is running in .data/postgres.
+ */
+const log = (line: string) => console.log(`[pgwq-migrate] ${line}`);
+
+function databaseUrl(): string {
+  loadDotEnv();
+  const configured = loadConfig(process.env).databaseUrl;
+  if (configured) return configured;
+  const local = runningServer(LOCAL_DATA_DIR);
+  if (!local) {
+    throw new StartupError(
+      `DATABASE_URL is not set and no embedded PostgreSQL is running in ${LOCAL_DATA_DIR} ` +
+        '(npm start runs one, and migrates it by itself)',
+    );
+  }
+  log(`DATABASE_URL is not set: using the embedded PostgreSQL of npm start`);
+  return local.url;
+}
+
+async function main(command = 'run', name?: string) {
+  if (command === 'run') {
+    const url = databaseUrl();
+    const applied = await runMigrations(url, log);
+    log(
+      applied.length
+        ? `applied ${applied.join(', ')} to ${describeDatabase(url)}`
+        : `${describeDatabase(url)} is up to date`,
+    );
+  } else if (command === 'revert') {
+    const url = databaseUrl();
+    const reverted = await revertLastMigration(url);
+    log(reverted ? `reverted ${reverted}` : `no migration is applied on ${describeDatabase(url)}`);
+  } else if (command === 'generate' && name) {
+    const dir = resolve('src', 'database', 'migrations');
+    const file = await generateMigration({ databaseUrl: databaseUrl(), name, dir });
+    log(
+      file
+        ? `wrote ${file} and listed it in index.ts; read it, then npm run migration:run`
+        : 'the database already matches the entities: nothing to generate',
+    );
+  } else {
+    throw new StartupError(
+      'usage: node dist/migrate.js [run | revert | generate <Name>] ' +
+        '(npm run migration:run, migration:revert, migration:generate -- <Name>)',
+    );
+  }
+}
+
+try {
+  await main(...process.argv.slice(2));
+} catch (error) {
+  // One line: what failed, never a stack; a failing migration's message names its SQL error.
+  console.error(`[pgwq-migrate] cannot migrate: ${(error as Error)?.message ?? error}`);
+  process.exit(1);
+}
