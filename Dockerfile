@@ -25,7 +25,10 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY sql ./sql
 USER node
-EXPOSE 8000
+EXPOSE 8000 9464
+# The API's /health on PORT, or a worker's on METRICS_PORT (9464): whichever this container runs.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "dist/healthcheck.js"]
 # The API by default; the compose file runs the migrations (node dist/migrate.js) and the worker
 # (node dist/worker.js) from this same image.
 CMD ["node", "dist/main.js"]

@@ -41,7 +41,12 @@ await pool.query(`INSERT INTO webhooks (topic_id, url, secret) VALUES ($1, $2, $
   'whsec_' + randomBytes(32).toString('base64'),
 ]);
 const worker = spawn(process.execPath, ['dist/worker.js'], {
-  env: { PATH: process.env.PATH, DATABASE_URL: dbUrl, WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true' },
+  env: {
+    PATH: process.env.PATH,
+    DATABASE_URL: dbUrl,
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+    METRICS_PORT: '0',
+  },
   stdio: 'ignore',
 });
 try {

@@ -255,13 +255,15 @@ for (let round = 0; round < rounds; round++) {
     for (const backlog of [10_000, 1_000_000]) {
       const r = await safely('scale', () => scaleRun(env, { backlog }));
       if (!r) continue;
-      const { claimPlan, ...numbers } = r;
+      const { claimPlan, queueStatsPlan, ...numbers } = r;
       log(`  scale ${backlog}: ${JSON.stringify(numbers)}`);
       if (claimPlan) log(`  claim plan at ${backlog} pending:\n${claimPlan}`);
+      if (queueStatsPlan) log(`  queue gauges plan at ${backlog} pending:\n${queueStatsPlan}`);
       plans[backlog] = claimPlan;
       const v = `${backlog.toLocaleString('en')} pending`;
       record('scale', `delivery, ${v}`, 'ours', 'msg/s', r.throughput);
       record('scale', `claim query, ${v}`, 'ours', 'ms', r.claimMs, 'lower');
+      record('scale', `queue gauges query, ${v}`, 'ours', 'ms', r.queueStatsMs, 'lower');
       record('scale', `worker peak RSS, ${v}`, 'ours', 'MiB', r.peakRssMiB, 'lower');
       record(
         'scale',

@@ -1,8 +1,8 @@
 // Scale (--full): our worker against a backlog of pending deliveries, built in ONE
 // INSERT … SELECT generate_series through the trigger (so its time is also the set-based
 // fan-out's cost for a huge multi-row INSERT). Measures the claim query on that backlog
-// (EXPLAIN ANALYZE, rolled back), delivery throughput over the first `sample` deliveries, and the
-// worker's peak RSS.
+// (EXPLAIN ANALYZE, rolled back), the statement behind the API's queue gauges, delivery
+// throughput over the first `sample` deliveries, and the worker's peak RSS.
 //
 // Both backlogs spread over the same 10,000 partitions, so the claim sees the same number of
 // lines and only the pending deliveries grow (1 vs 100 per line). (Before the SequenceRuns
@@ -12,6 +12,7 @@
 import { ours } from './systems/index.mjs';
 import { createDatabase, now, peakRssMiB, until } from './lib/util.mjs';
 import { claimQueryMs } from './claim.mjs';
+import { queueStatsQueryMs } from './queue-stats.mjs';
 
 export async function scaleRun(env, { backlog, partitions = 10_000, sample = 10_000 }) {
   const db = await createDatabase(env.server.url, 'scale');
@@ -29,6 +30,7 @@ export async function scaleRun(env, { backlog, partitions = 10_000, sample = 10_
     await ctx.pool.query('VACUUM ANALYZE deliveries');
     await ctx.pool.query('VACUUM ANALYZE delivery_lines');
     const claim = await claimQueryMs(ctx.pool);
+    const queueStats = await queueStatsQueryMs(ctx.pool);
 
     await env.receiver.reset({ delayMs: env.receiverDelayMs });
     const workers = await ours.startWorkers(ctx, {
@@ -55,6 +57,8 @@ export async function scaleRun(env, { backlog, partitions = 10_000, sample = 10_
         buildRowsPerSecond: backlog / buildSeconds,
         claimMs: claim?.ms ?? null,
         claimPlan: claim?.plan ?? null,
+        queueStatsMs: queueStats?.ms ?? null,
+        queueStatsPlan: queueStats?.plan ?? null,
         throughput: s.distinctOk > 1 ? s.distinctOk / seconds : null,
         delivered: s.distinctOk,
         violations: s.violations,

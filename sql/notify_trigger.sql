@@ -1,4 +1,5 @@
--- pg-webhook-queue: the trigger behind every publish, API or plain SQL.
+-- pg-webhook-queue: the trigger behind every publish, API or plain SQL, and the dead-delivery
+-- counts the metrics read.
 --
 -- Installed by the migrations in src/database/migrations; this file is the readable copy of
 -- what they leave installed, and a test fails if the two disagree. To publish from SQL, insert into
@@ -183,3 +184,47 @@ CREATE OR REPLACE TRIGGER messages_refuse_moving
         OR OLD.partition_key IS DISTINCT FROM NEW.partition_key
         OR OLD.sequence IS DISTINCT FROM NEW.sequence)
   EXECUTE FUNCTION pgwq_refuse_moving_message();
+
+-- 4. Dead deliveries per webhook, for the metrics (pgwq_webhook_dead_deliveries), counted as they
+-- change so that a scrape never counts over deliveries. The triggers append +1 / -1 rows to
+-- dead_delivery_counts (a webhook's count is the sum of its rows) rather than update one row per
+-- webhook: workers dead-lettering at once have no row lock to queue on, and a statement that
+-- moves thousands of one webhook's deliveries (a redrive, a retention batch) builds no chain of
+-- row versions. The process that computes the gauges folds each webhook's rows into one.
+CREATE OR REPLACE FUNCTION pgwq_count_dead_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
+  INSERT INTO dead_delivery_counts (webhook_id, dead)
+  VALUES (NEW.webhook_id, CASE WHEN NEW.status = 'dead' THEN 1 ELSE -1 END);
+  RETURN NULL;
+END;
+$$;
+
+-- Deleted dead deliveries, once per statement. When a webhook is deleted its deliveries go with
+-- it (ON DELETE CASCADE) and the join skips them: the fold removes the rows of webhooks that are
+-- gone. (No foreign key to webhooks: its check would lock the webhook row after the delivery
+-- rows, the opposite order to a webhook's deletion, and the two could deadlock.)
+CREATE OR REPLACE FUNCTION pgwq_count_dead_deleted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
+  INSERT INTO dead_delivery_counts (webhook_id, dead)
+  SELECT gone.webhook_id, -count(*)
+  FROM gone
+  JOIN webhooks w ON w.id = gone.webhook_id
+  WHERE gone.status = 'dead'
+  GROUP BY gone.webhook_id;
+  RETURN NULL;
+END;
+$$;
+
+-- Fires only for a change into or out of dead: PostgreSQL checks the WHEN without calling the
+-- function, so a delivery that succeeds or is retried pays nothing for it.
+CREATE OR REPLACE TRIGGER deliveries_count_dead
+  AFTER UPDATE OF status ON deliveries
+  FOR EACH ROW WHEN ((OLD.status = 'dead') <> (NEW.status = 'dead'))
+  EXECUTE FUNCTION pgwq_count_dead_change();
+
+CREATE OR REPLACE TRIGGER deliveries_count_dead_deleted
+  AFTER DELETE ON deliveries
+  REFERENCING OLD TABLE AS gone
+  FOR EACH STATEMENT EXECUTE FUNCTION pgwq_count_dead_deleted();

@@ -6,6 +6,9 @@ import { DeliveriesModule } from './deliveries/deliveries.module.js';
 import { DeliveryModule } from './delivery/delivery.module.js';
 import { HealthController } from './health/health.controller.js';
 import { MessagesModule } from './messages/messages.module.js';
+import { ApiMetricsModule } from './metrics/api-metrics.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
+import { WorkerMetricsServer } from './metrics/worker-metrics-server.js';
 import { SecurityModule } from './security/security.module.js';
 import { TopicsModule } from './topics/topics.module.js';
 import { WebhooksModule } from './webhooks/webhooks.module.js';
@@ -15,7 +18,7 @@ export type Env = Record<string, string | undefined>;
 
 /** What the API and the worker share, so their config and database wiring cannot drift. */
 function coreImports(env: Env) {
-  return [AppConfigModule.forRoot(env), DatabaseModule];
+  return [AppConfigModule.forRoot(env), DatabaseModule, MetricsModule];
 }
 
 @Module({})
@@ -32,6 +35,7 @@ export class AppModule {
         MessagesModule,
         DeliveriesModule,
         DeadLetterModule,
+        ApiMetricsModule,
         ...(options.withWorker ? [DeliveryModule] : []),
       ],
       controllers: [HealthController],
@@ -42,6 +46,10 @@ export class AppModule {
 @Module({})
 export class WorkerModule {
   static forRoot(env: Env): DynamicModule {
-    return { module: WorkerModule, imports: [...coreImports(env), DeliveryModule] };
+    return {
+      module: WorkerModule,
+      imports: [...coreImports(env), DeliveryModule],
+      providers: [WorkerMetricsServer],
+    };
   }
 }

@@ -1,10 +1,10 @@
 import 'reflect-metadata';
-import { ConsoleLogger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createServer, type AddressInfo } from 'node:net';
 import { ADMIN_UI_PATH } from './admin-ui/serve-admin-ui.js';
 import { AppModule, Env, WorkerModule } from './app.module.js';
+import { createLogger } from './common/process-logger.js';
 import { StartupError } from './common/startup-error.js';
 import { ConfigError, loadConfig, loadDotEnv } from './config/app-config.js';
 import { configureApp } from './configure-app.js';
@@ -26,20 +26,20 @@ export function loadEnvironment(): Env {
   return process.env;
 }
 
-/** Prints a start-up failure as one readable line (a stack only for the unforeseen) and exits 1. */
+/**
+ * Prints a start-up failure as one readable line (a stack only for the unforeseen) and exits 1;
+ * as one JSON object when LOG_FORMAT asks for JSON (read raw: the configuration may be what
+ * failed).
+ */
 export function exitOnStartupError(role: string, error: unknown): never {
   const message =
     error instanceof StartupError ? error.message : ((error as Error)?.stack ?? error);
-  console.error(`[pgwq-${role}] cannot start: ${message}`);
+  if (process.env.LOG_FORMAT?.trim().toLowerCase() === 'json') {
+    createLogger(role, { logFormat: 'json', logLevel: 'fatal' }).fatal(`cannot start: ${message}`);
+  } else {
+    console.error(`[pgwq-${role}] cannot start: ${message}`);
+  }
   process.exit(1);
-}
-
-export function createLogger(role: string): ConsoleLogger {
-  // Successful attempts log at debug; keep them out of the default output.
-  return new ConsoleLogger({
-    prefix: `pgwq-${role}`,
-    logLevels: ['log', 'warn', 'error', 'fatal'],
-  });
 }
 
 /** The one line for a port the API cannot listen on, or undefined for other errors. */
@@ -75,8 +75,8 @@ export async function startApi(
   } = {},
 ): Promise<NestExpressApplication> {
   const role = options.role ?? 'api';
-  const logger = createLogger(role);
   const config = loadConfig(env);
+  const logger = createLogger(role, config);
   const exposure = apiExposureProblem(config);
   if (exposure) throw new ConfigError(exposure);
   await checkPortFree(config.port);
@@ -105,8 +105,9 @@ export async function startApi(
 }
 
 export async function startWorker(env: Env) {
-  const logger = createLogger('worker');
-  await checkDatabase(requireDatabaseUrl(loadConfig(env)), (line) => logger.log(line, 'Bootstrap'));
+  const config = loadConfig(env);
+  const logger = createLogger('worker', config);
+  await checkDatabase(requireDatabaseUrl(config), (line) => logger.log(line, 'Bootstrap'));
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(env), {
     logger,
     abortOnError: false,

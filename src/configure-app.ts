@@ -9,6 +9,7 @@ import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { parseDtoBody } from './common/json-body.js';
 import { PageInterceptor } from './common/page.js';
 import { AppConfig } from './config/app-config.js';
+import { HttpMetrics } from './metrics/http-metrics.js';
 import { ApiKeys } from './security/api-keys.js';
 import { PUBLIC_EXTENSION } from './security/public.decorator.js';
 import { requestGate } from './security/request-gate.js';
@@ -78,6 +79,7 @@ function declareSecurity(document: OpenAPIObject): OpenAPIObject {
 /** Everything the HTTP app needs beyond its modules; production and the e2e tests share it. */
 export function configureApp(app: NestExpressApplication): void {
   const config = app.get(AppConfig);
+  app.use(app.get(HttpMetrics).middleware);
   limitConnections(app.getHttpServer() as Server, config);
   // In this order, before any body is read: cross-site browser requests are refused (Nest's
   // CrossOriginProtection: Sec-Fetch-Site, else Origin against Host), then the request gate

@@ -2,6 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import { Logger } from '@nestjs/common';
 import { resolve } from 'node:path';
 import { exitOnStartupError, startApi } from './bootstrap.js';
+import { createLogger } from './common/process-logger.js';
 import { loadConfig, loadDotEnv } from './config/app-config.js';
 import {
   EmbeddedDatabase,
@@ -27,6 +28,7 @@ async function main() {
   // Only this machine can reach it unless told otherwise, so it may run without API keys.
   process.env.API_LISTEN_ADDRESS ??= '127.0.0.1';
   const config = loadConfig(process.env);
+  Logger.overrideLogger(createLogger('local', config));
   if (config.webhookAllowPrivateNetworks) {
     logger.warn(
       'WEBHOOK_ALLOW_PRIVATE_NETWORKS=true: webhooks may point at localhost and private networks ' +

@@ -74,6 +74,9 @@ describe('start-up', () => {
       ],
       ['main.js', { DATABASE_URL: 'postgres//broken' }, 'DATABASE_URL'],
       ['worker.js', { WORKER_CONCURRENCY: 'lots' }, 'WORKER_CONCURRENCY must be an integer'],
+      ['worker.js', { METRICS_PORT: '99999' }, 'METRICS_PORT must not be greater than 65535'],
+      ['worker.js', { LOG_LEVEL: 'info' }, 'LOG_LEVEL must be one of verbose, debug, log'],
+      ['main.js', { LOG_FORMAT: 'xml' }, 'LOG_FORMAT must be one of text, json'],
       ['main.js', {}, 'DATABASE_URL is not set'],
     ])('%s with %j stops at once with one line: %s', async (entry, env, what) => {
       await expectOneLine(run(entry, env), what);

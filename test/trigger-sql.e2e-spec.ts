@@ -16,7 +16,8 @@ describe('sql/notify_trigger.sql', () => {
     );
     const triggers = await client.query<{ def: string }>(
       `SELECT pg_get_triggerdef(oid) AS def FROM pg_trigger
-       WHERE tgrelid = 'messages'::regclass AND NOT tgisinternal ORDER BY tgname`,
+       WHERE tgrelid IN ('messages'::regclass, 'deliveries'::regclass) AND NOT tgisinternal
+       ORDER BY tgname`,
     );
     return { functions: rows, triggers: triggers.rows };
   };
@@ -27,6 +28,8 @@ describe('sql/notify_trigger.sql', () => {
       const fromMigrations = await installed(client);
       expect(fromMigrations.functions.map((f) => f.name)).toEqual([
         'pgwq_assign_sequence',
+        'pgwq_count_dead_change',
+        'pgwq_count_dead_deleted',
         'pgwq_fan_out',
         'pgwq_refuse_moving_message',
       ]);

@@ -68,6 +68,7 @@ export const ours = {
           WORKER_CONCURRENCY: String(concurrency),
           WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
           POLL_INTERVAL_MS: '1000',
+          METRICS_PORT: '0', // several workers on one host
           ...env,
         },
         { label: `ours-worker-${i}` },

@@ -27,6 +27,9 @@ describe('loadConfig', () => {
       webhookAllowPrivateNetworks: false,
       webhookSecretGraceSeconds: 86400,
       pollIntervalMs: 1000,
+      metricsPort: 9464,
+      logFormat: 'text',
+      logLevel: 'log',
     });
   });
 
@@ -47,6 +50,9 @@ describe('loadConfig', () => {
       MAX_WEBHOOKS_PER_TOPIC: '7',
       WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
       POLL_INTERVAL_MS: '250',
+      METRICS_PORT: '0',
+      LOG_FORMAT: 'JSON',
+      LOG_LEVEL: 'debug',
     });
     expect(config).toMatchObject({
       databaseUrl: 'postgres://u:p@db.internal:5432/queue',
@@ -60,6 +66,9 @@ describe('loadConfig', () => {
       maxWebhooksPerTopic: 7,
       webhookAllowPrivateNetworks: true,
       pollIntervalMs: 250,
+      metricsPort: 0,
+      logFormat: 'json',
+      logLevel: 'debug',
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -92,6 +101,10 @@ describe('loadConfig', () => {
     ['API_LISTEN_ADDRESS', '0.0.0.0.0'],
     ['API_REQUEST_TIMEOUT_MS', '10'],
     ['MAX_WEBHOOKS_PER_TOPIC', '0'],
+    ['METRICS_PORT', '65536'],
+    ['METRICS_PORT', '-1'],
+    ['LOG_FORMAT', 'yaml'],
+    ['LOG_LEVEL', 'info'],
   ])('refuses %s=%s with one line naming the variable', (name, value) => {
     let error: unknown;
     try {

@@ -1,7 +1,7 @@
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import { StartupError } from '../common/startup-error.js';
-import { EnvironmentVariables } from './env.schema.js';
+import { EnvironmentVariables, LogFormat, LogLevel } from './env.schema.js';
 
 /** The checked, typed configuration every part of the system reads. */
 export abstract class AppConfig {
@@ -30,6 +30,10 @@ export abstract class AppConfig {
   /** How long a rotated-out secret keeps signing beside the new one. */
   abstract readonly webhookSecretGraceSeconds: number;
   abstract readonly pollIntervalMs: number;
+  /** The worker's /metrics and /health port; 0 = no metrics server. */
+  abstract readonly metricsPort: number;
+  abstract readonly logFormat: LogFormat;
+  abstract readonly logLevel: LogLevel;
 }
 
 export class ConfigError extends StartupError {
@@ -139,5 +143,8 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     webhookAllowPrivateNetworks: vars.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
     webhookSecretGraceSeconds: vars.WEBHOOK_SECRET_GRACE_SECONDS,
     pollIntervalMs: vars.POLL_INTERVAL_MS,
+    metricsPort: vars.METRICS_PORT,
+    logFormat: vars.LOG_FORMAT,
+    logLevel: vars.LOG_LEVEL,
   });
 }

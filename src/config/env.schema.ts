@@ -1,6 +1,7 @@
 import { Transform } from 'class-transformer';
 import {
   IsBoolean,
+  IsIn,
   IsInt,
   IsIP,
   IsNumber,
@@ -12,8 +13,16 @@ import {
   ValidateIf,
 } from 'class-validator';
 
+export const LOG_FORMATS = ['text', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+/** Nest's levels, most verbose first; LOG_LEVEL names the least severe one printed. */
+export const LOG_LEVELS = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 const toNumber = ({ value }: { value: unknown }) =>
   typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+const toLowerCase = ({ value }: { value: unknown }) =>
+  typeof value === 'string' ? value.trim().toLowerCase() : value;
 const toBoolean = ({ value }: { value: unknown }) => {
   if (typeof value !== 'string') return value;
   const v = value.trim().toLowerCase();
@@ -150,4 +159,18 @@ export class EnvironmentVariables {
   @Min(10)
   @Max(10 * 60 * 1000)
   POLL_INTERVAL_MS = 1000;
+
+  @Transform(toNumber)
+  @IsInt({ message: 'METRICS_PORT must be an integer' })
+  @Min(0)
+  @Max(65535)
+  METRICS_PORT = 9464;
+
+  @Transform(toLowerCase)
+  @IsIn(LOG_FORMATS, { message: `LOG_FORMAT must be one of ${LOG_FORMATS.join(', ')}` })
+  LOG_FORMAT: LogFormat = 'text';
+
+  @Transform(toLowerCase)
+  @IsIn(LOG_LEVELS, { message: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` })
+  LOG_LEVEL: LogLevel = 'log';
 }

@@ -18,11 +18,12 @@ import {
   RENEW_LEASE,
   SKIP_MISSING_HEAD,
 } from './delivery.sql.js';
+import { DeliveryMetrics } from './delivery-metrics.js';
 import { NotifyListener } from './notify-listener.js';
 import { signatureHeader } from './signature.js';
 import { WebhookResult, WebhookSender } from './webhook-sender.js';
 
-type Outcome = 'delivered' | 'pending' | 'dead';
+export type Outcome = 'delivered' | 'pending' | 'dead';
 
 /** One claimed line whose head is being delivered by this worker. */
 interface Job {
@@ -86,8 +87,10 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     private readonly config: AppConfig,
     private readonly sender: WebhookSender,
     private readonly listener: NotifyListener,
+    private readonly metrics: DeliveryMetrics,
   ) {
     this.leaseMs = leaseMsFor(config.deliveryTimeoutMs);
+    metrics.trackInFlight(() => this.jobs.size);
   }
 
   onApplicationBootstrap(): void {
@@ -120,9 +123,11 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
         const free = this.config.workerConcurrency - this.jobs.size;
         if (free <= 0 || !this.running) return;
         const claimedAt = Date.now();
+        const claimDone = this.metrics.startClaim();
         const { rows } = await this.pool.query<ClaimedLine>(
           prepared('pgwq_claim_lines', CLAIM_LINES, [free, this.leaseMs]),
         );
+        claimDone();
         if (this.claimFailures > 0) this.logger.log('database reachable again; claiming');
         this.claimFailures = 0;
         for (const line of rows) this.start(line, claimedAt);
@@ -197,8 +202,10 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
         clearInterval(renewal);
       }
       if (job.lost || job.abandoned) {
+        if (job.lost) this.metrics.leaseLost();
         this.logger.warn(
-          `${describe(line, attempt)}: result dropped, ${job.lost ? 'lease lost to another worker' : 'released at shutdown'}`,
+          `result dropped, ${job.lost ? 'lease lost to another worker' : 'released at shutdown'}`,
+          fields(line, attempt),
         );
         return undefined;
       }
@@ -206,7 +213,8 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     } catch (error) {
       // A bug, not a delivery failure: the lease lapses and another claim retries the head.
       this.logger.error(
-        `${describe(line)}: unexpected error: ${(error as Error).stack ?? String(error)}`,
+        `unexpected error: ${(error as Error).stack ?? String(error)}`,
+        fields(line),
       );
       return undefined;
     }
@@ -254,18 +262,21 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       this.pool.query<RecordedAttempt>(prepared('pgwq_record_attempt', RECORD_ATTEMPT, params)),
     );
     if (fenced === undefined) return undefined;
-    const what = `${describe(line, attempt)}: ${result.ok ? `HTTP ${result.statusCode}` : result.error} in ${result.durationMs} ms`;
+    const what = `${result.ok ? `HTTP ${result.statusCode}` : result.error} in ${result.durationMs} ms`;
+    const about = fields(line, attempt);
     const row = fenced.rows[0];
     if (!row?.fenced) {
-      this.logger.warn(`${what}; result dropped, lease lost to another worker`);
+      this.metrics.leaseLost();
+      this.logger.warn(`${what}; result dropped, lease lost to another worker`, about);
       return undefined;
     }
+    this.metrics.attemptRecorded(outcome, result.durationMs);
     if (outcome === 'delivered') {
-      this.logger.debug(what);
+      this.logger.debug(what, about);
     } else if (outcome === 'dead') {
-      this.logger.warn(`${what}; dead-lettered after ${attempt} attempts`);
+      this.logger.warn(`${what}; dead-lettered after ${attempt} attempts`, about);
     } else {
-      this.logger.warn(`${what}; retry in ${delay.toFixed(3)} s`);
+      this.logger.warn(`${what}; retry in ${delay.toFixed(3)} s`, about);
       // Other workers find it by polling; this one wakes right on time.
       this.later(delay * 1000, () => this.wake());
     }
@@ -280,7 +291,7 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       this.pool.query(SKIP_MISSING_HEAD, [line.webhook_id, line.partition_key, line.lease_token]),
     );
     if (skipped?.rowCount) {
-      this.logger.warn(`${describe(line)}: head delivery no longer exists; skipped`);
+      this.logger.warn('head delivery no longer exists; skipped', fields(line));
     } else if (skipped) {
       // The head exists after all (committed after the claim's snapshot): claim it again.
       await this.release([line.lease_token]);
@@ -307,7 +318,7 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       job.lost = true;
       job.controller.abort(new Error('lease lost to another worker'));
     } catch (error) {
-      this.logger.warn(`${describe(job.line)}: lease renewal failed (${(error as Error).message})`);
+      this.logger.warn(`lease renewal failed (${(error as Error).message})`, fields(job.line));
       if (Date.now() >= job.leaseDeadline) {
         job.lost = true;
         job.controller.abort(new Error('lease expired: renewal failed'));
@@ -331,8 +342,9 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       } catch (error) {
         const giveUp = job.abandoned || Date.now() > job.leaseDeadline + this.leaseMs;
         this.logger.warn(
-          `${describe(job.line)}: ${what} failed (${(error as Error).message})` +
+          `${what} failed (${(error as Error).message})` +
             (giveUp ? '; giving up, the lease will lapse and the head is retried' : '; retrying'),
+          fields(job.line),
         );
         if (giveUp) return undefined;
         await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** failure)));
@@ -412,11 +424,17 @@ async function settledWithin(
   }
 }
 
-/** The identifying fields of a log line; never the payload or secrets. */
-function describe(line: ClaimedLine, attempt?: number): string {
-  return (
-    `delivery_id=${line.delivery_id ?? '-'} message_id=${line.message_id ?? '-'} ` +
-    `webhook_id=${line.webhook_id} partition_key=${line.partition_key} sequence=${line.sequence}` +
-    (attempt === undefined ? '' : ` attempt=${attempt}`)
-  );
+/**
+ * The identifying fields of a delivery's log line: fields of the JSON object with
+ * LOG_FORMAT=json, after the message in text. Never the payload or secrets.
+ */
+function fields(line: ClaimedLine, attempt?: number) {
+  return {
+    webhook_id: line.webhook_id,
+    partition_key: line.partition_key,
+    sequence: Number(line.sequence),
+    delivery_id: line.delivery_id === null ? null : Number(line.delivery_id),
+    message_id: line.message_id === null ? null : Number(line.message_id),
+    ...(attempt === undefined ? {} : { attempt }),
+  };
 }

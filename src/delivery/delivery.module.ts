@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ClaimLoop } from './claim-loop.js';
+import { DeliveryMetrics } from './delivery-metrics.js';
 import { NotifyListener } from './notify-listener.js';
 import { WebhookSender } from './webhook-sender.js';
 
@@ -8,6 +9,7 @@ import { WebhookSender } from './webhook-sender.js';
  * in onApplicationBootstrap and drains on shutdown (see ClaimLoop).
  */
 @Module({
-  providers: [WebhookSender, NotifyListener, ClaimLoop],
+  providers: [WebhookSender, NotifyListener, DeliveryMetrics, ClaimLoop],
+  exports: [DeliveryMetrics],
 })
 export class DeliveryModule {}

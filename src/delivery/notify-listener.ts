@@ -45,6 +45,11 @@ export class NotifyListener {
     @Inject(PG_POOL) private readonly pool: pg.Pool,
   ) {}
 
+  /** True while the LISTEN connection is up (a metric; the loop polls either way). */
+  get connected(): boolean {
+    return this.client !== undefined;
+  }
+
   start(onWake: () => void): void {
     this.onWake = onWake;
     this.stopped = false;

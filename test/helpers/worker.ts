@@ -11,6 +11,8 @@ export const FAST_WORKER_ENV: Env = {
   POLL_INTERVAL_MS: '200',
   BACKOFF_FACTOR: '0.1',
   MAX_RETRIES: '5',
+  // Tests run several workers at once: no metrics server unless a test asks for one.
+  METRICS_PORT: '0',
 };
 
 /** A delivery worker inside the test process (the same WorkerModule as `node dist/worker.js`). */

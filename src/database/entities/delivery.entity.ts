@@ -21,6 +21,7 @@ export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 @Unique('deliveries_line_sequence_key', ['webhookId', 'partitionKey', 'sequence'])
 @Index('deliveries_webhook_id_idx', ['webhookId', 'id'])
 @Index('deliveries_dead_idx', ['id'], { where: "status = 'dead'" })
+@Index('deliveries_pending_age_idx', ['webhookId', 'createdAt'], { where: "status = 'pending'" })
 @Check('deliveries_status_check', "status IN ('pending', 'delivered', 'dead')")
 export class Delivery {
   @PrimaryColumn('bigint', {

@@ -1,3 +1,4 @@
+import { DeadDeliveryCount } from './dead-delivery-count.entity.js';
 import { DeliveryAttempt } from './delivery-attempt.entity.js';
 import { DeliveryLine } from './delivery-line.entity.js';
 import { Delivery } from './delivery.entity.js';
@@ -6,7 +7,16 @@ import { PartitionSequence } from './partition-sequence.entity.js';
 import { Topic } from './topic.entity.js';
 import { Webhook } from './webhook.entity.js';
 
-export { Delivery, DeliveryAttempt, DeliveryLine, Message, PartitionSequence, Topic, Webhook };
+export {
+  DeadDeliveryCount,
+  Delivery,
+  DeliveryAttempt,
+  DeliveryLine,
+  Message,
+  PartitionSequence,
+  Topic,
+  Webhook,
+};
 export const ENTITIES = [
   Topic,
   Webhook,
@@ -15,4 +25,5 @@ export const ENTITIES = [
   Delivery,
   DeliveryAttempt,
   DeliveryLine,
+  DeadDeliveryCount,
 ];

@@ -1,0 +1,105 @@
+import { Injectable } from '@nestjs/common';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Outcome } from './claim-loop.js';
+import { NotifyListener } from './notify-listener.js';
+
+/** The label of a recorded attempt's outcome (the delivery's new status; pending = a retry). */
+const OUTCOME_LABEL: Record<Outcome, string> = {
+  delivered: 'delivered',
+  pending: 'retry',
+  dead: 'dead',
+};
+
+/**
+ * What the claim loop reports about itself, as Prometheus metrics, and when it last claimed
+ * (the worker's /health reads it). The loop calls these methods; nothing here touches the
+ * database.
+ */
+@Injectable()
+export class DeliveryMetrics {
+  private readonly claimDuration: Histogram;
+  private readonly attempts: Counter<'outcome'>;
+  private readonly attemptDuration: Histogram<'outcome'>;
+  private readonly leaseLosses: Counter;
+  private countInFlight: () => number = () => 0;
+  /** performance.now() of the last successful claim; the worker's start before the first. */
+  private lastClaimAt = performance.now();
+
+  constructor(registry: Registry, listener: NotifyListener) {
+    const registers = [registry];
+    this.claimDuration = new Histogram({
+      name: 'pgwq_claim_duration_seconds',
+      help: 'Time of one successful claim statement (due lines and their heads).',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.attempts = new Counter({
+      name: 'pgwq_delivery_attempts_total',
+      help: 'Recorded delivery attempts by outcome: delivered (2xx), retry (failed, tried again later), dead (failed, dead-lettered).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.attemptDuration = new Histogram({
+      name: 'pgwq_delivery_attempt_duration_seconds',
+      help: 'Duration of recorded delivery attempts (the POST and reading the capped answer), by outcome.',
+      labelNames: ['outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    this.leaseLosses = new Counter({
+      name: 'pgwq_lease_losses_total',
+      help: "Attempts whose result was dropped because the line's lease had passed to another worker.",
+      registers,
+    });
+    const inFlight = () => this.countInFlight();
+    new Gauge({
+      name: 'pgwq_deliveries_in_flight',
+      help: 'Deliveries this worker is sending now.',
+      registers,
+      collect() {
+        this.set(inFlight());
+      },
+    });
+    new Gauge({
+      name: 'pgwq_listen_connected',
+      help: '1 while the LISTEN connection is up; 0 while it reconnects (new work then waits for the poll).',
+      registers,
+      collect() {
+        this.set(listener.connected ? 1 : 0);
+      },
+    });
+  }
+
+  /** The claim loop's count of deliveries in flight, read on each scrape. */
+  trackInFlight(count: () => number): void {
+    this.countInFlight = count;
+  }
+
+  inFlight(): number {
+    return this.countInFlight();
+  }
+
+  /** Times a claim; call the returned function once it succeeded. */
+  startClaim(): () => void {
+    const observe = this.claimDuration.startTimer();
+    return () => {
+      observe();
+      this.lastClaimAt = performance.now();
+    };
+  }
+
+  /** Milliseconds since the last successful claim (or since the worker started). */
+  msSinceClaim(): number {
+    return performance.now() - this.lastClaimAt;
+  }
+
+  attemptRecorded(outcome: Outcome, durationMs: number): void {
+    const labels = { outcome: OUTCOME_LABEL[outcome] };
+    this.attempts.inc(labels);
+    this.attemptDuration.observe(labels, durationMs / 1000);
+  }
+
+  leaseLost(): void {
+    this.leaseLosses.inc();
+  }
+}
