@@ -9,12 +9,14 @@ describe('loadConfig', () => {
       backoffFactor: 2,
       backoffMaxSeconds: 3600,
       workerConcurrency: 10,
+      workerConcurrencyPerWebhook: 5,
       deliveryTimeoutMs: 10000,
       maxPayloadBytes: 1048576,
       apiKeys: [],
       webhookAllowPrivateNetworks: false,
       webhookSecretGraceSeconds: 86400,
       pollIntervalMs: 1000,
+      webhookDnsServers: [],
     });
   });
 
@@ -26,11 +28,13 @@ describe('loadConfig', () => {
       BACKOFF_FACTOR: '0.2',
       BACKOFF_MAX_SECONDS: '60',
       WORKER_CONCURRENCY: '4',
+      WORKER_CONCURRENCY_PER_WEBHOOK: '3',
       DELIVERY_TIMEOUT_MS: '2500',
       MAX_PAYLOAD_BYTES: '2048',
       API_KEYS: 'key-aaaaaaaaaaaaaaaa, key-bbbbbbbbbbbbbbbb',
       WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
       POLL_INTERVAL_MS: '250',
+      WEBHOOK_DNS_SERVERS: '10.0.0.2, [2001:db8::53]:5353,127.0.0.1:53',
     });
     expect(config).toMatchObject({
       databaseUrl: 'postgres://u:p@db.internal:5432/queue',
@@ -40,6 +44,9 @@ describe('loadConfig', () => {
       apiKeys: ['key-aaaaaaaaaaaaaaaa', 'key-bbbbbbbbbbbbbbbb'],
       webhookAllowPrivateNetworks: true,
       pollIntervalMs: 250,
+      workerConcurrency: 4,
+      workerConcurrencyPerWebhook: 3,
+      webhookDnsServers: ['10.0.0.2', '[2001:db8::53]:5353', '127.0.0.1:53'],
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -55,6 +62,9 @@ describe('loadConfig', () => {
     ['WORKER_CONCURRENCY', '0'],
     ['WEBHOOK_ALLOW_PRIVATE_NETWORKS', 'maybe'],
     ['API_KEYS', 'short'],
+    ['WORKER_CONCURRENCY_PER_WEBHOOK', '0'],
+    ['WORKER_CONCURRENCY_PER_WEBHOOK', '11'],
+    ['WEBHOOK_DNS_SERVERS', 'dns.example.com'],
   ])('refuses %s=%s with one line naming the variable', (name, value) => {
     let error: unknown;
     try {

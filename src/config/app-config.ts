@@ -1,3 +1,4 @@
+import { promises as dns } from 'node:dns';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import { EnvironmentVariables } from './env.schema.js';
@@ -10,6 +11,8 @@ export abstract class AppConfig {
   abstract readonly backoffFactor: number;
   abstract readonly backoffMaxSeconds: number;
   abstract readonly workerConcurrency: number;
+  /** Lines of one webhook in flight at once, per worker: what one hung receiver can hold. */
+  abstract readonly workerConcurrencyPerWebhook: number;
   abstract readonly deliveryTimeoutMs: number;
   abstract readonly maxPayloadBytes: number;
   abstract readonly apiKeys: readonly string[];
@@ -17,6 +20,8 @@ export abstract class AppConfig {
   /** How long a rotated-out secret keeps signing beside the new one. */
   abstract readonly webhookSecretGraceSeconds: number;
   abstract readonly pollIntervalMs: number;
+  /** DNS servers for webhook host names (ip or ip:port); empty: the system's (resolv.conf). */
+  abstract readonly webhookDnsServers: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -30,7 +35,13 @@ export class ConfigError extends Error {
 export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   const known = Object.keys(new EnvironmentVariables());
   const raw: Record<string, string> = {};
-  for (const name of [...known, 'DATABASE_URL', 'API_KEYS']) {
+  for (const name of [
+    ...known,
+    'DATABASE_URL',
+    'API_KEYS',
+    'WORKER_CONCURRENCY_PER_WEBHOOK',
+    'WEBHOOK_DNS_SERVERS',
+  ]) {
     const value = env[name];
     if (value !== undefined && value !== '') raw[name] = value;
   }
@@ -44,6 +55,23 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     });
     throw new ConfigError(lines.join('\n'));
   }
+  const perWebhook = vars.WORKER_CONCURRENCY_PER_WEBHOOK ?? Math.ceil(vars.WORKER_CONCURRENCY / 2);
+  if (perWebhook > vars.WORKER_CONCURRENCY) {
+    throw new ConfigError(
+      `invalid configuration: WORKER_CONCURRENCY_PER_WEBHOOK must be at most WORKER_CONCURRENCY (${vars.WORKER_CONCURRENCY}) (got ${JSON.stringify(raw.WORKER_CONCURRENCY_PER_WEBHOOK)})`,
+    );
+  }
+  const dnsServers = (vars.WEBHOOK_DNS_SERVERS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  try {
+    new dns.Resolver().setServers(dnsServers);
+  } catch {
+    throw new ConfigError(
+      `invalid configuration: WEBHOOK_DNS_SERVERS must be comma-separated IP addresses, each with an optional :port ([v6]:port) (got ${JSON.stringify(raw.WEBHOOK_DNS_SERVERS)})`,
+    );
+  }
   return Object.freeze({
     databaseUrl: vars.DATABASE_URL,
     port: vars.PORT,
@@ -51,6 +79,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     backoffFactor: vars.BACKOFF_FACTOR,
     backoffMaxSeconds: vars.BACKOFF_MAX_SECONDS,
     workerConcurrency: vars.WORKER_CONCURRENCY,
+    workerConcurrencyPerWebhook: perWebhook,
     deliveryTimeoutMs: vars.DELIVERY_TIMEOUT_MS,
     maxPayloadBytes: vars.MAX_PAYLOAD_BYTES,
     apiKeys: Object.freeze(
@@ -62,5 +91,6 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     webhookAllowPrivateNetworks: vars.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
     webhookSecretGraceSeconds: vars.WEBHOOK_SECRET_GRACE_SECONDS,
     pollIntervalMs: vars.POLL_INTERVAL_MS,
+    webhookDnsServers: Object.freeze(dnsServers),
   });
 }

@@ -3,6 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
 import { dataSourceOptions } from './data-source.js';
+import { DATABASE_TIMEOUTS, poolOptions, settledWithin } from './pool-options.js';
 
 /** The pg pool for hand-written SQL (the delivery path, health checks). */
 export const PG_POOL = Symbol('PG_POOL');
@@ -11,7 +12,8 @@ export const PG_POOL = Symbol('PG_POOL');
 class PoolCloser implements OnApplicationShutdown {
   constructor(@Inject(PG_POOL) private readonly pool: pg.Pool) {}
   async onApplicationShutdown() {
-    await this.pool.end();
+    // Every query is bounded by query_timeout, so this ends; the limit is a second guard.
+    await settledWithin(this.pool.end(), DATABASE_TIMEOUTS.closeMs);
   }
 }
 
@@ -27,10 +29,14 @@ export function requireDatabaseUrl(config: AppConfig): string {
   imports: [
     TypeOrmModule.forRootAsync({
       inject: [AppConfig],
-      useFactory: (config: AppConfig) => ({
-        ...dataSourceOptions(requireDatabaseUrl(config)),
-        extra: { max: 10, application_name: 'pgwq-typeorm' },
-      }),
+      useFactory: (config: AppConfig) => {
+        const { connectionString, ...extra } = poolOptions(
+          requireDatabaseUrl(config),
+          'pgwq-typeorm',
+          10,
+        );
+        return { ...dataSourceOptions(connectionString!), extra };
+      },
     }),
   ],
   providers: [
@@ -38,11 +44,9 @@ export function requireDatabaseUrl(config: AppConfig): string {
       provide: PG_POOL,
       inject: [AppConfig],
       useFactory: (config: AppConfig) => {
-        const pool = new pg.Pool({
-          connectionString: requireDatabaseUrl(config),
-          max: config.workerConcurrency + 4,
-          application_name: 'pgwq',
-        });
+        const pool = new pg.Pool(
+          poolOptions(requireDatabaseUrl(config), 'pgwq', config.workerConcurrency + 4),
+        );
         // An idle client losing its connection (server restart, pg_terminate_backend) emits
         // 'error' on the pool; without a listener that would crash the process.
         pool.on('error', () => undefined);

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
 import { requireDatabaseUrl } from '../database/database.module.js';
+import { DATABASE_TIMEOUTS } from '../database/pool-options.js';
 import { LISTEN, NOTIFY_CHANNEL } from './delivery.sql.js';
 
 const RECONNECT_BASE_MS = 250;
@@ -48,8 +49,9 @@ export class NotifyListener {
     const client = new pg.Client({
       connectionString: requireDatabaseUrl(this.config),
       application_name: 'pgwq-listener',
-      connectionTimeoutMillis: 10_000,
+      connectionTimeoutMillis: DATABASE_TIMEOUTS.connectMs,
       keepAlive: true,
+      keepAliveInitialDelayMillis: DATABASE_TIMEOUTS.keepAliveInitialDelayMs,
     });
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client, new Error('connection closed')));

@@ -6,6 +6,7 @@ import { AppConfig } from '../config/app-config.js';
 import { Webhook } from '../database/entities/webhook.entity.js';
 import { translatePgError } from '../database/pg-errors.js';
 import { webhookHostProblem } from '../security/ssrf-guard.js';
+import { createWebhookResolver, ResolveHost } from '../security/webhook-dns.js';
 import { TopicsService } from '../topics/topics.service.js';
 import { CreateWebhookDto } from './dto/create-webhook.dto.js';
 import { generateSecret, secretKey } from './webhook-secret.js';
@@ -13,11 +14,15 @@ import { webhookUrlProblem } from './webhook-url.js';
 
 @Injectable()
 export class WebhooksService {
+  private readonly resolveHost: ResolveHost;
+
   constructor(
     @InjectRepository(Webhook) private readonly webhooks: Repository<Webhook>,
     private readonly topics: TopicsService,
     private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.resolveHost = createWebhookResolver(config.webhookDnsServers);
+  }
 
   async create(input: CreateWebhookDto): Promise<Webhook> {
     const urlProblem = webhookUrlProblem(input.url);
@@ -31,6 +36,7 @@ export class WebhooksService {
     const hostProblem = await webhookHostProblem(
       new URL(input.url),
       this.config.webhookAllowPrivateNetworks,
+      this.resolveHost,
     );
     if (hostProblem) throw new BadRequestException(hostProblem);
     try {
