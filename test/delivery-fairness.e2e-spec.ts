@@ -85,7 +85,7 @@ describe('delivery fairness', () => {
     // bound is generous on purpose: a busy machine, not the queue, sets the figure.
     const slow = during.filter((ms) => ms >= timeoutMs * 0.3);
     expect({ baseline, during, slow }).toEqual({ baseline, during, slow: [] });
-  });
+  }, 120_000);
 
   it('opens a circuit for a destination that keeps timing out, sending nothing to it', async () => {
     const hung = await receiver(() => 'hang');
