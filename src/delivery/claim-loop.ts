@@ -55,17 +55,16 @@ const CLAIM_RETRY_BASE_MS = 100;
 const CLAIM_RETRY_MAX_MS = 10_000;
 
 /**
- * Client-side limits of the loop's own queries, below the pool's (DATABASE_TIMEOUTS): a claim
- * runs no lock waits (SKIP LOCKED) and a release only primary-key updates, so an answer that
- * has not come in this time is not coming; the pool drops the connection and the loop retries
- * on a fresh one instead of hanging on a dead one.
+ * Client-side limits of the loop's own queries, below the pool's (DATABASE_TIMEOUTS). A claim
+ * waits on no lock (SKIP LOCKED), so an answer that has not come in this time is not coming:
+ * the pool drops the connection and the loop retries on a fresh one instead of hanging on a
+ * dead one (a black-holed connection otherwise waits for the kernel, many minutes).
  */
 const CLAIM_QUERY_TIMEOUT_MS = 5_000;
-const RELEASE_QUERY_TIMEOUT_MS = 5_000;
 /**
- * The same for the fenced writes of a record, renewal or skip, which may wait on a producer's
- * lock on the line (up to the lock timeout). A write that times out is retried, which is safe
- * because every one of them is idempotent.
+ * The same for the fenced writes (record, renewal, skip, release), which may wait on a
+ * producer's lock on the line, up to the lock timeout. One that times out is retried or left to
+ * lapse, which is safe because every one of them is idempotent.
  */
 const WRITE_QUERY_TIMEOUT_MS = DATABASE_TIMEOUTS.lockMs + 5_000;
 /** How long shutdown waits for the LISTEN connection to close. */
@@ -307,38 +306,14 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
         await this.release([{ line, head: line.sequence, delayMs }]);
         return undefined;
       }
-      if (!(await this.leaseCoversRequest(job))) {
-        this.breakers.ended(destination, permit, 'cancelled');
-        return undefined;
-      }
-      const attempt = (line.attempts ?? 0) + 1;
-      const timestamp = Math.floor(Date.now() / 1000);
-      const secrets = line.previous_secret ? [line.secret, line.previous_secret] : [line.secret];
-      const headers = {
-        'content-type': 'application/json',
-        'webhook-id': line.message_id,
-        'webhook-timestamp': String(timestamp),
-        'webhook-signature': signatureHeader(secrets, line.message_id, timestamp, line.body),
-        'webhook-topic': line.topic,
-        'webhook-partition-key': line.partition_key,
-        'webhook-sequence': line.sequence,
-        'webhook-attempt': String(attempt),
-      };
-      const startedAt = new Date();
-      const renewal = setInterval(
-        () => {
-          job.renewing ??= this.renew(job).finally(() => (job.renewing = undefined));
-        },
-        Math.floor(this.leaseMs / 3),
-      );
       let result: WebhookResult | undefined;
+      const attempt = (line.attempts ?? 0) + 1;
+      let startedAt = new Date();
       try {
-        result = await this.sender.send(
-          { url: line.url, body: line.body, headers },
-          job.controller.signal,
-        );
+        if (!(await this.leaseCoversRequest(job))) return undefined;
+        startedAt = new Date();
+        result = await this.send(job, attempt);
       } finally {
-        clearInterval(renewal);
         this.requestEnded(job, destination, permit, result);
       }
       // A renewal is fenced on this head: let it finish before the record moves the head on.
@@ -356,6 +331,35 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
         `${describe(line)}: unexpected error: ${(error as Error).stack ?? String(error)}`,
       );
       return undefined;
+    }
+  }
+
+  /** POSTs the head, renewing the lease while the request runs. */
+  private async send(job: Job, attempt: number): Promise<WebhookResult> {
+    const { line } = job;
+    const timestamp = Math.floor(Date.now() / 1000);
+    const secrets = line.previous_secret ? [line.secret, line.previous_secret] : [line.secret];
+    const body = line.body!;
+    const headers = {
+      'content-type': 'application/json',
+      'webhook-id': line.message_id!,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signatureHeader(secrets, line.message_id!, timestamp, body),
+      'webhook-topic': line.topic,
+      'webhook-partition-key': line.partition_key,
+      'webhook-sequence': line.sequence,
+      'webhook-attempt': String(attempt),
+    };
+    const renewal = setInterval(
+      () => {
+        job.renewing ??= this.renew(job).finally(() => (job.renewing = undefined));
+      },
+      Math.floor(this.leaseMs / 3),
+    );
+    try {
+      return await this.sender.send({ url: line.url, body, headers }, job.controller.signal);
+    } finally {
+      clearInterval(renewal);
     }
   }
 
@@ -578,7 +582,7 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
               releases.map((r) => r.delayMs),
             ],
           },
-          RELEASE_QUERY_TIMEOUT_MS,
+          WRITE_QUERY_TIMEOUT_MS,
         ),
       );
     } catch (error) {
