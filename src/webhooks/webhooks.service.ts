@@ -10,6 +10,7 @@ import { IntIdPaginationDto } from '../common/pagination.dto.js';
 import { AppConfig } from '../config/app-config.js';
 import { Webhook } from '../database/entities/webhook.entity.js';
 import { webhookHostProblem } from '../security/ssrf-guard.js';
+import { createWebhookResolver, ResolveHost } from '../security/webhook-dns.js';
 import { TopicsService } from '../topics/topics.service.js';
 import { CreateWebhookDto } from './dto/create-webhook.dto.js';
 import { generateSecret, secretProblem } from './webhook-secret.js';
@@ -26,11 +27,15 @@ function sameUrl(stored: string, url: URL): boolean {
 
 @Injectable()
 export class WebhooksService {
+  private readonly resolveHost: ResolveHost;
+
   constructor(
     @InjectRepository(Webhook) private readonly webhooks: Repository<Webhook>,
     private readonly topics: TopicsService,
     private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.resolveHost = createWebhookResolver(config.webhookDnsServers);
+  }
 
   async create(input: CreateWebhookDto): Promise<Webhook> {
     const urlProblem = webhookUrlProblem(input.url);
@@ -41,7 +46,11 @@ export class WebhooksService {
     // The SSRF guard's registration check (the worker checks again at every connection). It
     // runs before the transaction, which it must not hold open while it waits on DNS.
     const url = new URL(input.url);
-    const hostProblem = await webhookHostProblem(url, this.config.webhookAllowPrivateNetworks);
+    const hostProblem = await webhookHostProblem(
+      url,
+      this.config.webhookAllowPrivateNetworks,
+      this.resolveHost,
+    );
     if (hostProblem) throw new BadRequestException(hostProblem);
     return this.webhooks.manager.transaction(async (tx) => {
       // Registrations on one topic take turns on the topic's row, so the duplicate and count
