@@ -42,6 +42,7 @@ describe('migrations', () => {
       'SequenceRuns1795633463589',
       'NotifyOnWake1795633463590',
       'TriggerIntegrity1795633463600',
+      'WebhookDeletion1795633463601',
     ]);
     expect(await pendingSchemaChanges()).toEqual([]);
     expect(await dataSource.runMigrations()).toEqual([]);

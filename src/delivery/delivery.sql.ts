@@ -21,6 +21,7 @@ export const LISTEN = `LISTEN ${NOTIFY_CHANNEL}`;
  *   statement's snapshot) the caller handles the line with SKIP_MISSING_HEAD.
  * - payload::text is the stored JSON exactly as PostgreSQL prints it: the signed body.
  * - previous_secret only while its grace period lasts.
+ * - Nothing for a deleted webhook (DELETE /webhooks/{id}); its lines wait for the purge.
  */
 const headOfLines = (lines: string) => `
 SELECT c.webhook_id,
@@ -36,7 +37,7 @@ SELECT c.webhook_id,
        CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
        t.name AS topic
 FROM ${lines} c
-JOIN webhooks w ON w.id = c.webhook_id
+JOIN webhooks w ON w.id = c.webhook_id AND w.deleted_at IS NULL
 JOIN topics t ON t.id = c.topic_id
 LEFT JOIN deliveries d
   ON d.webhook_id = c.webhook_id
@@ -57,6 +58,7 @@ LEFT JOIN messages m ON m.id = d.message_id
  *   `next_attempt_at <= now()` on the new row version (now the other lease's expiry) and drops
  *   it. The outer WHERE repeats it for the same reason. The head is head_sequence on that same
  *   row, so no subquery over deliveries can pick a stale head.
+ * - Lines of a deleted webhook are left alone (the purge removes them).
  * - A fresh lease_token per line is the fence every later write must match.
  * - Then the head of each claimed line (headOfLines).
  */
@@ -69,6 +71,10 @@ WITH claimed AS (
     SELECT webhook_id, partition_key
     FROM delivery_lines
     WHERE next_attempt_at <= now()
+      AND NOT EXISTS (
+        SELECT 1 FROM webhooks w
+        WHERE w.id = delivery_lines.webhook_id AND w.deleted_at IS NOT NULL
+      )
     ORDER BY next_attempt_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED

@@ -1,6 +1,6 @@
 import { BadRequestException, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { MoreThan, Repository } from 'typeorm';
+import { IsNull, MoreThan, Repository } from 'typeorm';
 import { PaginationDto } from '../common/pagination.dto.js';
 import { AppConfig } from '../config/app-config.js';
 import { Webhook } from '../database/entities/webhook.entity.js';
@@ -62,9 +62,14 @@ export class WebhooksService {
     return webhook;
   }
 
-  /** Deleting cascades to its deliveries and lines: nothing more is sent to it. */
+  /**
+   * Marks it deleted (deleted_at), which takes effect at once: the trigger fans nothing more out
+   * to it and the workers claim none of its lines. The workers purge its lines, deliveries and
+   * row afterwards, in small batches (WebhookPurge), so this never holds the locks of a long
+   * history and never waits on a producer or a worker.
+   */
   async delete(id: number): Promise<void> {
-    const result = await this.webhooks.delete({ id });
+    const result = await this.webhooks.softDelete({ id });
     if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
   }
 
@@ -79,7 +84,7 @@ export class WebhooksService {
     // The database's clock, the one the worker compares with; the grace is a validated integer.
     const grace = Math.trunc(this.config.webhookSecretGraceSeconds);
     const result = await this.webhooks.update(
-      { id, secret: webhook.secret },
+      { id, secret: webhook.secret, deletedAt: IsNull() },
       {
         secret,
         previousSecret: webhook.secret,
