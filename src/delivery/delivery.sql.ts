@@ -58,7 +58,9 @@ LEFT JOIN messages m ON m.id = d.message_id
  *   `next_attempt_at <= now()` on the new row version (now the other lease's expiry) and drops
  *   it. The outer WHERE repeats it for the same reason. The head is head_sequence on that same
  *   row, so no subquery over deliveries can pick a stale head.
- * - Lines of a deleted webhook are left alone (the purge removes them).
+ * - Lines of a deleted webhook are left alone (the purge removes them). The check is a scalar
+ *   subquery, a filter on each line the index scan reaches: written as NOT EXISTS, the planner
+ *   makes it an anti-join that reads and sorts every due line.
  * - A fresh lease_token per line is the fence every later write must match.
  * - Then the head of each claimed line (headOfLines).
  */
@@ -71,10 +73,7 @@ WITH claimed AS (
     SELECT webhook_id, partition_key
     FROM delivery_lines
     WHERE next_attempt_at <= now()
-      AND NOT EXISTS (
-        SELECT 1 FROM webhooks w
-        WHERE w.id = delivery_lines.webhook_id AND w.deleted_at IS NOT NULL
-      )
+      AND (SELECT w.deleted_at FROM webhooks w WHERE w.id = delivery_lines.webhook_id) IS NULL
     ORDER BY next_attempt_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
