@@ -39,6 +39,7 @@ export const NOTIFY_PROBE = `SELECT pg_notify('${PROBE_CHANNEL}', $1)`;
  *   statement's snapshot) the caller handles the line with SKIP_MISSING_HEAD.
  * - payload::text is the stored JSON exactly as PostgreSQL prints it: the signed body.
  * - previous_secret only while its grace period lasts.
+ * - Nothing for a deleted webhook (DELETE /webhooks/{id}); its lines wait for the purge.
  */
 const headOfLines = (lines: string) => `
 SELECT c.webhook_id,
@@ -54,7 +55,7 @@ SELECT c.webhook_id,
        CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
        t.name AS topic
 FROM ${lines} c
-JOIN webhooks w ON w.id = c.webhook_id
+JOIN webhooks w ON w.id = c.webhook_id AND w.deleted_at IS NULL
 JOIN topics t ON t.id = c.topic_id
 LEFT JOIN deliveries d
   ON d.webhook_id = c.webhook_id
@@ -78,6 +79,9 @@ LEFT JOIN messages m ON m.id = d.message_id
  *   `next_attempt_at <= now()` on the new row version (now the other lease's expiry) and drops
  *   it. The UPDATE repeats it for the same reason. The head is head_sequence on that same row,
  *   so no subquery over deliveries can pick a stale head.
+ * - Lines of a deleted webhook are left alone (the purge removes them). The check is a scalar
+ *   subquery, a filter on each line the index scan reaches: written as NOT EXISTS, the planner
+ *   makes it an anti-join that reads and sorts every due line.
  * - `within_cap` keeps each webhook's oldest due lines up to its room; the rest stay locked
  *   only until this statement ends and are claimed by a later one.
  * - A fresh lease_token per line is the fence every later write must match; the lease runs
@@ -90,6 +94,7 @@ WITH due AS (
   FROM delivery_lines
   WHERE next_attempt_at <= now()
     AND webhook_id <> ALL($3::int[])
+    AND (SELECT w.deleted_at FROM webhooks w WHERE w.id = delivery_lines.webhook_id) IS NULL
   ORDER BY next_attempt_at
   LIMIT $1
   FOR UPDATE SKIP LOCKED

@@ -100,9 +100,14 @@ export class WebhooksService {
     return webhook;
   }
 
-  /** Deleting cascades to its deliveries and lines: nothing more is sent to it. */
+  /**
+   * Marks it deleted (deleted_at), which takes effect at once: the trigger fans nothing more out
+   * to it and the workers claim none of its lines. The workers purge its lines, deliveries and
+   * row afterwards, in small batches (WebhookPurge), so this never holds the locks of a long
+   * history and never waits on a producer or a worker.
+   */
   async delete(id: number): Promise<void> {
-    const result = await this.webhooks.delete({ id });
+    const result = await this.webhooks.softDelete({ id });
     if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
   }
 
@@ -125,7 +130,7 @@ export class WebhooksService {
         previousSecret: () => 'secret',
         previousSecretExpiresAt: () => `now() + make_interval(secs => ${grace})`,
       })
-      .where('id = :id', { id })
+      .where('id = :id AND deleted_at IS NULL', { id })
       .execute();
     if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
     return secret;
