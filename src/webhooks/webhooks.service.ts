@@ -62,7 +62,7 @@ export class WebhooksService {
       );
       if (topic.length === 0) throw new NotFoundException(`topic ${input.topic_id} does not exist`);
       const existing = await tx.query<{ url: string }[]>(
-        'SELECT url FROM webhooks WHERE topic_id = $1',
+        'SELECT url FROM webhooks WHERE topic_id = $1 AND deleted_at IS NULL',
         [input.topic_id],
       );
       if (existing.some((w) => sameUrl(w.url, url))) {
