@@ -170,7 +170,7 @@ describe('npm run receiver', () => {
   describe('--secret-from reads the secret through the API', () => {
     let api: NestExpressApplication;
     let apiUrl: string;
-    const key = 'receiver-test-key-0123456789';
+    const key = 'receiver-test-key-0123456789abcdefghij';
 
     beforeAll(async () => {
       api = await createTestApp(db.url, { API_KEYS: key });
