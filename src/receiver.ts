@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ReceiverOptions, WebhookReceiver } from './receiver/receiver.js';
+import { generateSecret } from './webhooks/webhook-secret.js';
 
 const USAGE = `npm run receiver -- [options]
 
@@ -11,6 +12,7 @@ on Ctrl-C.
   --host ADDRESS       address to listen on (default 127.0.0.1)
   --secret whsec_...   the webhook's secret: signatures are checked with it
   --secret-from ID     read the secret of webhook ID through the API (GET /webhooks/ID/secret)
+  --new-secret         make a new secret and print it, for the "secret" of POST /webhooks
   --api URL            the API for --secret-from (default http://localhost:8000)
   --api-key KEY        one of the API's API_KEYS, for --secret-from
   --fail-rate R        answer this share of requests (0-1) with 500, to see retries
@@ -60,6 +62,7 @@ async function main(): Promise<void> {
       host: { type: 'string', default: '127.0.0.1' },
       secret: { type: 'string' },
       'secret-from': { type: 'string' },
+      'new-secret': { type: 'boolean', default: false },
       api: { type: 'string', default: 'http://localhost:8000' },
       'api-key': { type: 'string' },
       'fail-rate': { type: 'string' },
@@ -71,15 +74,19 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  if (values.secret && values['secret-from']) {
-    throw new UsageError('give --secret or --secret-from, not both');
+  if (
+    [values.secret, values['secret-from'], values['new-secret'] || undefined].filter(Boolean)
+      .length > 1
+  ) {
+    throw new UsageError('give one of --secret, --secret-from and --new-secret');
   }
+  const newSecret = values['new-secret'] ? generateSecret() : undefined;
   const options: ReceiverOptions = {
     port: number('port', values.port, 9000, 65535),
     host: values.host,
     secret: values['secret-from']
       ? await readSecret(values.api, values['secret-from'], values['api-key'])
-      : values.secret,
+      : (values.secret ?? newSecret),
     failRate: number('fail-rate', values['fail-rate'], 0, 1),
     delayMs: number('delay-ms', values['delay-ms'], 0, 600_000),
   };
@@ -93,11 +100,13 @@ async function main(): Promise<void> {
   // One write, so whoever reads the output sees the whole start-up block at once.
   const startup = [
     `receiver listening on ${url} (any path; Ctrl-C for a summary)`,
-    options.secret
-      ? values['secret-from']
-        ? `signatures are checked with the secret of webhook ${values['secret-from']}`
-        : 'signatures are checked with the given secret'
-      : 'no --secret or --secret-from: signatures are NOT checked',
+    newSecret
+      ? `signatures are checked with a new secret; give it to POST /webhooks as "secret":\n${newSecret}`
+      : options.secret
+        ? values['secret-from']
+          ? `signatures are checked with the secret of webhook ${values['secret-from']}`
+          : 'signatures are checked with the given secret'
+        : 'no --secret, --secret-from or --new-secret: signatures are NOT checked',
   ];
   if (options.failRate > 0) {
     startup.push(`failing ${Math.round(options.failRate * 100)}% of requests with 500 on purpose`);

@@ -27,7 +27,7 @@ const CHROMIUM_FLAGS = [
   '--disable-sync',
   '--no-first-run',
 ];
-const API_KEY = 'ui-test-key-0123456789abcdef';
+const API_KEY = 'ui-test-key-0123456789abcdefghijklmn';
 const WIDE = { width: 1280, height: 800 };
 const NARROW = { width: 390, height: 844 };
 /** The UI refreshes every 3 s; what it shows may take a refresh or two. */

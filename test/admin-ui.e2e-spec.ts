@@ -10,7 +10,7 @@ describe('admin UI files at /ui', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    app = await createTestApp(db.url, { API_KEYS: 'admin-ui-key-0123456789' });
+    app = await createTestApp(db.url, { API_KEYS: 'admin-ui-test-key-0123456789abcdefghij' });
   });
   afterAll(async () => {
     await app?.close();

@@ -161,16 +161,26 @@ describe('npm run receiver', () => {
 
   it('without a secret accepts anything and says signatures are not checked', async () => {
     const receiver = await start([]);
-    expect(receiver.output).toContain('no --secret or --secret-from: signatures are NOT checked');
+    expect(receiver.output).toContain(
+      'no --secret, --secret-from or --new-secret: signatures are NOT checked',
+    );
     expect(await post(receiver.url, 1, { secret: OTHER_SECRET })).toBe(204);
     await eventually(() => receiver.arrivals.length === 1, { what: 'its line' });
     expect(receiver.arrivals[0]).toContain('-> 204  in order');
   });
 
+  it('--new-secret makes a secret, prints it and checks signatures with it', async () => {
+    const receiver = await start(['--new-secret']);
+    const secret = /\n(whsec_[A-Za-z0-9+/=]+)\n/.exec(receiver.output)?.[1];
+    expect(secret).toBeDefined();
+    expect(await post(receiver.url, 1, { secret })).toBe(204);
+    expect(await post(receiver.url, 2)).toBe(401);
+  });
+
   describe('--secret-from reads the secret through the API', () => {
     let api: NestExpressApplication;
     let apiUrl: string;
-    const key = 'receiver-test-key-0123456789';
+    const key = 'receiver-test-key-0123456789abcdefghij';
 
     beforeAll(async () => {
       api = await createTestApp(db.url, { API_KEYS: key });
