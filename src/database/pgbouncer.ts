@@ -84,6 +84,9 @@ export async function startPgBouncer(options: {
     `pool_mode = ${options.poolMode}`,
     `default_pool_size = ${options.poolSize}`,
     'max_client_conn = 1000',
+    // The pools send these as startup parameters (src/database/pool-options.ts); PgBouncer
+    // refuses a connection with any it does not know, unless told to ignore them.
+    'ignore_startup_parameters = statement_timeout,lock_timeout',
     ...(binary.carriesPreparedStatements ? ['max_prepared_statements = 200'] : []),
     'log_connections = 0',
     'log_disconnections = 0',
