@@ -55,8 +55,8 @@ describe('docs and request body type', () => {
           status_code: 415,
           error: 'Unsupported Media Type',
           message:
-            'send JSON with content-type: application/json ' +
-            '(got application/x-www-form-urlencoded)',
+            'request body must be JSON: send Content-Type: application/json ' +
+            '(got "application/x-www-form-urlencoded")',
         },
       });
     }
