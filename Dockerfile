@@ -7,6 +7,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json nest-cli.json ./
 COPY src ./src
+COPY ui ./ui
 RUN npm run build
 
 # --- production dependencies only (no embedded PostgreSQL: containers use the db service) ---

@@ -21,6 +21,9 @@
 --   head is past its tail restarts at the next new message. Pending deliveries of a lost line
 --   are not delivered, and a partition left with neither messages nor lines numbers from 1 again.
 -- - messages' topic_id, partition_key and sequence: never changed (refused by a trigger below).
+-- - webhooks: delete one with DELETE /webhooks/{id} (or UPDATE webhooks SET deleted_at = now()),
+--   which the workers then purge in small batches; a plain DELETE of a webhook with a long history
+--   removes all of it in one transaction, holding its lines and deliveries meanwhile.
 --
 -- Every function runs with its search_path pinned to our schema (the one the migrations ran in;
 -- public by default), then pg_temp: a producer whose own schema or temporary tables have a table
@@ -82,6 +85,13 @@ $$;
 -- partitions' counters moved up to their highest new sequence, one pending delivery per
 -- (message, webhook the topic has now), the lines' heads and tails, and one NOTIFY.
 --
+-- A deleted webhook (deleted_at set by DELETE /webhooks/{id}) gets nothing more; the worker's
+-- purge removes its lines, deliveries and finally its row. The key-share lock on each webhook
+-- fanned out to is what makes that last step safe: the row's DELETE skips a webhook a producer
+-- has locked, and a producer that comes after the DELETE skips the row (READ COMMITTED re-checks
+-- a locked row), so no producer ever fails on the deliveries' foreign key. It does not wait on
+-- DELETE /webhooks/{id}, which only updates the row.
+--
 -- The line upsert locks each touched (webhook, partition) line until commit. A worker that
 -- finishes the line's head meanwhile waits for that lock and then reads the new tail_sequence
 -- from the row itself, so it cannot park the line as idle while this transaction's deliveries
@@ -121,7 +131,8 @@ BEGIN
       (message_id, webhook_id, topic_id, partition_key, sequence, next_attempt_at)
     SELECT m.id, w.id, m.topic_id, m.partition_key, m.sequence, now()
     FROM new_messages m
-    JOIN webhooks w ON w.topic_id = m.topic_id
+    JOIN webhooks w ON w.topic_id = m.topic_id AND w.deleted_at IS NULL
+    FOR KEY SHARE OF w
     RETURNING webhook_id, topic_id, partition_key, sequence
   ), lines AS (
     INSERT INTO delivery_lines AS l

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createServer, type AddressInfo } from 'node:net';
+import { ADMIN_UI_PATH } from './admin-ui/serve-admin-ui.js';
 import { AppModule, Env, WorkerModule } from './app.module.js';
 import { createLogger } from './common/process-logger.js';
 import { StartupError } from './common/startup-error.js';
@@ -96,7 +97,10 @@ export async function startApi(
   // PORT=0 asks for any free port: say which one it got.
   const { port } = app.getHttpServer().address() as AddressInfo;
   const url = listenUrl(config.apiListenAddress, port);
-  logger.log(`API listening on ${url} (OpenAPI UI ${url}/docs)`, 'Bootstrap');
+  logger.log(
+    `API listening on ${url} (admin UI ${url}${ADMIN_UI_PATH}, OpenAPI UI ${url}/docs)`,
+    'Bootstrap',
+  );
   return app;
 }
 

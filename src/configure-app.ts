@@ -4,6 +4,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import type { Server } from 'node:http';
 import { bodyLimit } from './common/early-refusal.js';
+import { serveAdminUi } from './admin-ui/serve-admin-ui.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { parseDtoBody } from './common/json-body.js';
 import { PageInterceptor } from './common/page.js';
@@ -105,6 +106,7 @@ export function configureApp(app: NestExpressApplication): void {
   app.useGlobalFilters(new HttpExceptionFilter());
   app.useGlobalInterceptors(new PageInterceptor());
   app.set('x-powered-by', false);
+  serveAdminUi(app);
 
   // The UI's HTML links its assets relative to the URL: /docs resolves them, while /docs/?… and
   // /docs/index.html would not (a blank page), so those come back to /docs.

@@ -7,6 +7,7 @@ import {
   Logger,
 } from '@nestjs/common';
 import type { Response } from 'express';
+import { databaseUnavailableReason } from '../database/pg-errors.js';
 
 export interface ErrorBody {
   status_code: number;
@@ -50,7 +51,17 @@ export class HttpExceptionFilter implements ExceptionFilter {
       status = bodyParserStatus(exception)!;
       const type = (exception as { type?: string }).type;
       message =
-        type === 'entity.too.large' ? 'request body is too large' : (exception as Error).message;
+        type === 'entity.parse.failed'
+          ? 'request body is not valid JSON'
+          : type === 'entity.too.large'
+            ? 'request body is too large'
+            : (exception as Error).message;
+    } else if (databaseUnavailableReason(exception) !== undefined) {
+      // Timeouts bound every database wait (DATABASE_TIMEOUTS): a request that hits one is
+      // refused with a 503 rather than left hanging on a busy or unreachable database.
+      status = HttpStatus.SERVICE_UNAVAILABLE;
+      message = databaseUnavailableReason(exception)!;
+      this.logger.warn(`database unavailable: ${(exception as Error).message}`);
     } else {
       status = HttpStatus.INTERNAL_SERVER_ERROR;
       message = 'internal server error';

@@ -15,6 +15,7 @@ describe('loadConfig', () => {
       backoffFactor: 2,
       backoffMaxSeconds: 3600,
       workerConcurrency: 10,
+      workerConcurrencyPerWebhook: 5,
       deliveryTimeoutMs: 10000,
       maxPayloadBytes: 1048576,
       apiKeys: [],
@@ -30,6 +31,7 @@ describe('loadConfig', () => {
       metricsPort: 9464,
       logFormat: 'text',
       logLevel: 'log',
+      webhookDnsServers: [],
     });
   });
 
@@ -41,6 +43,7 @@ describe('loadConfig', () => {
       BACKOFF_FACTOR: '0.2',
       BACKOFF_MAX_SECONDS: '60',
       WORKER_CONCURRENCY: '4',
+      WORKER_CONCURRENCY_PER_WEBHOOK: '3',
       DELIVERY_TIMEOUT_MS: '2500',
       MAX_PAYLOAD_BYTES: '2048',
       API_KEYS: `${KEY_A}, ${KEY_B}`,
@@ -53,6 +56,7 @@ describe('loadConfig', () => {
       METRICS_PORT: '0',
       LOG_FORMAT: 'JSON',
       LOG_LEVEL: 'debug',
+      WEBHOOK_DNS_SERVERS: '10.0.0.2, [2001:db8::53]:5353,127.0.0.1:53',
     });
     expect(config).toMatchObject({
       databaseUrl: 'postgres://u:p@db.internal:5432/queue',
@@ -69,6 +73,9 @@ describe('loadConfig', () => {
       metricsPort: 0,
       logFormat: 'json',
       logLevel: 'debug',
+      workerConcurrency: 4,
+      workerConcurrencyPerWebhook: 3,
+      webhookDnsServers: ['10.0.0.2', '[2001:db8::53]:5353', '127.0.0.1:53'],
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -105,6 +112,10 @@ describe('loadConfig', () => {
     ['METRICS_PORT', '-1'],
     ['LOG_FORMAT', 'yaml'],
     ['LOG_LEVEL', 'info'],
+    ['API_KEYS', 'short'],
+    ['WORKER_CONCURRENCY_PER_WEBHOOK', '0'],
+    ['WORKER_CONCURRENCY_PER_WEBHOOK', '11'],
+    ['WEBHOOK_DNS_SERVERS', 'dns.example.com'],
   ])('refuses %s=%s with one line naming the variable', (name, value) => {
     let error: unknown;
     try {

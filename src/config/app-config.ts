@@ -1,3 +1,4 @@
+import { promises as dns } from 'node:dns';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import { StartupError } from '../common/startup-error.js';
@@ -15,6 +16,8 @@ export abstract class AppConfig {
   abstract readonly backoffFactor: number;
   abstract readonly backoffMaxSeconds: number;
   abstract readonly workerConcurrency: number;
+  /** Lines of one webhook in flight at once, per worker: what one hung receiver can hold. */
+  abstract readonly workerConcurrencyPerWebhook: number;
   abstract readonly deliveryTimeoutMs: number;
   abstract readonly maxPayloadBytes: number;
   abstract readonly apiKeys: readonly string[];
@@ -34,6 +37,8 @@ export abstract class AppConfig {
   abstract readonly metricsPort: number;
   abstract readonly logFormat: LogFormat;
   abstract readonly logLevel: LogLevel;
+  /** DNS servers for webhook host names (ip or ip:port); empty: the system's (resolv.conf). */
+  abstract readonly webhookDnsServers: readonly string[];
 }
 
 export class ConfigError extends StartupError {
@@ -106,6 +111,8 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     'DATABASE_LISTEN_URL',
     'API_KEYS',
     'API_LISTEN_ADDRESS',
+    'WORKER_CONCURRENCY_PER_WEBHOOK',
+    'WEBHOOK_DNS_SERVERS',
   ]) {
     const value = env[name];
     if (value !== undefined && value !== '') raw[name] = value;
@@ -122,6 +129,23 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     });
     throw new ConfigError(lines.join('\n'));
   }
+  const perWebhook = vars.WORKER_CONCURRENCY_PER_WEBHOOK ?? Math.ceil(vars.WORKER_CONCURRENCY / 2);
+  if (perWebhook > vars.WORKER_CONCURRENCY) {
+    throw new ConfigError(
+      `invalid configuration: WORKER_CONCURRENCY_PER_WEBHOOK must be at most WORKER_CONCURRENCY (${vars.WORKER_CONCURRENCY}) (got ${JSON.stringify(raw.WORKER_CONCURRENCY_PER_WEBHOOK)})`,
+    );
+  }
+  const dnsServers = (vars.WEBHOOK_DNS_SERVERS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  try {
+    new dns.Resolver().setServers(dnsServers);
+  } catch {
+    throw new ConfigError(
+      `invalid configuration: WEBHOOK_DNS_SERVERS must be comma-separated IP addresses, each with an optional :port ([v6]:port) (got ${JSON.stringify(raw.WEBHOOK_DNS_SERVERS)})`,
+    );
+  }
   return Object.freeze({
     databaseUrl: vars.DATABASE_URL,
     databaseListenUrl: vars.DATABASE_LISTEN_URL ?? vars.DATABASE_URL,
@@ -131,6 +155,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     backoffFactor: vars.BACKOFF_FACTOR,
     backoffMaxSeconds: vars.BACKOFF_MAX_SECONDS,
     workerConcurrency: vars.WORKER_CONCURRENCY,
+    workerConcurrencyPerWebhook: perWebhook,
     deliveryTimeoutMs: vars.DELIVERY_TIMEOUT_MS,
     maxPayloadBytes: vars.MAX_PAYLOAD_BYTES,
     apiKeys: parseApiKeys(vars.API_KEYS),
@@ -146,5 +171,6 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     metricsPort: vars.METRICS_PORT,
     logFormat: vars.LOG_FORMAT,
     logLevel: vars.LOG_LEVEL,
+    webhookDnsServers: Object.freeze(dnsServers),
   });
 }

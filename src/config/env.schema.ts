@@ -94,6 +94,14 @@ export class EnvironmentVariables {
   @Max(1000)
   WORKER_CONCURRENCY = 10;
 
+  /** Unset: half of WORKER_CONCURRENCY, rounded up (loadConfig). */
+  @IsOptional()
+  @Transform(toNumber)
+  @IsInt({ message: 'WORKER_CONCURRENCY_PER_WEBHOOK must be an integer' })
+  @Min(1)
+  @Max(1000)
+  WORKER_CONCURRENCY_PER_WEBHOOK?: number;
+
   @Transform(toNumber)
   @IsInt({ message: 'DELIVERY_TIMEOUT_MS must be an integer' })
   @Min(100)
@@ -153,6 +161,11 @@ export class EnvironmentVariables {
   @Min(0)
   @Max(30 * 24 * 3600)
   WEBHOOK_SECRET_GRACE_SECONDS = 24 * 3600;
+
+  /** Checked by loadConfig with the resolver's own parser. */
+  @IsOptional()
+  @IsString()
+  WEBHOOK_DNS_SERVERS?: string;
 
   @Transform(toNumber)
   @IsInt({ message: 'POLL_INTERVAL_MS must be an integer' })

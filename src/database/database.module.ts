@@ -5,6 +5,7 @@ import { AppConfig } from '../config/app-config.js';
 import { dataSourceOptions } from './data-source.js';
 import { isTransientConnectionError } from './pg-errors.js';
 import { UnnamedStatementsClient } from './unnamed-statements-client.js';
+import { DATABASE_TIMEOUTS, poolOptions, settledWithin } from './pool-options.js';
 
 /** The pg pool for hand-written SQL (the delivery path, health checks). */
 export const PG_POOL = Symbol('PG_POOL');
@@ -13,7 +14,8 @@ export const PG_POOL = Symbol('PG_POOL');
 class PoolCloser implements OnApplicationShutdown {
   constructor(@Inject(PG_POOL) private readonly pool: pg.Pool) {}
   async onApplicationShutdown() {
-    await this.pool.end();
+    // Every query is bounded by query_timeout, so this ends; the limit is a second guard.
+    await settledWithin(this.pool.end(), DATABASE_TIMEOUTS.closeMs);
   }
 }
 
@@ -29,13 +31,20 @@ export function requireDatabaseUrl(config: AppConfig): string {
   imports: [
     TypeOrmModule.forRootAsync({
       inject: [AppConfig],
-      useFactory: (config: AppConfig) => ({
-        ...dataSourceOptions(requireDatabaseUrl(config)),
-        extra: { max: 10, application_name: 'pgwq-typeorm' },
-        // Only a server that is not there yet is worth waiting for; a missing database or a
-        // wrong password fails at once (the start-up check has usually said so already).
-        toRetry: isTransientConnectionError,
-      }),
+      useFactory: (config: AppConfig) => {
+        const { connectionString, ...extra } = poolOptions(
+          requireDatabaseUrl(config),
+          'pgwq-typeorm',
+          10,
+        );
+        return {
+          ...dataSourceOptions(connectionString!),
+          extra,
+          // Only a server that is not there yet is worth waiting for; a missing database or a
+          // wrong password fails at once (the start-up check has usually said so already).
+          toRetry: isTransientConnectionError,
+        };
+      },
     }),
   ],
   providers: [
@@ -44,9 +53,7 @@ export function requireDatabaseUrl(config: AppConfig): string {
       inject: [AppConfig],
       useFactory: (config: AppConfig) => {
         const pool = new pg.Pool({
-          connectionString: requireDatabaseUrl(config),
-          max: config.workerConcurrency + 4,
-          application_name: 'pgwq',
+          ...poolOptions(requireDatabaseUrl(config), 'pgwq', config.workerConcurrency + 4),
           ...(config.databasePreparedStatements ? {} : { Client: UnnamedStatementsClient }),
         });
         // An idle client losing its connection (server restart, pg_terminate_backend) emits

@@ -4,6 +4,7 @@ import {
   HttpException,
   NotFoundException,
 } from '@nestjs/common';
+import { DATABASE_TIMEOUTS } from './pool-options.js';
 
 /** The PostgreSQL error codes the API turns into HTTP statuses, in one place. */
 const UNIQUE_VIOLATION = '23505';
@@ -62,4 +63,44 @@ export function isTransientConnectionError(error: unknown): boolean {
   if (code !== undefined) return UNREACHABLE.has(code) || NOT_NOW.has(code);
   // pg's own words for a socket closed or timed out before the server answered.
   return /Connection terminated|timeout expired/i.test((error as Error)?.message ?? '');
+}
+
+/** lock_timeout ran out (55P03 lock_not_available) or statement_timeout (57014 query_canceled). */
+const LOCK_NOT_AVAILABLE = '55P03';
+const QUERY_CANCELED = '57014';
+/** Class 08: connection exceptions; 57P01-57P03: the server is shutting down or starting. */
+const CONNECTION_EXCEPTION_CLASS = '08';
+const SERVER_GOING_AWAY = ['57P01', '57P02', '57P03'];
+const NETWORK_ERRORS = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND'];
+
+/**
+ * Why the database could not serve a request in time, for a 503 the client may retry, or
+ * undefined when the error is something else. pg-pool and the pg client signal their own
+ * timeouts by message only, so they are matched here, at the one boundary that knows pg.
+ */
+export function databaseUnavailableReason(error: unknown): string | undefined {
+  const code = pgErrorCode(error);
+  const message = String((error as { message?: unknown })?.message ?? '');
+  const s = (ms: number) => `${ms / 1000} s`;
+  if (code === LOCK_NOT_AVAILABLE) {
+    return `another transaction held a lock this request needs for over ${s(DATABASE_TIMEOUTS.lockMs)}; try again`;
+  }
+  if (code === QUERY_CANCELED) {
+    return `the database did not finish this request within ${s(DATABASE_TIMEOUTS.statementMs)}; try again`;
+  }
+  if (/timeout exceeded when trying to connect|connection timeout/i.test(message)) {
+    return `no database connection was free within ${s(DATABASE_TIMEOUTS.connectMs)}; try again`;
+  }
+  if (/Query read timeout/.test(message)) {
+    return `the database did not answer within ${s(DATABASE_TIMEOUTS.queryMs)}; try again`;
+  }
+  if (
+    code?.startsWith(CONNECTION_EXCEPTION_CLASS) ||
+    SERVER_GOING_AWAY.includes(code ?? '') ||
+    NETWORK_ERRORS.includes(code ?? '') ||
+    /Connection terminated/i.test(message)
+  ) {
+    return 'the database is unreachable; try again';
+  }
+  return undefined;
 }

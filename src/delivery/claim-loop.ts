@@ -8,14 +8,22 @@ import {
 import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
 import { PG_POOL } from '../database/database.module.js';
+import { DATABASE_TIMEOUTS, settledWithin } from '../database/pool-options.js';
 import { retryDelaySeconds } from './backoff.js';
+import {
+  BreakerOutcome,
+  BreakerPermit,
+  CircuitBreakers,
+  destinationOf,
+} from './circuit-breaker.js';
 import {
   CLAIM_LINES,
   ClaimedLine,
   RECORD_ATTEMPT,
   RecordedAttempt,
-  RELEASE_LEASES,
+  RELEASE_LINES,
   RENEW_LEASE,
+  RenewedLease,
   SKIP_MISSING_HEAD,
 } from './delivery.sql.js';
 import { DeliveryMetrics } from './delivery-metrics.js';
@@ -29,10 +37,16 @@ export type Outcome = 'delivered' | 'pending' | 'dead';
 interface Job {
   line: ClaimedLine;
   controller: AbortController;
-  /** Local time until which the lease is surely ours (measured from before the claim/renewal). */
+  /**
+   * Local time until which the lease is surely ours: the time the claim, keep or renewal was
+   * sent plus the lease. The database wrote the expiry from its clock at the write, which is
+   * later, so this errs on the safe side whatever the two clocks say.
+   */
   leaseDeadline: number;
-  /** A renewal found the token gone: another worker owns the line; record nothing. */
-  lost: boolean;
+  /** A renewal in flight; the result is recorded only after it settled. */
+  renewing?: Promise<void>;
+  /** Why this worker no longer owns the line (record nothing), once it does not. */
+  lost?: string;
   /** Shutdown released the lease: record nothing. */
   abandoned: boolean;
   done?: Promise<void>;
@@ -40,6 +54,22 @@ interface Job {
 
 const CLAIM_RETRY_BASE_MS = 100;
 const CLAIM_RETRY_MAX_MS = 10_000;
+
+/**
+ * Client-side limits of the loop's own queries, below the pool's (DATABASE_TIMEOUTS). A claim
+ * waits on no lock (SKIP LOCKED), so an answer that has not come in this time is not coming:
+ * the pool drops the connection and the loop retries on a fresh one instead of hanging on a
+ * dead one (a black-holed connection otherwise waits for the kernel, many minutes).
+ */
+const CLAIM_QUERY_TIMEOUT_MS = 5_000;
+/**
+ * The same for the fenced writes (record, renewal, skip, release), which may wait on a
+ * producer's lock on the line, up to the lock timeout. One that times out is retried or left to
+ * lapse, which is safe because every one of them is idempotent.
+ */
+const WRITE_QUERY_TIMEOUT_MS = DATABASE_TIMEOUTS.lockMs + 5_000;
+/** How long shutdown waits for the LISTEN connection to close. */
+const LISTENER_STOP_MS = 2_000;
 
 /**
  * How many heads of one line a worker delivers in a row before it hands the line back to the
@@ -55,25 +85,69 @@ const HEADS_IN_A_ROW = 20;
  * DATABASE_PREPARED_STATEMENTS=false the pool sends it unnamed (UnnamedStatementsClient), for a
  * transaction-mode pooler that cannot carry named statements.
  */
-function prepared(name: string, text: string, values: unknown[]): pg.QueryConfig {
-  return { name, text, values };
+function prepared(
+  name: string,
+  text: string,
+  values: unknown[],
+  queryTimeoutMs?: number,
+): pg.QueryConfig {
+  return withQueryTimeout({ name, text, values }, queryTimeoutMs);
 }
 
-/** The lease outlives the request's own timeout by this margin, at least. */
+/** pg reads a per-query `query_timeout` (the pool's is the default); @types/pg lacks it. */
+function withQueryTimeout(config: pg.QueryConfig, ms: number | undefined): pg.QueryConfig {
+  return ms ? Object.assign(config, { query_timeout: ms }) : config;
+}
+
+/**
+ * The slack a lease keeps beyond one request: the round trip that took or renewed it, the
+ * record after the request, timers that fire late.
+ */
+export function leaseMarginMs(deliveryTimeoutMs: number): number {
+  return Math.max(1000, Math.round(deliveryTimeoutMs / 4));
+}
+
+/** A fresh lease: one request plus twice the margin. */
 export function leaseMsFor(deliveryTimeoutMs: number): number {
-  return deliveryTimeoutMs + Math.max(2000, Math.round(deliveryTimeoutMs / 2));
+  return deliveryTimeoutMs + 2 * leaseMarginMs(deliveryTimeoutMs);
+}
+
+/** A line given back to the claim queue without an attempt, due again after delayMs. */
+interface Release {
+  line: ClaimedLine;
+  /** The head the line must still be at for the release to apply. */
+  head: string;
+  delayMs: number;
 }
 
 /**
  * The worker's engine: claims due lines (one per free slot, in one statement), POSTs each line's
  * head, and records the outcome fenced by the lease token. Woken by NOTIFY, by a poll timer, by
  * its own retry timers and whenever a slot frees up; it always claims from the table.
+ *
+ * Slots are shared fairly: a webhook holds at most WORKER_CONCURRENCY_PER_WEBHOOK of them, and
+ * a webhook whose destination's circuit breaker is open (circuit-breaker.ts) none; its lines are
+ * given back untouched, due again when the breaker lets a probe through.
  */
 @Injectable()
 export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(ClaimLoop.name);
   private readonly leaseMs: number;
+  /** The lease a request needs left before it starts: the whole request plus the margin. */
+  private readonly leaseNeededMs: number;
   private readonly jobs = new Map<string, Job>();
+  /** Lines in flight per webhook id, for the per-webhook cap. */
+  private readonly inFlight = new Map<number, number>();
+  /** Webhooks whose destination's breaker was open when last seen: left out of claims. */
+  private readonly blocked = new Map<number, string>();
+  private readonly breakers: CircuitBreakers;
+  /**
+   * A claim that left capped or blocked webhooks out found nothing: no other webhook had due
+   * work then. Until something may have made more due (a NOTIFY, the poll, a retry timer), a
+   * slot freeing up claims only with what it knows, instead of walking again past the due lines
+   * of the webhooks left out, which can be many.
+   */
+  private othersIdle = false;
   private readonly timers = new Set<NodeJS.Timeout>();
   private running = false;
   private claiming: Promise<void> | undefined;
@@ -91,6 +165,8 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
   ) {
     this.leaseMs = leaseMsFor(config.deliveryTimeoutMs);
     metrics.trackInFlight(() => this.jobs.size);
+    this.leaseNeededMs = config.deliveryTimeoutMs + leaseMarginMs(config.deliveryTimeoutMs);
+    this.breakers = new CircuitBreakers(config.deliveryTimeoutMs);
   }
 
   onApplicationBootstrap(): void {
@@ -98,14 +174,19 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     this.listener.start(() => this.wake());
     this.pollTimer = setInterval(() => this.wake(), this.config.pollIntervalMs);
     this.logger.log(
-      `delivering: concurrency ${this.config.workerConcurrency}, lease ${this.leaseMs} ms, ` +
+      `delivering: concurrency ${this.config.workerConcurrency} ` +
+        `(${this.config.workerConcurrencyPerWebhook} per webhook), lease ${this.leaseMs} ms, ` +
         `poll every ${this.config.pollIntervalMs} ms`,
     );
     this.wake();
   }
 
-  /** Look for due work now (or right after the claim in progress). */
-  wake(): void {
+  /**
+   * Look for due work now (or right after the claim in progress). `newWork` false: only a slot
+   * of ours freed up, nothing new may be due.
+   */
+  wake(newWork = true): void {
+    if (newWork) this.othersIdle = false;
     if (!this.running || Date.now() < this.pausedUntil) return;
     if (this.claiming) {
       this.wakeRequested = true;
@@ -122,17 +203,31 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
         this.wakeRequested = false;
         const free = this.config.workerConcurrency - this.jobs.size;
         if (free <= 0 || !this.running) return;
+        const { excluded, roomIds, rooms } = this.claimLimits();
         const claimedAt = Date.now();
         const claimDone = this.metrics.startClaim();
         const { rows } = await this.pool.query<ClaimedLine>(
-          prepared('pgwq_claim_lines', CLAIM_LINES, [free, this.leaseMs]),
+          prepared(
+            'pgwq_claim_lines',
+            CLAIM_LINES,
+            [free, this.leaseMs, excluded, roomIds, rooms, this.config.workerConcurrencyPerWebhook],
+            CLAIM_QUERY_TIMEOUT_MS,
+          ),
         );
         claimDone();
         if (this.claimFailures > 0) this.logger.log('database reachable again; claiming');
         this.claimFailures = 0;
         for (const line of rows) this.start(line, claimedAt);
-        // A full batch suggests more is due; a slot freeing up wakes us again anyway.
-        if (rows.length === free) this.wakeRequested = true;
+        if (rows.length === free) {
+          // A full batch suggests more is due; a slot freeing up wakes us again anyway.
+          this.wakeRequested = true;
+        } else if (rows.length === 0 && excluded.length > 0) {
+          this.othersIdle = true;
+        } else if (!this.othersIdle && rows.some((line) => this.atCap(line.webhook_id))) {
+          // A webhook reached its cap in this claim, which may have passed over other
+          // webhooks' lines for its own: look again with it left out.
+          this.wakeRequested = true;
+        }
       } while (this.wakeRequested && this.running);
     } catch (error) {
       this.claimFailures += 1;
@@ -146,18 +241,48 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     }
   }
 
+  /**
+   * The claim's limits: webhooks to leave out (at their cap, or blocked by an open breaker)
+   * and the room left for the others that have lines in flight.
+   */
+  private claimLimits(): { excluded: number[]; roomIds: number[]; rooms: number[] } {
+    for (const [webhook, destination] of this.blocked) {
+      if (!this.breakers.isBlocked(destination)) this.blocked.delete(webhook);
+    }
+    const excluded = [...this.blocked.keys()];
+    const roomIds: number[] = [];
+    const rooms: number[] = [];
+    for (const [webhook, lines] of this.inFlight) {
+      if (this.blocked.has(webhook)) continue;
+      if (this.atCap(webhook)) excluded.push(webhook);
+      else {
+        roomIds.push(webhook);
+        rooms.push(this.config.workerConcurrencyPerWebhook - lines);
+      }
+    }
+    return { excluded, roomIds, rooms };
+  }
+
+  private atCap(webhookId: number): boolean {
+    return (this.inFlight.get(webhookId) ?? 0) >= this.config.workerConcurrencyPerWebhook;
+  }
+
   private start(line: ClaimedLine, claimedAt: number): void {
     const job: Job = {
       line,
       controller: new AbortController(),
       leaseDeadline: claimedAt + this.leaseMs,
-      lost: false,
       abandoned: false,
     };
+    const webhookId = line.webhook_id;
     this.jobs.set(line.lease_token, job);
+    this.inFlight.set(webhookId, (this.inFlight.get(webhookId) ?? 0) + 1);
     job.done = this.run(job).finally(() => {
       this.jobs.delete(line.lease_token);
-      this.wake();
+      const left = this.inFlight.get(webhookId)! - 1;
+      if (left > 0) this.inFlight.set(webhookId, left);
+      else this.inFlight.delete(webhookId);
+      this.wake(false);
     });
   }
 
@@ -177,34 +302,33 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
         await this.skipMissingHead(job);
         return undefined;
       }
-      const attempt = (line.attempts ?? 0) + 1;
-      const timestamp = Math.floor(Date.now() / 1000);
-      const secrets = line.previous_secret ? [line.secret, line.previous_secret] : [line.secret];
-      const headers = {
-        'content-type': 'application/json',
-        'webhook-id': line.message_id,
-        'webhook-timestamp': String(timestamp),
-        'webhook-signature': signatureHeader(secrets, line.message_id, timestamp, line.body),
-        'webhook-topic': line.topic,
-        'webhook-partition-key': line.partition_key,
-        'webhook-sequence': line.sequence,
-        'webhook-attempt': String(attempt),
-      };
-      const startedAt = new Date();
-      const renewal = setInterval(() => void this.renew(job), Math.floor(this.leaseMs / 3));
-      let result: WebhookResult;
-      try {
-        result = await this.sender.send(
-          { url: line.url, body: line.body, headers },
-          job.controller.signal,
-        );
-      } finally {
-        clearInterval(renewal);
+      const destination = destinationOf(line.url);
+      const permit = this.breakers.tryStart(destination);
+      if (!permit) {
+        // Open breaker: nothing sent, no attempt counted, the head unchanged. The line is due
+        // again when a probe may go, for whichever worker claims it.
+        const delayMs = this.breakers.retryInMs(destination);
+        this.blocked.set(line.webhook_id, destination);
+        this.logger.debug(`not sent, ${destination} circuit open`, fields(line));
+        await this.release([{ line, head: line.sequence, delayMs }]);
+        return undefined;
       }
+      let result: WebhookResult | undefined;
+      const attempt = (line.attempts ?? 0) + 1;
+      let startedAt = new Date();
+      try {
+        if (!(await this.leaseCoversRequest(job))) return undefined;
+        startedAt = new Date();
+        result = await this.send(job, attempt);
+      } finally {
+        this.requestEnded(job, destination, permit, result);
+      }
+      // A renewal is fenced on this head: let it finish before the record moves the head on.
+      await job.renewing;
       if (job.lost || job.abandoned) {
         if (job.lost) this.metrics.leaseLost();
         this.logger.warn(
-          `result dropped, ${job.lost ? 'lease lost to another worker' : 'released at shutdown'}`,
+          `result dropped, ${job.lost ?? 'released at shutdown'}`,
           fields(line, attempt),
         );
         return undefined;
@@ -218,6 +342,79 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       );
       return undefined;
     }
+  }
+
+  /** POSTs the head, renewing the lease while the request runs. */
+  private async send(job: Job, attempt: number): Promise<WebhookResult> {
+    const { line } = job;
+    const timestamp = Math.floor(Date.now() / 1000);
+    const secrets = line.previous_secret ? [line.secret, line.previous_secret] : [line.secret];
+    const body = line.body!;
+    const headers = {
+      'content-type': 'application/json',
+      'webhook-id': line.message_id!,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signatureHeader(secrets, line.message_id!, timestamp, body),
+      'webhook-topic': line.topic,
+      'webhook-partition-key': line.partition_key,
+      'webhook-sequence': line.sequence,
+      'webhook-attempt': String(attempt),
+    };
+    const renewal = setInterval(
+      () => {
+        job.renewing ??= this.renew(job).finally(() => (job.renewing = undefined));
+      },
+      Math.floor(this.leaseMs / 3),
+    );
+    try {
+      return await this.sender.send({ url: line.url, body, headers }, job.controller.signal);
+    } finally {
+      clearInterval(renewal);
+    }
+  }
+
+  /** Tells the destination's breaker how a request ended, and logs when it opens or closes. */
+  private requestEnded(
+    job: Job,
+    destination: string,
+    permit: BreakerPermit,
+    result: WebhookResult | undefined,
+  ): void {
+    const outcome: BreakerOutcome =
+      result === undefined || job.lost || job.abandoned
+        ? 'cancelled'
+        : result.unreachable
+          ? 'unreachable'
+          : 'answered';
+    const change = this.breakers.ended(destination, permit, outcome);
+    if (change === 'opened') {
+      this.blocked.set(job.line.webhook_id, destination);
+      this.logger.warn(
+        `${destination}: circuit open after repeated timeouts or connection failures ` +
+          `(last: ${result?.error}); nothing is sent to it for ${this.breakers.retryInMs(destination)} ms`,
+      );
+    } else if (change === 'closed') {
+      this.logger.log(`${destination}: answers again; circuit closed`);
+    }
+  }
+
+  /**
+   * A request may start only with enough lease left for all of it (DESIGN §3): a claim or keep
+   * that waited on a lock, or a slow round trip, can leave less. Renews once when short; if the
+   * lease is still short, or another worker has the line, the line goes back (or stays with
+   * its owner) and nothing is sent.
+   */
+  private async leaseCoversRequest(job: Job): Promise<boolean> {
+    if (job.leaseDeadline - Date.now() >= this.leaseNeededMs) return true;
+    await this.renew(job);
+    if (job.lost) {
+      this.logger.warn(`not sent, ${job.lost}`, fields(job.line));
+      return false;
+    }
+    if (job.leaseDeadline - Date.now() >= this.leaseNeededMs) return true;
+    this.logger.warn(`not sent, the lease could not be renewed in time`, fields(job.line));
+    await this.release([{ line: job.line, head: job.line.sequence, delayMs: 0 }]);
+    return false;
   }
 
   private async record(
@@ -256,18 +453,31 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       result.responseBody === null ? null : result.responseBody.replace(/\0/g, ''),
       keep,
       this.leaseMs,
+      line.sequence,
     ];
     const sentAt = Date.now();
+    // The statement is idempotent (fenced on the head as well as the token): retrying it after
+    // an error that may have followed its commit cannot apply it twice.
     const fenced = await this.withRetries(job, 'record attempt', () =>
-      this.pool.query<RecordedAttempt>(prepared('pgwq_record_attempt', RECORD_ATTEMPT, params)),
+      this.pool.query<RecordedAttempt>(
+        prepared('pgwq_record_attempt', RECORD_ATTEMPT, params, WRITE_QUERY_TIMEOUT_MS),
+      ),
     );
     if (fenced === undefined) return undefined;
     const what = `${result.ok ? `HTTP ${result.statusCode}` : result.error} in ${result.durationMs} ms`;
     const about = fields(line, attempt);
     const row = fenced.rows[0];
-    if (!row?.fenced) {
-      this.metrics.leaseLost();
-      this.logger.warn(`${what}; result dropped, lease lost to another worker`, about);
+    if (!row.fenced) {
+      if (row.still_held || row.recorded_before) {
+        // An earlier run of this statement committed and its reply was lost. If it kept the
+        // line, the line is still ours one head on: give it back so that head is claimed.
+        this.logger.warn(`${what}; already recorded by a try whose reply was lost`, about);
+        const next = String(BigInt(line.sequence) + 1n);
+        if (outcome !== 'pending') await this.release([{ line, head: next, delayMs: 0 }]);
+      } else {
+        this.metrics.leaseLost();
+        this.logger.warn(`${what}; result dropped, ${lostReason(row.line_exists)}`, about);
+      }
       return undefined;
     }
     this.metrics.attemptRecorded(outcome, result.durationMs);
@@ -288,40 +498,58 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
   private async skipMissingHead(job: Job): Promise<void> {
     const { line } = job;
     const skipped = await this.withRetries(job, 'skip missing head', () =>
-      this.pool.query(SKIP_MISSING_HEAD, [line.webhook_id, line.partition_key, line.lease_token]),
+      this.pool.query(
+        withQueryTimeout(
+          {
+            text: SKIP_MISSING_HEAD,
+            values: [line.webhook_id, line.partition_key, line.lease_token, line.sequence],
+          },
+          WRITE_QUERY_TIMEOUT_MS,
+        ),
+      ),
     );
     if (skipped?.rowCount) {
       this.logger.warn('head delivery no longer exists; skipped', fields(line));
     } else if (skipped) {
       // The head exists after all (committed after the claim's snapshot): claim it again.
-      await this.release([line.lease_token]);
+      // (After a lost reply the line is already released, and this matches nothing.)
+      await this.release([{ line, head: line.sequence, delayMs: 0 }]);
     }
   }
 
-  /** Extends the lease while the request runs; aborts the request once it may be someone else's. */
+  /**
+   * Extends the lease on the current head. Marks the job lost, and aborts its request, once
+   * the line is someone else's or the lease may have lapsed without a renewal.
+   */
   private async renew(job: Job): Promise<void> {
     if (job.lost || job.abandoned) return;
     const sentAt = Date.now();
     try {
-      const { rowCount } = await this.pool.query(
-        prepared('pgwq_renew_lease', RENEW_LEASE, [
-          job.line.webhook_id,
-          job.line.partition_key,
-          job.line.lease_token,
-          this.leaseMs,
-        ]),
+      const { rows } = await this.pool.query<RenewedLease>(
+        prepared(
+          'pgwq_renew_lease',
+          RENEW_LEASE,
+          [
+            job.line.webhook_id,
+            job.line.partition_key,
+            job.line.lease_token,
+            job.line.sequence,
+            this.leaseMs,
+          ],
+          WRITE_QUERY_TIMEOUT_MS,
+        ),
       );
-      if (rowCount) {
+      if (rows[0].renewed) {
         job.leaseDeadline = sentAt + this.leaseMs;
         return;
       }
-      job.lost = true;
-      job.controller.abort(new Error('lease lost to another worker'));
+      job.lost = lostReason(rows[0].line_exists);
+      job.controller.abort(new Error(job.lost));
     } catch (error) {
       this.logger.warn(`lease renewal failed (${(error as Error).message})`, fields(job.line));
       if (Date.now() >= job.leaseDeadline) {
-        job.lost = true;
-        job.controller.abort(new Error('lease expired: renewal failed'));
+        job.lost = 'lease expired: renewal failed';
+        job.controller.abort(new Error(job.lost));
       }
     }
   }
@@ -352,12 +580,28 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     }
   }
 
-  private async release(tokens: string[]): Promise<void> {
+  /** Gives lines back (RELEASE_LINES); on failure their leases simply lapse. */
+  private async release(releases: Release[]): Promise<void> {
+    if (releases.length === 0) return;
     try {
-      await this.pool.query(RELEASE_LEASES, [tokens]);
+      await this.pool.query(
+        withQueryTimeout(
+          {
+            text: RELEASE_LINES,
+            values: [
+              releases.map((r) => r.line.webhook_id),
+              releases.map((r) => r.line.partition_key),
+              releases.map((r) => r.line.lease_token),
+              releases.map((r) => r.head),
+              releases.map((r) => r.delayMs),
+            ],
+          },
+          WRITE_QUERY_TIMEOUT_MS,
+        ),
+      );
     } catch (error) {
       this.logger.warn(
-        `could not release ${tokens.length} lease(s) (${(error as Error).message}); they will lapse`,
+        `could not release ${releases.length} line(s) (${(error as Error).message}); their leases will lapse`,
       );
     }
   }
@@ -391,37 +635,28 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     this.logger.log(`stopping: ${this.jobs.size} deliveries in flight`);
-    await this.listener.stop();
+    await settledWithin(this.listener.stop(), LISTENER_STOP_MS);
     await this.claiming;
     const inFlight = () => [...this.jobs.values()].map((job) => job.done);
-    if (!(await settledWithin(inFlight(), this.config.deliveryTimeoutMs))) {
+    if (!(await settledWithin(Promise.allSettled(inFlight()), this.config.deliveryTimeoutMs))) {
       const left = [...this.jobs.values()];
       for (const job of left) {
         job.abandoned = true;
         job.controller.abort(new Error('worker shutting down'));
       }
-      await this.release(left.map((job) => job.line.lease_token));
+      await this.release(
+        left.map((job) => ({ line: job.line, head: job.line.sequence, delayMs: 0 })),
+      );
       this.logger.warn(`released ${left.length} unfinished lease(s)`);
-      await settledWithin(inFlight(), 1000);
+      await settledWithin(Promise.allSettled(inFlight()), 1000);
     }
     this.logger.log('stopped');
   }
 }
 
-/** Resolves true when all settle within ms, false on the deadline. */
-async function settledWithin(
-  promises: (Promise<void> | undefined)[],
-  ms: number,
-): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([Promise.allSettled(promises).then(() => true as const), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** Why a fenced write found the line no longer ours. */
+function lostReason(lineExists: boolean): string {
+  return lineExists ? 'lease lost to another worker' : 'the line is gone (webhook deleted)';
 }
 
 /**

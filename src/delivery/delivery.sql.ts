@@ -2,6 +2,16 @@
  * Every statement of the delivery path: claim → POST → record result (or release). Values go in
  * $n parameters only. Each statement is one round trip and fenced where it writes after a claim.
  *
+ * Every fenced write matches the lease token AND the head sequence it expects, so it is
+ * idempotent: a statement whose commit succeeded but whose reply was lost (a reset, a failover)
+ * is sent again by the worker, and the second run finds the head already moved and changes
+ * nothing (DESIGN §3). A token alone is not enough: a kept line keeps its token across heads.
+ *
+ * Lease expiries come from clock_timestamp(), the time of the write. now() is the statement's
+ * start, and a statement that waited on the line's row lock (a producer holds it until its
+ * commit) would hand out a lease that is already partly or wholly spent. Due times may use
+ * now(): a due time that is a little early only makes a retry a little early.
+ *
  * Reminder of the model (see delivery-line.entity.ts): a delivery_lines row is one (webhook,
  * partition). Its next_attempt_at is "due at" while waiting and "lease expiry" while leased, so
  * `next_attempt_at <= now()` alone means claimable, and a crashed worker's lease simply lapses.
@@ -29,6 +39,7 @@ export const NOTIFY_PROBE = `SELECT pg_notify('${PROBE_CHANNEL}', $1)`;
  *   statement's snapshot) the caller handles the line with SKIP_MISSING_HEAD.
  * - payload::text is the stored JSON exactly as PostgreSQL prints it: the signed body.
  * - previous_secret only while its grace period lasts.
+ * - Nothing for a deleted webhook (DELETE /webhooks/{id}); its lines wait for the purge.
  */
 const headOfLines = (lines: string) => `
 SELECT c.webhook_id,
@@ -44,7 +55,7 @@ SELECT c.webhook_id,
        CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
        t.name AS topic
 FROM ${lines} c
-JOIN webhooks w ON w.id = c.webhook_id
+JOIN webhooks w ON w.id = c.webhook_id AND w.deleted_at IS NULL
 JOIN topics t ON t.id = c.topic_id
 LEFT JOIN deliveries d
   ON d.webhook_id = c.webhook_id
@@ -56,52 +67,87 @@ LEFT JOIN messages m ON m.id = d.message_id
 
 /**
  * Claim up to $1 due lines for a lease of $2 milliseconds, and return each line's head delivery
- * with everything needed to POST it.
+ * with everything needed to POST it. At most $6 lines per webhook, or the room given for it in
+ * $4/$5 (webhook ids, lines), and none of the webhooks in $3 (at this worker's cap, or their
+ * destination's circuit breaker is open): one webhook cannot take all of a worker's slots.
  *
- * - The inner SELECT walks the partial index on next_attempt_at and locks with SKIP LOCKED, so
- *   concurrent workers take disjoint lines without waiting on each other.
+ * - The `due` SELECT walks the partial index on next_attempt_at and locks with SKIP LOCKED, so
+ *   concurrent workers take disjoint lines without waiting on each other. Left-out webhooks
+ *   are skipped in the walk, so the lines behind theirs are reached.
  * - The due condition sits on the locked row itself (DESIGN §3, trap 2): if another worker
  *   claimed the line and committed between our scan and our lock, READ COMMITTED re-checks
  *   `next_attempt_at <= now()` on the new row version (now the other lease's expiry) and drops
- *   it. The outer WHERE repeats it for the same reason. The head is head_sequence on that same
- *   row, so no subquery over deliveries can pick a stale head.
- * - A fresh lease_token per line is the fence every later write must match.
+ *   it. The UPDATE repeats it for the same reason. The head is head_sequence on that same row,
+ *   so no subquery over deliveries can pick a stale head.
+ * - Lines of a deleted webhook are left alone (the purge removes them). The check is a scalar
+ *   subquery, a filter on each line the index scan reaches: written as NOT EXISTS, the planner
+ *   makes it an anti-join that reads and sorts every due line.
+ * - `within_cap` keeps each webhook's oldest due lines up to its room; the rest stay locked
+ *   only until this statement ends and are claimed by a later one.
+ * - A fresh lease_token per line is the fence every later write must match; the lease runs
+ *   from clock_timestamp(), the time of the write.
  * - Then the head of each claimed line (headOfLines).
  */
 export const CLAIM_LINES = `
-WITH claimed AS (
+WITH due AS (
+  SELECT webhook_id, partition_key, next_attempt_at
+  FROM delivery_lines
+  WHERE next_attempt_at <= now()
+    AND webhook_id <> ALL($3::int[])
+    AND (SELECT w.deleted_at FROM webhooks w WHERE w.id = delivery_lines.webhook_id) IS NULL
+  ORDER BY next_attempt_at
+  LIMIT $1
+  FOR UPDATE SKIP LOCKED
+), within_cap AS (
+  SELECT ranked.webhook_id, ranked.partition_key
+  FROM (
+    SELECT webhook_id, partition_key,
+           row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS nth
+    FROM due
+  ) AS ranked
+  LEFT JOIN unnest($4::int[], $5::int[]) AS room (webhook_id, lines)
+    ON room.webhook_id = ranked.webhook_id
+  WHERE ranked.nth <= coalesce(room.lines, $6::int)
+), claimed AS (
   UPDATE delivery_lines AS l
   SET lease_token = gen_random_uuid(),
-      next_attempt_at = now() + make_interval(secs => $2::double precision / 1000)
-  FROM (
-    SELECT webhook_id, partition_key
-    FROM delivery_lines
-    WHERE next_attempt_at <= now()
-    ORDER BY next_attempt_at
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-  ) AS due
-  WHERE l.webhook_id = due.webhook_id
-    AND l.partition_key = due.partition_key
+      next_attempt_at = clock_timestamp() + make_interval(secs => $2::double precision / 1000)
+  FROM within_cap AS c
+  WHERE l.webhook_id = c.webhook_id
+    AND l.partition_key = c.partition_key
     AND l.next_attempt_at <= now()
   RETURNING l.webhook_id, l.partition_key, l.topic_id, l.head_sequence, l.lease_token
 )
 ${headOfLines('claimed')}`;
 
 /**
- * Extend a lease we still hold ($4 ms from now). No row back = the token is gone: another
- * worker took the line over (or the webhook was deleted), and the caller must stop.
+ * Extend a lease we still hold on head $4 to $5 ms from the time of the write. Not renewed =
+ * the token is gone or the head moved: another worker took the line over, and the caller must
+ * stop; line_exists false says why (the line went with its webhook). Running it twice is
+ * harmless.
  */
 export const RENEW_LEASE = `
-UPDATE delivery_lines
-SET next_attempt_at = now() + make_interval(secs => $4::double precision / 1000)
-WHERE webhook_id = $1 AND partition_key = $2 AND lease_token = $3
-RETURNING 1
+WITH renewed AS (
+  UPDATE delivery_lines
+  SET next_attempt_at = clock_timestamp() + make_interval(secs => $5::double precision / 1000)
+  WHERE webhook_id = $1 AND partition_key = $2 AND lease_token = $3 AND head_sequence = $4
+  RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM renewed) AS renewed,
+       EXISTS (
+         SELECT 1 FROM delivery_lines WHERE webhook_id = $1 AND partition_key = $2
+       ) AS line_exists
 `;
 
+/** The row of RENEW_LEASE. */
+export interface RenewedLease {
+  renewed: boolean;
+  line_exists: boolean;
+}
+
 /**
- * Record one attempt's outcome in one statement, fenced by the lease token, and, when asked,
- * keep the line and return its next head in the same round trip.
+ * Record one attempt's outcome in one statement, fenced by the lease token and the head it
+ * was for ($15), and, when asked, keep the line and return its next head in the same round trip.
  *
  * $4 is the delivery's new status: 'delivered' or 'dead' finish the head and move the line to
  * head + 1; 'pending' keeps the head and makes the line due again in $5 seconds (the backoff).
@@ -109,7 +155,8 @@ RETURNING 1
  * "Is there more?" comes from the line row's own tail_sequence, never from a query over
  * deliveries: a producer's trigger holds this row's lock until it commits, so this UPDATE waits
  * for it and then re-reads the row with the new tail. A subquery would have been planned on the
- * older snapshot and could park the line while a new message waits (a lost wakeup).
+ * older snapshot and could park the line while a new message waits (a lost wakeup). Because it
+ * may have waited, a kept lease runs from clock_timestamp().
  *
  * $13 = true (the worker has run fewer than its limit of heads in a row on this line) and a
  * finished head with more behind it: the line stays leased to the same token for a fresh $14 ms
@@ -121,7 +168,19 @@ RETURNING 1
  * Otherwise the line is released as before (due now if there is more, idle if not).
  *
  * The delivery update and the attempt insert happen only when the line update matched (the
- * EXISTS on the `line` CTE), so a worker that lost its lease changes nothing.
+ * EXISTS on the `line` CTE), so a worker that lost its lease changes nothing. And a second run
+ * of a statement that already committed changes nothing either: the head is no longer $15, or
+ * the token is gone. The last columns, read in the statement's snapshot (before its own
+ * writes), tell the caller why nothing matched:
+ * - still_held: our token still holds the line, yet not at head $15, so only our own earlier
+ *   run of this statement can have moved it (it kept the line and its reply was lost), or that
+ *   run was committing while this one started. The caller releases the line, fenced on head
+ *   $15 + 1, so the next head is claimed again; if the earlier run released it, that matches
+ *   nothing.
+ * - recorded_before: this very attempt (same delivery, number and start time) is already
+ *   recorded: an earlier run committed and released the line.
+ * - line_exists: false when the line went with its webhook.
+ * Otherwise another worker took the line over.
  */
 export const RECORD_ATTEMPT = `
 WITH line AS (
@@ -130,7 +189,7 @@ WITH line AS (
       next_attempt_at = CASE
         WHEN $4::text = 'pending' THEN now() + make_interval(secs => $5::double precision)
         WHEN head_sequence + 1 <= tail_sequence AND $13::boolean
-          THEN now() + make_interval(secs => $14::double precision / 1000)
+          THEN clock_timestamp() + make_interval(secs => $14::double precision / 1000)
         WHEN head_sequence + 1 <= tail_sequence THEN now()
         ELSE NULL
       END,
@@ -138,7 +197,7 @@ WITH line AS (
         WHEN $4::text <> 'pending' AND head_sequence + 1 <= tail_sequence AND $13::boolean
           THEN lease_token
       END
-  WHERE webhook_id = $1 AND partition_key = $2 AND lease_token = $3
+  WHERE webhook_id = $1 AND partition_key = $2 AND lease_token = $3 AND head_sequence = $15
   RETURNING webhook_id, partition_key, topic_id, head_sequence, lease_token
 ), delivery AS (
   UPDATE deliveries
@@ -161,6 +220,17 @@ WITH line AS (
 )
 SELECT EXISTS (SELECT 1 FROM line) AS fenced,
        (SELECT count(*) FROM attempt)::int AS recorded,
+       EXISTS (
+         SELECT 1 FROM delivery_lines
+         WHERE webhook_id = $1 AND partition_key = $2 AND lease_token = $3
+       ) AS still_held,
+       EXISTS (
+         SELECT 1 FROM delivery_attempts
+         WHERE delivery_id = $6::bigint AND attempt = $7::int AND started_at = $10::timestamptz
+       ) AS recorded_before,
+       EXISTS (
+         SELECT 1 FROM delivery_lines WHERE webhook_id = $1 AND partition_key = $2
+       ) AS line_exists,
        n.*
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
@@ -170,9 +240,13 @@ LEFT JOIN LATERAL (
 `;
 
 /** One row of RECORD_ATTEMPT: the claim's columns are null unless the line was kept. */
-export type RecordedAttempt = { fenced: boolean; recorded: number } & (
-  ClaimedLine | { [K in keyof ClaimedLine]: null }
-);
+export type RecordedAttempt = {
+  fenced: boolean;
+  recorded: number;
+  still_held: boolean;
+  recorded_before: boolean;
+  line_exists: boolean;
+} & (ClaimedLine | { [K in keyof ClaimedLine]: null });
 
 /**
  * The head delivery is gone (its message was deleted): move the line on, fenced, with the same
@@ -182,7 +256,7 @@ export type RecordedAttempt = { fenced: boolean; recorded: number } & (
  * committed after its own snapshot (another worker's late but still fenced result moved the head
  * on), and then its join may not see the new head delivery yet. Re-checking here means we only
  * skip a head that is really gone; otherwise no row comes back and the caller releases the line
- * to be claimed again.
+ * to be claimed again. Fenced on the head it skips ($4), so a second run skips nothing more.
  */
 export const SKIP_MISSING_HEAD = `
 UPDATE delivery_lines AS l
@@ -190,6 +264,7 @@ SET head_sequence = l.head_sequence + 1,
     next_attempt_at = CASE WHEN l.head_sequence + 1 <= l.tail_sequence THEN now() ELSE NULL END,
     lease_token = NULL
 WHERE l.webhook_id = $1 AND l.partition_key = $2 AND l.lease_token = $3
+  AND l.head_sequence = $4
   AND NOT EXISTS (
     SELECT 1 FROM deliveries d
     WHERE d.webhook_id = l.webhook_id
@@ -201,13 +276,23 @@ RETURNING 1
 `;
 
 /**
- * On shutdown: give back the lines whose heads we did not finish, due at once, so another
- * worker takes them without waiting for the lease to lapse. Fenced by our tokens.
+ * Give back leased lines without recording an attempt, each due again after its delay (ms):
+ * at shutdown, a head whose lease is too short to start a request, a line whose earlier record
+ * kept it but lost its reply, a line whose destination's circuit breaker is open. Each row is found by its primary key (lease_token has no index)
+ * and fenced on its token and head, so a second run, or a line another worker has taken over
+ * meanwhile, changes nothing. Nothing is sent or counted, so the order and the retry budget
+ * are untouched.
  */
-export const RELEASE_LEASES = `
-UPDATE delivery_lines
-SET next_attempt_at = now(), lease_token = NULL
-WHERE lease_token = ANY($1::uuid[])
+export const RELEASE_LINES = `
+UPDATE delivery_lines AS l
+SET next_attempt_at = clock_timestamp() + make_interval(secs => r.delay_ms / 1000),
+    lease_token = NULL
+FROM unnest($1::int[], $2::text[], $3::uuid[], $4::bigint[], $5::double precision[])
+  AS r(webhook_id, partition_key, lease_token, head_sequence, delay_ms)
+WHERE l.webhook_id = r.webhook_id
+  AND l.partition_key = r.partition_key
+  AND l.lease_token = r.lease_token
+  AND l.head_sequence = r.head_sequence
 `;
 
 /** One row of CLAIM_LINES. bigint columns arrive as text. */

@@ -10,6 +10,7 @@ import {
   NOTIFY_PROBE,
   PROBE_CHANNEL,
 } from './delivery.sql.js';
+import { DATABASE_TIMEOUTS } from '../database/pool-options.js';
 
 const RECONNECT_BASE_MS = 250;
 const RECONNECT_MAX_MS = 30_000;
@@ -71,8 +72,9 @@ export class NotifyListener {
     const client = new pg.Client({
       connectionString: this.config.databaseListenUrl ?? requireDatabaseUrl(this.config),
       application_name: 'pgwq-listener',
-      connectionTimeoutMillis: 10_000,
+      connectionTimeoutMillis: DATABASE_TIMEOUTS.connectMs,
       keepAlive: true,
+      keepAliveInitialDelayMillis: DATABASE_TIMEOUTS.keepAliveInitialDelayMs,
     });
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client, new Error('connection closed')));

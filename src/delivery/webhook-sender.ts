@@ -1,10 +1,12 @@
 import http from 'node:http';
 import https from 'node:https';
+import net, { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import axios, { AxiosInstance, isAxiosError } from 'axios';
 import { AppConfig } from '../config/app-config.js';
 import { webhookLookup, webhookUrlAddressProblem } from '../security/ssrf-guard.js';
+import { createWebhookResolver } from '../security/webhook-dns.js';
 
 /** How much of a response body we keep with the attempt, for diagnosis. */
 export const RESPONSE_BODY_CAP_BYTES = 1024;
@@ -16,11 +18,24 @@ export interface WebhookRequest {
   headers: Record<string, string>;
 }
 
+/**
+ * Connecting (TCP, and TLS for https) must finish within this, counted from the end of the DNS
+ * lookup (bounded on its own, webhook-dns.ts), and within the request's own timeout: a host that
+ * drops connection attempts fails in seconds and frees its slot, where the whole-request timeout
+ * is sized for a receiver that is slow to answer.
+ */
+export const CONNECT_TIMEOUT_MS = 3000;
+
 /** What one POST came to. `error` is set for every failure, with or without a status. */
 export interface WebhookResult {
   ok: boolean;
   statusCode: number | null;
   error: string | null;
+  /**
+   * No HTTP answer: a timeout, a connection refused, reset or timed out, a DNS failure (not an
+   * address the SSRF guard refused, nor a request we aborted). What the circuit breakers count.
+   */
+  unreachable: boolean;
   responseBody: string | null;
   retryAfter: string | undefined;
   durationMs: number;
@@ -37,9 +52,19 @@ export class WebhookSender implements OnApplicationShutdown {
   private readonly client: AxiosInstance;
 
   constructor(private readonly config: AppConfig) {
-    const lookup = webhookLookup(config.webhookAllowPrivateNetworks);
-    this.httpAgent = new http.Agent({ keepAlive: true, lookup });
-    this.httpsAgent = new https.Agent({ keepAlive: true, lookup });
+    const lookup = webhookLookup(
+      config.webhookAllowPrivateNetworks,
+      createWebhookResolver(config.webhookDnsServers),
+    );
+    const connectTimeoutMs = Math.min(CONNECT_TIMEOUT_MS, config.deliveryTimeoutMs);
+    this.httpAgent = withConnectTimeout(
+      new http.Agent({ keepAlive: true, lookup }),
+      connectTimeoutMs,
+    );
+    this.httpsAgent = withConnectTimeout(
+      new https.Agent({ keepAlive: true, lookup }),
+      connectTimeoutMs,
+    );
     this.client = axios.create({
       httpAgent: this.httpAgent,
       httpsAgent: this.httpsAgent,
@@ -72,6 +97,7 @@ export class WebhookSender implements OnApplicationShutdown {
         ok: false,
         statusCode: null,
         error: refused,
+        unreachable: false,
         responseBody: null,
         retryAfter: undefined,
         durationMs: elapsed(),
@@ -90,6 +116,7 @@ export class WebhookSender implements OnApplicationShutdown {
         ok,
         statusCode: status,
         error: ok ? null : statusError(status, headerValue(response.headers['location'])),
+        unreachable: false,
         responseBody,
         retryAfter,
         durationMs: elapsed(),
@@ -99,6 +126,7 @@ export class WebhookSender implements OnApplicationShutdown {
         ok: false,
         statusCode: null,
         error: describeError(error, signal, timeout, this.config.deliveryTimeoutMs),
+        unreachable: !signal.aborted && !refusedByGuard(error),
         responseBody: null,
         retryAfter: undefined,
         durationMs: elapsed(),
@@ -110,6 +138,50 @@ export class WebhookSender implements OnApplicationShutdown {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
+}
+
+/**
+ * Arms a timer on every socket the agent opens: destroyed with ERR_WEBHOOK_CONNECT_TIMEOUT
+ * unless connected (TLS included) within `ms` of the DNS answer (at once for an IP literal).
+ */
+function withConnectTimeout<A extends http.Agent>(agent: A, ms: number): A {
+  const create = (agent as unknown as { createConnection: CreateConnection }).createConnection;
+  const secure = agent instanceof https.Agent;
+  (agent as unknown as { createConnection: CreateConnection }).createConnection = function (
+    this: A,
+    options,
+    callback,
+  ) {
+    const socket = create.call(this, options, callback);
+    if (!socket) return socket;
+    const connectError = () => {
+      const error: NodeJS.ErrnoException = new Error(`connect timeout after ${ms} ms`);
+      error.code = 'ERR_WEBHOOK_CONNECT_TIMEOUT';
+      return error;
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      timer ??= setTimeout(() => socket.destroy(connectError()), ms);
+    };
+    const disarm = () => clearTimeout(timer);
+    if (isIP(String(options.host ?? ''))) arm();
+    else socket.once('lookup', arm);
+    socket.once(secure ? 'secureConnect' : 'connect', disarm);
+    socket.once('close', disarm);
+    return socket;
+  };
+  return agent;
+}
+
+type CreateConnection = (
+  options: net.NetConnectOpts & { host?: string },
+  callback?: (error: Error | null, socket: net.Socket) => void,
+) => net.Socket | undefined;
+
+/** The SSRF guard refused the address the host resolved to: not the host's failure. */
+function refusedByGuard(error: unknown): boolean {
+  const e = error as { code?: unknown; cause?: { code?: unknown } };
+  return [e?.code, e?.cause?.code].includes('ERR_WEBHOOK_ADDRESS_REFUSED'); // WebhookAddressRefusedError
 }
 
 function headerValue(value: unknown): string | undefined {
@@ -173,6 +245,8 @@ function describeError(
       case 'ENOTFOUND':
       case 'EAI_AGAIN':
         return `DNS lookup failed: ${error.message}`;
+      case 'ERR_WEBHOOK_CONNECT_TIMEOUT':
+        return error.message;
       default:
         return `${code ? code + ': ' : ''}${error.message}`.slice(0, 500);
     }

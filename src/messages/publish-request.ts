@@ -24,7 +24,7 @@ export function readMessage(body: string, object: ScannedValue, where = ''): Mes
   const fields = new Map<string, ScannedValue>();
   for (const { key, value } of object.members) {
     if (key !== 'partition_key' && key !== 'payload') {
-      throw new BadRequestException(`property ${where}${key} should not exist`);
+      throw new BadRequestException(`property ${where}${key.slice(0, 100)} should not exist`);
     }
     if (fields.has(key)) throw new BadRequestException(`${where}${key} is given twice`);
     fields.set(key, value);

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import type { LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
+import { createWebhookResolver, type ResolveHost } from './webhook-dns.js';
 
 /**
  * The SSRF guard: webhook URLs are user input, and the worker POSTs to them from inside our
@@ -198,44 +199,29 @@ export function urlHost(url: URL): string {
   return url.hostname.replace(/^\[(.*)\]$/, '$1');
 }
 
-const REGISTRATION_LOOKUP_TIMEOUT_MS = 5000;
-
-function resolveAll(hostname: string): Promise<LookupAddress[]> {
-  return new Promise((resolve, reject) => {
-    dnsLookup(hostname, { all: true, family: 0 }, (error, addresses) =>
-      error ? reject(error) : resolve(addresses),
-    );
-  });
-}
+/** The system's DNS servers, for callers that were not given a resolver. */
+const systemResolver = createWebhookResolver();
 
 /**
  * The registration check: resolves the URL's host (all addresses) and returns why it is refused,
- * or undefined (also when it does not resolve within 5 s). The worker checks again at every
- * connection (webhookLookup).
+ * or undefined (also when it does not resolve: the lookup is bounded, see webhook-dns.ts). The
+ * worker checks again at every connection (webhookLookup).
  */
 export async function webhookHostProblem(
   url: URL,
   allowPrivateNetworks: boolean,
+  resolve: ResolveHost = systemResolver,
 ): Promise<string | undefined> {
   if (allowPrivateNetworks) return undefined;
   const host = urlHost(url);
   if (isIP(host)) return literalHostProblem(host);
-  let timer: NodeJS.Timeout | undefined;
   try {
-    const addresses = await Promise.race([
-      resolveAll(host),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timeout')), REGISTRATION_LOOKUP_TIMEOUT_MS);
-      }),
-    ]);
-    return check(host, addresses)?.message;
+    return check(host, await resolve(host))?.message;
   } catch {
     // A host that does not resolve (yet) is no danger: nothing can be reached through it, and
     // every connection checks its answer again. Refusing it would also make registration depend
     // on the DNS of wherever the API runs.
     return undefined;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -252,9 +238,13 @@ type LookupCallback = Parameters<LookupFunction>[2];
  * happy-eyeballs connect of autoSelectFamily) `(err, [{address, family}])`. Both are served.
  *
  * A URL whose host is an IP literal never reaches a lookup (node:net connects to it directly);
- * the worker checks those with `webhookUrlAddressProblem` before it sends.
+ * the worker checks those with `webhookUrlAddressProblem` before it sends. Names are resolved by
+ * `resolve` (webhook-dns.ts: bounded, off libuv's thread pool), not by dns.lookup.
  */
-export function webhookLookup(allowPrivateNetworks: boolean): LookupFunction {
+export function webhookLookup(
+  allowPrivateNetworks: boolean,
+  resolve: ResolveHost = systemResolver,
+): LookupFunction {
   return (hostname, options, callback) => {
     // Tolerate the two-argument dns.lookup form as well.
     if (typeof options === 'function') {
@@ -264,8 +254,7 @@ export function webhookLookup(allowPrivateNetworks: boolean): LookupFunction {
     const wanted = typeof options?.family === 'number' ? options.family : 0;
     const fail = (error: NodeJS.ErrnoException) =>
       options?.all ? callback(error, []) : callback(error, '', 0);
-    dnsLookup(hostname, { all: true, family: 0, hints: options?.hints }, (error, addresses) => {
-      if (error) return fail(error);
+    resolve(hostname).then((addresses) => {
       const refused = allowPrivateNetworks ? undefined : check(hostname, addresses);
       if (refused) return fail(refused);
       const usable = wanted === 0 ? addresses : addresses.filter((a) => a.family === wanted);
@@ -278,7 +267,7 @@ export function webhookLookup(allowPrivateNetworks: boolean): LookupFunction {
       }
       if (options?.all) return callback(null, usable);
       callback(null, usable[0].address, usable[0].family);
-    });
+    }, fail);
   };
 }
 

@@ -53,7 +53,11 @@ export class WebhooksController {
   @Delete('webhooks/:id')
   @HttpCode(204)
   @ApiParam({ name: 'id', type: Number })
-  @ApiNoContentResponse({ description: 'Deleted; nothing more is sent to it' })
+  @ApiNoContentResponse({
+    description:
+      'Deleted: nothing more is fanned out to it or claimed for it (a request already in flight ' +
+      'may still arrive); the workers remove its deliveries and attempts in the background',
+  })
   @ApiErrors(400, 404)
   async delete(@Param('id', ParseIdPipe) id: number): Promise<void> {
     await this.webhooks.delete(id);

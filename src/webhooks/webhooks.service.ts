@@ -10,6 +10,7 @@ import { IntIdPaginationDto } from '../common/pagination.dto.js';
 import { AppConfig } from '../config/app-config.js';
 import { Webhook } from '../database/entities/webhook.entity.js';
 import { webhookHostProblem } from '../security/ssrf-guard.js';
+import { createWebhookResolver, ResolveHost } from '../security/webhook-dns.js';
 import { TopicsService } from '../topics/topics.service.js';
 import { CreateWebhookDto } from './dto/create-webhook.dto.js';
 import { generateSecret, secretProblem } from './webhook-secret.js';
@@ -26,11 +27,15 @@ function sameUrl(stored: string, url: URL): boolean {
 
 @Injectable()
 export class WebhooksService {
+  private readonly resolveHost: ResolveHost;
+
   constructor(
     @InjectRepository(Webhook) private readonly webhooks: Repository<Webhook>,
     private readonly topics: TopicsService,
     private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.resolveHost = createWebhookResolver(config.webhookDnsServers);
+  }
 
   async create(input: CreateWebhookDto): Promise<Webhook> {
     const urlProblem = webhookUrlProblem(input.url);
@@ -41,7 +46,11 @@ export class WebhooksService {
     // The SSRF guard's registration check (the worker checks again at every connection). It
     // runs before the transaction, which it must not hold open while it waits on DNS.
     const url = new URL(input.url);
-    const hostProblem = await webhookHostProblem(url, this.config.webhookAllowPrivateNetworks);
+    const hostProblem = await webhookHostProblem(
+      url,
+      this.config.webhookAllowPrivateNetworks,
+      this.resolveHost,
+    );
     if (hostProblem) throw new BadRequestException(hostProblem);
     return this.webhooks.manager.transaction(async (tx) => {
       // Registrations on one topic take turns on the topic's row, so the duplicate and count
@@ -53,7 +62,7 @@ export class WebhooksService {
       );
       if (topic.length === 0) throw new NotFoundException(`topic ${input.topic_id} does not exist`);
       const existing = await tx.query<{ url: string }[]>(
-        'SELECT url FROM webhooks WHERE topic_id = $1',
+        'SELECT url FROM webhooks WHERE topic_id = $1 AND deleted_at IS NULL',
         [input.topic_id],
       );
       if (existing.some((w) => sameUrl(w.url, url))) {
@@ -91,9 +100,14 @@ export class WebhooksService {
     return webhook;
   }
 
-  /** Deleting cascades to its deliveries and lines: nothing more is sent to it. */
+  /**
+   * Marks it deleted (deleted_at), which takes effect at once: the trigger fans nothing more out
+   * to it and the workers claim none of its lines. The workers purge its lines, deliveries and
+   * row afterwards, in small batches (WebhookPurge), so this never holds the locks of a long
+   * history and never waits on a producer or a worker.
+   */
   async delete(id: number): Promise<void> {
-    const result = await this.webhooks.delete({ id });
+    const result = await this.webhooks.softDelete({ id });
     if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
   }
 
@@ -116,7 +130,7 @@ export class WebhooksService {
         previousSecret: () => 'secret',
         previousSecretExpiresAt: () => `now() + make_interval(secs => ${grace})`,
       })
-      .where('id = :id', { id })
+      .where('id = :id AND deleted_at IS NULL', { id })
       .execute();
     if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
     return secret;

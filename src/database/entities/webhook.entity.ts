@@ -2,6 +2,7 @@ import {
   Check,
   Column,
   CreateDateColumn,
+  DeleteDateColumn,
   Entity,
   Index,
   JoinColumn,
@@ -12,6 +13,7 @@ import { Topic } from './topic.entity.js';
 
 @Entity('webhooks')
 @Check('webhooks_url_check', 'char_length(url) <= 2048')
+@Index('webhooks_deleted_idx', ['id'], { where: 'deleted_at IS NOT NULL' })
 export class Webhook {
   @PrimaryGeneratedColumn('identity', {
     generatedIdentity: 'BY DEFAULT',
@@ -42,4 +44,12 @@ export class Webhook {
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
+
+  /**
+   * Set by DELETE /webhooks/{id}: from then on the trigger fans nothing out to it, workers claim
+   * none of its lines, and the repository's finds skip it (a soft-delete column); the workers'
+   * maintenance then purges its lines, deliveries and row (WebhookPurge).
+   */
+  @DeleteDateColumn({ name: 'deleted_at', type: 'timestamptz' })
+  deletedAt: Date | null;
 }

@@ -3,6 +3,7 @@ import { MessageTriggers1795633463587 } from './1795633463587-MessageTriggers.js
 import { SequenceRuns1795633463589 } from './1795633463589-SequenceRuns.js';
 import { NotifyOnWake1795633463590 } from './1795633463590-NotifyOnWake.js';
 import { TriggerIntegrity1795633463600 } from './1795633463600-TriggerIntegrity.js';
+import { WebhookDeletion1795633463601 } from './1795633463601-WebhookDeletion.js';
 import { QueueGauges1795633463800 } from './1795633463800-QueueGauges.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
@@ -12,5 +13,6 @@ export const MIGRATIONS = [
   SequenceRuns1795633463589,
   NotifyOnWake1795633463590,
   TriggerIntegrity1795633463600,
+  WebhookDeletion1795633463601,
   QueueGauges1795633463800,
 ];

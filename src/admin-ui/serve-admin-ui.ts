@@ -1,0 +1,45 @@
+import { Logger } from '@nestjs/common';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ADMIN_UI_PATH = '/ui';
+
+/** `npm run build` bundles ui/ into dist/ui; this file runs from dist/ (or src/ under Jest). */
+const UI_DIR = fileURLToPath(new URL('../../dist/ui/', import.meta.url));
+
+/**
+ * The UI loads nothing from elsewhere: its own script and style, and the API on the same
+ * origin. Anything a receiver or a payload put in the data is shown as text by Preact, and this
+ * policy stops any script that slipped through anyway.
+ */
+const CONTENT_SECURITY_POLICY = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/**
+ * Serves the admin UI's static files at /ui. Like /docs they hold no data and need no key; the
+ * data comes from the API, which asks the browser for one when API_KEYS is set.
+ */
+export function serveAdminUi(app: NestExpressApplication): void {
+  if (!existsSync(join(UI_DIR, 'index.html'))) {
+    new Logger('AdminUi').warn(`the admin UI is not built (${UI_DIR}): run npm run build`);
+  }
+  app.useStaticAssets(UI_DIR, {
+    prefix: ADMIN_UI_PATH,
+    setHeaders: (res) => {
+      res.setHeader('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      // Revalidated on each load (ETag), so a new build shows at once.
+      res.setHeader('Cache-Control', 'no-cache');
+    },
+  });
+}

@@ -1,0 +1,108 @@
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+} from '@nestjs/common';
+import pg from 'pg';
+import { PG_POOL } from '../database/database.module.js';
+import { WebhookPurge } from './webhook-purge.js';
+
+/** Background work a worker does besides delivering, in small batches. */
+export interface MaintenanceTask {
+  /** For log lines. */
+  readonly name: string;
+  /** Its advisory lock: one batch of a task at a time across all workers. */
+  readonly lockKey: number;
+  /**
+   * One small unit of work inside the caller's transaction (short, so it holds few locks for
+   * little time). Returns true when there may be more to do right away.
+   */
+  runBatch(client: pg.ClientBase): Promise<boolean>;
+}
+
+/** The first key of every maintenance advisory lock ('pgwq'), apart from producers' own locks. */
+export const MAINTENANCE_LOCK_CLASS = 0x70677771;
+
+/** How often each worker looks for maintenance to do. */
+const MAINTENANCE_INTERVAL_MS = 1000;
+
+/**
+ * Runs the maintenance tasks in every worker: each tick, each task's batches back to back while
+ * it has more. A batch is one transaction that first takes the task's transaction-level advisory
+ * lock with pg_try_advisory_xact_lock, so across all workers one batch of a task runs at a time
+ * and the others skip their turn. Transaction-level, not session-level: behind PgBouncer in
+ * transaction mode a session lock would stay with a server connection other clients get next.
+ */
+@Injectable()
+export class Maintenance implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(Maintenance.name);
+  private readonly tasks: MaintenanceTask[];
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private running = false;
+
+  constructor(
+    @Inject(PG_POOL) private readonly pool: pg.Pool,
+    purge: WebhookPurge,
+  ) {
+    this.tasks = [purge];
+  }
+
+  onApplicationBootstrap(): void {
+    this.running = true;
+    this.timer = setInterval(() => this.tick(), MAINTENANCE_INTERVAL_MS);
+  }
+
+  private tick(): void {
+    if (this.ticking || !this.running) return;
+    this.ticking = this.runTasks().finally(() => {
+      this.ticking = undefined;
+    });
+  }
+
+  private async runTasks(): Promise<void> {
+    for (const task of this.tasks) {
+      while (this.running && (await this.runBatch(task)) === 'more');
+    }
+  }
+
+  /**
+   * One batch of `task` in its own transaction: 'busy' when another worker holds the task's
+   * lock, 'more' or 'done' as the task says, 'failed' (logged) on an error.
+   */
+  async runBatch(task: MaintenanceTask): Promise<'busy' | 'more' | 'done' | 'failed'> {
+    let client: pg.PoolClient | undefined;
+    let failed = false;
+    try {
+      client = await this.pool.connect();
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ ours: boolean }>(
+        'SELECT pg_try_advisory_xact_lock($1, $2) AS ours',
+        [MAINTENANCE_LOCK_CLASS, task.lockKey],
+      );
+      if (!rows[0].ours) {
+        await client.query('ROLLBACK');
+        return 'busy';
+      }
+      const more = await task.runBatch(client);
+      await client.query('COMMIT');
+      return more ? 'more' : 'done';
+    } catch (error) {
+      failed = true;
+      this.logger.warn(`${task.name} failed (${(error as Error).message}); trying again later`);
+      return 'failed';
+    } finally {
+      // After a failure the connection may be broken or mid-transaction: close it.
+      client?.release(failed);
+    }
+  }
+
+  /** Before the pool closes: no new batch, and the one running finishes. */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.running = false;
+    clearInterval(this.timer);
+    await this.ticking;
+  }
+}

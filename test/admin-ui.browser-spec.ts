@@ -1,0 +1,282 @@
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Browser, chromium, Page } from 'playwright-core';
+import { AppModule } from '../src/app.module.js';
+import { buildOpenApiDocument } from '../src/configure-app.js';
+import { createTestApp } from './helpers/app.js';
+import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { eventually } from './helpers/eventually.js';
+import { Receiver, Reply } from './helpers/receiver.js';
+import { FAST_WORKER_ENV } from './helpers/worker.js';
+
+/**
+ * `npm run test:ui`: the admin UI in headless Chromium (Debian's /usr/bin/chromium, driven by
+ * playwright-core), against a real API with its worker, PostgreSQL and an HTTP receiver.
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+const API_KEY = 'ui-test-key-0123456789abcdefghijklmn';
+const WIDE = { width: 1280, height: 800 };
+const NARROW = { width: 390, height: 844 };
+/** The UI refreshes every 3 s; what it shows may take a refresh or two. */
+const SEEN = { timeout: 15_000 };
+
+/** The routes of this build (DESIGN §7's are being added): from the OpenAPI document, no DB. */
+async function routesOfThisBuild(): Promise<Set<string>> {
+  const app = await NestFactory.create(AppModule.forRoot({}), {
+    preview: true,
+    abortOnError: false,
+    logger: false,
+  });
+  const paths = buildOpenApiDocument(app).paths;
+  await app.close();
+  const routes = new Set<string>();
+  for (const [path, item] of Object.entries(paths)) {
+    for (const method of Object.keys(item)) routes.add(`${method.toUpperCase()} ${path}`);
+  }
+  return routes;
+}
+
+const routes = await routesOfThisBuild();
+const hasRedrive = routes.has('POST /dead-letter/redrive');
+const hasLines = routes.has('GET /webhooks/{id}/lines');
+const hasPause = routes.has('PATCH /webhooks/{id}');
+const hasSkip = hasLines && routes.has('POST /webhooks/{id}/lines/{partition_key}/skip');
+
+describe('admin UI at /ui (headless Chromium)', () => {
+  let db: TestDatabase;
+  let app: NestExpressApplication;
+  let receiver: Receiver;
+  let reply: Reply = { status: 204 };
+  let browser: Browser;
+  let page: Page;
+  let ui: string;
+  const shots = process.env.PGWQ_UI_SCREENSHOTS ?? mkdtempSync(join(tmpdir(), 'pgwq-ui-'));
+  const taken: string[] = [];
+
+  /** A full-page screenshot of what is shown, wide and narrow. */
+  async function screenshot(name: string) {
+    for (const [size, viewport] of [
+      ['wide', WIDE],
+      ['narrow', NARROW],
+    ] as const) {
+      await page.setViewportSize(viewport);
+      const file = join(shots, `${name}-${size}.png`);
+      await page.screenshot({ path: file, fullPage: true });
+      taken.push(file);
+    }
+    await page.setViewportSize(WIDE);
+  }
+
+  /** A link of the top navigation bar. */
+  const nav = (name: string) => page.locator('header.top').getByRole('link', { name }).click();
+
+  /** The row of a partition in the webhook page's lines table. */
+  const lineRow = (partitionKey: string) =>
+    page
+      .locator('section', { hasText: 'Lines, most behind first' })
+      .locator('tr', { has: page.getByRole('cell', { name: partitionKey, exact: true }) });
+
+  /** Publishes from the topic's page, as a user would. */
+  async function publish(partitionKey: string, expected: string) {
+    await page.goto(`${ui}#/topics/1`);
+    await page.getByLabel('Partition key').fill(partitionKey);
+    await page.getByRole('button', { name: 'Publish' }).click();
+    await page.getByText(expected).waitFor();
+  }
+
+  const deliveryStatuses = async () =>
+    (await db.pool.query<{ status: string }>('SELECT status FROM deliveries ORDER BY id')).rows.map(
+      (r) => r.status,
+    );
+
+  beforeAll(async () => {
+    mkdirSync(shots, { recursive: true });
+    db = await createTestDatabase();
+    receiver = await Receiver.start(() => reply);
+    app = await createTestApp(
+      db.url,
+      { ...FAST_WORKER_ENV, API_KEYS: API_KEY, MAX_RETRIES: '2' },
+      { withWorker: true },
+    );
+    await app.listen(0, '127.0.0.1');
+    ui = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}/ui/`;
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+    page = await browser.newPage({ viewport: WIDE });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    await receiver?.close();
+    await db?.drop();
+    console.log(`admin UI screenshots in ${shots}:\n${taken.join('\n')}`);
+  });
+
+  it('asks for the API key once and keeps it for the session', async () => {
+    await page.goto(ui);
+    await page.getByText('This API needs a key').waitFor();
+    await screenshot('01-api-key');
+    await page.getByLabel('API key').fill(API_KEY);
+    await page.getByRole('button', { name: 'Use this key' }).click();
+    await page.getByText('No topics yet').waitFor();
+    await page.reload();
+    await page.getByText('No topics yet').waitFor();
+    expect(await page.getByText('This API needs a key').count()).toBe(0);
+  });
+
+  it('creates a topic and a webhook, publishes, and shows the message delivered', async () => {
+    await page.getByLabel('Name').fill('orders');
+    await page.getByRole('button', { name: 'Create topic' }).click();
+    await page.getByRole('link', { name: 'orders' }).click();
+
+    await page.getByLabel('URL').fill(receiver.url);
+    await page.getByRole('button', { name: 'Add webhook' }).click();
+    await page.getByText('Webhook 1 added').waitFor();
+    await page.locator('tr[data-webhook="1"]').getByText('active').waitFor();
+
+    await page.getByLabel('Partition key').fill('user-42');
+    await page.getByLabel('Payload (JSON)').fill('{"event": "order.created", "total": 12.5}');
+    await page.getByRole('button', { name: 'Publish' }).click();
+    await page.getByText('published message 1: sequence 1 of user-42').waitFor();
+    await eventually(() => receiver.arrivals.length === 1, { what: 'the POST to the receiver' });
+    await screenshot('02-topic');
+
+    await page
+      .locator('tr[data-webhook="1"]')
+      .getByRole('link', { name: '1', exact: true })
+      .click();
+    // No click after this: the view refreshes by itself until the delivery shows as delivered.
+    await page
+      .locator('tr[data-delivery="1"]')
+      .getByText('delivered', { exact: true })
+      .waitFor(SEEN);
+    if (hasLines) await lineRow('user-42').getByText('idle', { exact: true }).waitFor(SEEN);
+    await screenshot('03-webhook');
+
+    await nav('Topics');
+    await page.getByRole('link', { name: 'orders' }).waitFor();
+    await screenshot('04-topics');
+  });
+
+  it('shows a delivery dead after the receiver failed it, with every attempt', async () => {
+    reply = { status: 500, body: '{"error": "the receiver says no"}' };
+    await page.getByLabel('Partition key').fill('user-42');
+    await page.getByRole('button', { name: 'Publish' }).click();
+    await page.getByText('published message 2: sequence 2 of user-42').waitFor();
+
+    await nav('Dead letters');
+    const row = page.locator('tr[data-delivery="2"]');
+    await row.waitFor(SEEN);
+    await page.getByText('1 dead').waitFor();
+    await screenshot('05-dead-letters');
+
+    await row.getByRole('link', { name: '2', exact: true }).first().click();
+    await page.getByText('Attempts of delivery 2').waitFor();
+    await page.getByText('the receiver says no').first().waitFor();
+    const attempts = page.locator('tbody tr');
+    expect(await attempts.count()).toBe(2);
+    expect(await attempts.first().textContent()).toContain('500');
+    await screenshot('06-attempts');
+    expect(await deliveryStatuses()).toEqual(['delivered', 'dead']);
+  });
+
+  (hasRedrive ? it : it.skip)(
+    'redrives the dead delivery from the UI and shows it delivered',
+    async () => {
+      reply = { status: 204 };
+      await nav('Dead letters');
+      await page.getByLabel('select delivery 2').check();
+      await page.getByRole('button', { name: 'Redrive selected (1)' }).click();
+      await page.getByText('1 redriven').waitFor();
+      await page.getByText('0 dead').waitFor(SEEN);
+      await eventually(async () => (await deliveryStatuses()).join() === 'delivered,delivered', {
+        what: 'the redriven delivery to be delivered',
+      });
+      await page.goto(`${ui}#/topics/1/webhooks/1`);
+      await page
+        .locator('tr[data-delivery="2"]')
+        .getByText('delivered', { exact: true })
+        .waitFor(SEEN);
+      await screenshot('07-redriven');
+    },
+  );
+
+  (hasRedrive ? it.skip : it)(
+    'PENDING redrive (POST /dead-letter/redrive is not on this server yet): the UI says so',
+    async () => {
+      await nav('Dead letters');
+      await page.getByLabel('select delivery 2').check();
+      await page.getByRole('button', { name: 'Redrive selected (1)' }).click();
+      await page.getByText('redrive: not available on this server').waitFor();
+      await screenshot('07-redrive-not-available');
+    },
+  );
+
+  (hasPause ? it : it.skip)('pauses and resumes a webhook from the UI', async () => {
+    reply = { status: 204 };
+    await page.goto(`${ui}#/topics/1/webhooks/1`);
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.locator('.facts').getByText('paused', { exact: true }).waitFor();
+    await publish('user-7', 'sequence 1 of user-7');
+    await page.locator('tr[data-webhook="1"]').getByText('paused', { exact: true }).waitFor();
+    await page.goto(`${ui}#/topics/1/webhooks/1`);
+    const line = lineRow('user-7');
+    await line.getByText('paused', { exact: true }).waitFor(SEEN);
+    expect(receiver.where('webhook-partition-key', 'user-7')).toHaveLength(0);
+    await screenshot('08-paused');
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await line.getByText('idle', { exact: true }).waitFor(SEEN);
+    expect(receiver.where('webhook-partition-key', 'user-7')).toHaveLength(1);
+  });
+
+  (hasPause ? it.skip : it)(
+    'PENDING pause/resume (PATCH /webhooks/{id} is not on this server yet): the UI says so',
+    async () => {
+      await page.goto(`${ui}#/topics/1/webhooks/1`);
+      await page.getByText('pause/resume: not available on this server').waitFor();
+    },
+  );
+
+  (hasSkip ? it : it.skip)('marks a blocked line and skips its dead head from the UI', async () => {
+    const patched = await fetch(new URL('../webhooks/1', ui), {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ on_exhausted: 'block' }),
+    });
+    expect(patched.status).toBe(200);
+    reply = { status: 500, body: 'down for maintenance' };
+    await publish('user-9', 'sequence 1 of user-9');
+    await publish('user-9', 'sequence 2 of user-9');
+    await page.goto(`${ui}#/topics/1/webhooks/1`);
+    const line = lineRow('user-9');
+    await line.getByText('blocked', { exact: true }).waitFor(SEEN);
+    expect(await line.getAttribute('class')).toBe('row-blocked');
+    await screenshot('09-blocked-line');
+    reply = { status: 204 };
+    await line.getByRole('button', { name: 'Skip' }).click();
+    await line.getByText('idle', { exact: true }).waitFor(SEEN);
+    const arrived = receiver.where('webhook-partition-key', 'user-9');
+    expect(arrived.map((a) => a.headers['webhook-sequence'])).toEqual(['1', '1', '2']);
+  });
+
+  (hasSkip ? it.skip : it)(
+    'PENDING lines and skip (GET /webhooks/{id}/lines is not on this server yet): the UI says so',
+    async () => {
+      await page.goto(`${ui}#/topics/1/webhooks/1`);
+      await page.getByText('Lines not available on this server').waitFor();
+    },
+  );
+});

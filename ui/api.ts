@@ -1,0 +1,139 @@
+/** The API's JSON, as DESIGN §5 and §7 name the fields. */
+export interface Topic {
+  id: number;
+  name: string;
+  created_at: string;
+}
+
+export type WebhookStatus = 'active' | 'paused' | 'disabled';
+
+export interface Webhook {
+  id: number;
+  topic_id: number;
+  url: string;
+  created_at: string;
+  /** §7: absent on a server without webhook states. */
+  status?: WebhookStatus;
+  disabled_reason?: string | null;
+  on_exhausted?: 'dead_letter' | 'block';
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
+
+export interface Delivery {
+  id: number;
+  message_id: number;
+  webhook_id: number;
+  topic_id: number;
+  partition_key: string;
+  sequence: number;
+  status: DeliveryStatus;
+  attempts: number;
+  next_attempt_at: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: string;
+  delivered_at: string | null;
+  dead_at: string | null;
+}
+
+export interface Attempt {
+  id: number;
+  delivery_id: number;
+  attempt: number;
+  started_at: string;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
+  response_body: string | null;
+}
+
+/** §7: one per (webhook, partition). */
+export interface Line {
+  partition_key: string;
+  head_sequence: number | null;
+  tail_sequence: number | null;
+  pending: number;
+  oldest_pending_at: string | null;
+  next_attempt_at: string | null;
+  state: 'idle' | 'due' | 'in_flight' | 'retrying' | 'blocked' | 'paused';
+}
+
+export interface PublishedMessage {
+  id: number;
+  partition_key: string;
+  sequence: number;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The server has no such route (yet): DESIGN §7 routes may be missing on an older server. */
+export class NotAvailable extends ApiError {}
+
+/** 401: the API wants a key (API_KEYS). */
+export class NeedsKey extends ApiError {}
+
+const KEY_STORAGE = 'pgwq.apiKey';
+
+/** The API key, kept for this tab only. */
+export const apiKey = {
+  get: () => sessionStorage.getItem(KEY_STORAGE),
+  set: (key: string | null) =>
+    key ? sessionStorage.setItem(KEY_STORAGE, key) : sessionStorage.removeItem(KEY_STORAGE),
+};
+
+let onNeedsKey: () => void = () => undefined;
+/** The app shows its key form when any request answers 401. */
+export function whenKeyNeeded(listener: () => void): void {
+  onNeedsKey = listener;
+}
+
+/** Nest's answer for a route it does not have, in our error shape. */
+const NO_SUCH_ROUTE = /^Cannot (GET|POST|PUT|PATCH|DELETE) \//;
+
+/**
+ * One API request. The UI lives at <api>/ui/, so paths resolve against the folder above it and
+ * the UI works behind a proxy that mounts the API under a prefix. Every state-changing request
+ * sends JSON (a non-simple request, which browsers never send cross-site without CORS).
+ */
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  const key = apiKey.get();
+  if (key) headers.authorization = `Bearer ${key}`;
+  const init: RequestInit = { method, headers };
+  if (method !== 'GET') {
+    headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(body ?? {});
+  }
+  const response = await fetch(new URL(`..${path}`, document.baseURI), init);
+  if (response.status === 204) return undefined as T;
+  const data = (await response.json().catch(() => null)) as { message?: unknown } | null;
+  if (response.ok) return data as T;
+  const message =
+    typeof data?.message === 'string' ? data.message : `${response.status} ${response.statusText}`;
+  if (response.status === 401) {
+    onNeedsKey();
+    throw new NeedsKey(401, message);
+  }
+  if (response.status === 404 && NO_SUCH_ROUTE.test(message)) {
+    throw new NotAvailable(404, `${method} ${path} answered 404: not on this server yet`);
+  }
+  throw new ApiError(response.status, message);
+}
+
+/** A query string from the set values, e.g. `?status=dead&after=10`. */
+export function query(params: Record<string, string | number | undefined | null>): string {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== '') search.set(name, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}
