@@ -106,6 +106,7 @@ describe('logs', () => {
     const api = startApi({
       DATABASE_URL: db.url,
       PORT: String(port),
+      API_LISTEN_ADDRESS: '127.0.0.1', // no API_KEYS: it starts only on loopback
       LOG_FORMAT: 'json',
       LOG_LEVEL: 'warn',
     });

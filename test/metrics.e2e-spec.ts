@@ -186,7 +186,7 @@ describe('metrics', () => {
   });
 
   it('GET /metrics on the API needs the API key when API_KEYS is set', async () => {
-    const key = 'metrics-scraper-key-0123456789-abcdef';
+    const key = 'metrics-scraper-key-0123456789-abcdefghijklmnop';
     const guarded = await createTestApp(db.url, { API_KEYS: key });
     try {
       await request(guarded.getHttpServer()).get('/metrics').expect(401);

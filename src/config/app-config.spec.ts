@@ -112,7 +112,6 @@ describe('loadConfig', () => {
     ['METRICS_PORT', '-1'],
     ['LOG_FORMAT', 'yaml'],
     ['LOG_LEVEL', 'info'],
-    ['API_KEYS', 'short'],
     ['WORKER_CONCURRENCY_PER_WEBHOOK', '0'],
     ['WORKER_CONCURRENCY_PER_WEBHOOK', '11'],
     ['WEBHOOK_DNS_SERVERS', 'dns.example.com'],
