@@ -13,7 +13,8 @@ import { built, childCwd, scratchDir } from './helpers/scratch.js';
  */
 function start(entry: string, env: Record<string, string>, cwd = childCwd()) {
   const child = spawn(process.execPath, [built(entry)], {
-    env: { PATH: process.env.PATH ?? '', ...env },
+    // Loopback: without API_KEYS the API refuses any other address (fail closed).
+    env: { PATH: process.env.PATH ?? '', API_LISTEN_ADDRESS: '127.0.0.1', ...env },
     cwd,
   });
   const out = { stdout: '', stderr: '' };
