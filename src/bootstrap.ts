@@ -56,12 +56,12 @@ function portProblem(error: unknown, port: number): StartupError | undefined {
  * Fails before anything else starts when the port is taken, so the answer comes at once and
  * without the log line Nest writes for a failed listen (which stays as the net for a race).
  */
-async function checkPortFree(port: number): Promise<void> {
+async function checkPortFree(port: number, host: string | undefined): Promise<void> {
   if (port === 0) return;
   await new Promise<void>((resolve, reject) => {
     const probe = createServer();
     probe.once('error', (error) => reject(portProblem(error, port) ?? error));
-    probe.listen(port, () => probe.close(() => resolve()));
+    probe.listen(port, host, () => probe.close(() => resolve()));
   });
 }
 
@@ -79,7 +79,7 @@ export async function startApi(
   const logger = createLogger(role, config);
   const exposure = apiExposureProblem(config);
   if (exposure) throw new ConfigError(exposure);
-  await checkPortFree(config.port);
+  await checkPortFree(config.port, config.apiListenAddress);
   await checkDatabase(requireDatabaseUrl(config), (line) => logger.log(line, 'Bootstrap'));
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(env, options), {
     logger,

@@ -48,6 +48,11 @@ describe('PostgreSQL restart under load', () => {
     const topic = await createTopic(pool);
     await createWebhook(pool, topic.id, receiver.url);
     workers.push(WorkerProcess.spawn(server.url), WorkerProcess.spawn(server.url));
+    // Starting Node and Nest takes seconds on a busy machine; the windows below are for delivery.
+    await eventually(() => workers.every((w) => /delivering:/.test(w.output)), {
+      timeoutMs: 60_000,
+      what: 'both workers to start',
+    });
 
     const total = 600;
     const producer = (async () => {

@@ -48,6 +48,9 @@ async function expectOneLine(
   return lines[0];
 }
 
+/** The API without keys, on loopback only (it refuses to serve an open API on every interface). */
+const LOOPBACK = { API_LISTEN_ADDRESS: '127.0.0.1' };
+
 describe('start-up', () => {
   let migrated: TestDatabase;
   let empty: TestDatabase;
@@ -98,7 +101,7 @@ describe('start-up', () => {
       '%s refuses one without the migrations and says to run them',
       async (entry) => {
         const line = await expectOneLine(
-          run(entry, { DATABASE_URL: empty.url }),
+          run(entry, { ...LOOPBACK, DATABASE_URL: empty.url }),
           'has no pg-webhook-queue tables',
         );
         expect(line).toMatch(/run the migrations first: npm run migration:run/);
@@ -108,7 +111,7 @@ describe('start-up', () => {
     it('stops at once, without retrying, on a database that does not exist', async () => {
       const url = databaseUrlFor(process.env.PGWQ_TEST_ADMIN_URL!, 'pgwq_no_such_database');
       await expectOneLine(
-        run('main.js', { DATABASE_URL: url }),
+        run('main.js', { ...LOOPBACK, DATABASE_URL: url }),
         'database "pgwq_no_such_database" does not exist',
       );
     });
@@ -123,17 +126,17 @@ describe('start-up', () => {
       await new Promise<void>((resolve) => busy.listen(0, resolve));
       const { port } = busy.address() as { port: number };
       await expectOneLine(
-        run('main.js', { DATABASE_URL: migrated.url, PORT: String(port) }),
+        run('main.js', { ...LOOPBACK, DATABASE_URL: migrated.url, PORT: String(port) }),
         `port ${port} is in use; set PORT`,
       );
     });
 
     it('0 gets a free port, and the API logs the one it got', async () => {
-      const api = start('main.js', { DATABASE_URL: migrated.url, PORT: '0' });
+      const api = start('main.js', { ...LOOPBACK, DATABASE_URL: migrated.url, PORT: '0' });
       try {
         const port = await eventually(
-          () => /API listening on http:\/\/localhost:(\d+)/.exec(api.out.stdout)?.[1],
-          { timeoutMs: 20_000, what: `the API to listen; output:\n${api.out.stdout}` },
+          () => /API listening on http:\/\/[^/:]+:(\d+)/.exec(api.out.stdout)?.[1],
+          { timeoutMs: 20_000, what: 'the API to listen' },
         );
         expect(Number(port)).toBeGreaterThan(0);
         expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
