@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import pg from 'pg';
 import { PG_POOL } from '../database/database.module.js';
+import { settledWithin } from '../database/pool-options.js';
 import { WebhookPurge } from './webhook-purge.js';
 
 /** Background work a worker does besides delivering, in small batches. */
@@ -27,6 +28,13 @@ export const MAINTENANCE_LOCK_CLASS = 0x70677771;
 
 /** How often each worker looks for maintenance to do. */
 const MAINTENANCE_INTERVAL_MS = 1000;
+
+/**
+ * How long shutdown waits for the batch in progress. A batch on a silent connection would hold
+ * shutdown for a whole query timeout; left unfinished, its transaction rolls back with the
+ * connection, so nothing is half done.
+ */
+const MAINTENANCE_STOP_MS = 3000;
 
 /**
  * Runs the maintenance tasks in every worker: each tick, each task's batches back to back while
@@ -99,10 +107,12 @@ export class Maintenance implements OnApplicationBootstrap, BeforeApplicationShu
     }
   }
 
-  /** Before the pool closes: no new batch, and the one running finishes. */
+  /** Before the pool closes: no new batch, and the one running finishes or is abandoned. */
   async beforeApplicationShutdown(): Promise<void> {
     this.running = false;
     clearInterval(this.timer);
-    await this.ticking;
+    if (this.ticking && !(await settledWithin(this.ticking, MAINTENANCE_STOP_MS))) {
+      this.logger.warn('a maintenance batch did not finish in time; its transaction rolls back');
+    }
   }
 }
