@@ -8,14 +8,14 @@ import { serveAdminUi } from './admin-ui/serve-admin-ui.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { parseDtoBody } from './common/json-body.js';
 import { PageInterceptor } from './common/page.js';
-import { AppConfig } from './config/app-config.js';
+import { AppConfig, REQUEST_OVERHEAD_BYTES } from './config/app-config.js';
 import { HttpMetrics } from './metrics/http-metrics.js';
 import { ApiKeys } from './security/api-keys.js';
 import { PUBLIC_EXTENSION } from './security/public.decorator.js';
 import { requestGate } from './security/request-gate.js';
 
-/** Room in a publish request for everything around the payload (partition key, JSON syntax). */
-const REQUEST_OVERHEAD_BYTES = 16 * 1024;
+/** The batch publish route, whose body may be up to MAX_BATCH_BODY_BYTES. */
+const BATCH_PUBLISH_PATH = /^\/topics\/[^/]+\/messages\/batch\/?$/;
 
 /** Request headers must be in within this (or API_REQUEST_TIMEOUT_MS when shorter). */
 const HEADERS_TIMEOUT_MS = 10_000;
@@ -88,9 +88,13 @@ export function configureApp(app: NestExpressApplication): void {
   app.enableCsrfProtection();
   app.use(requestGate(app.get(ApiKeys)));
   const limit = config.maxPayloadBytes + REQUEST_OVERHEAD_BYTES;
-  app.use(bodyLimit(limit));
+  app.use(
+    bodyLimit((req) =>
+      req.method === 'POST' && BATCH_PUBLISH_PATH.test(req.path) ? config.maxBatchBodyBytes : limit,
+    ),
+  );
   app.useBodyParser('text', {
-    limit,
+    limit: Math.max(limit, config.maxBatchBodyBytes),
     type: ['application/json', 'application/*+json'],
     defaultCharset: 'utf-8',
   });

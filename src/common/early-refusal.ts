@@ -34,12 +34,14 @@ export function refuseEarly(
 }
 
 /**
- * Refuses a request body over `limit` bytes at once: from Content-Length before a byte is read,
- * or as soon as a streamed (chunked) body passes the limit. body-parser alone answers only after
- * it has drained the whole body, so a client could make us read gigabytes before it hears 413.
+ * Refuses a request body over its route's limit (`limitOf`) at once: from Content-Length before a
+ * byte is read, or as soon as a streamed (chunked) body passes the limit. body-parser alone
+ * answers only after it has drained the whole body, so a client could make us read gigabytes
+ * before it hears 413.
  */
-export function bodyLimit(limit: number) {
+export function bodyLimit(limitOf: (req: Request) => number) {
   return (req: Request, res: Response, next: NextFunction) => {
+    const limit = limitOf(req);
     const message = `request body is too large (the limit is ${limit} bytes)`;
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) return refuseEarly(req, res, 413, message);

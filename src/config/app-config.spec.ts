@@ -18,6 +18,9 @@ describe('loadConfig', () => {
       workerConcurrencyPerWebhook: 5,
       deliveryTimeoutMs: 10000,
       maxPayloadBytes: 1048576,
+      maxBatchBodyBytes: 8388608,
+      retentionDeliveredSeconds: 604800,
+      retentionDeadSeconds: 2592000,
       apiKeys: [],
       apiOpen: false,
       apiListenAddress: undefined,
@@ -80,6 +83,16 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('reads the retention settings, 0 turning each off, and fits the batch limit to big payloads', () => {
+    expect(
+      loadConfig({ RETENTION_DELIVERED_SECONDS: '0', RETENTION_DEAD_SECONDS: '3600' }),
+    ).toMatchObject({ retentionDeliveredSeconds: 0, retentionDeadSeconds: 3600 });
+    expect(loadConfig({ MAX_PAYLOAD_BYTES: String(16 * 1024 * 1024) }).maxBatchBodyBytes).toBe(
+      16 * 1024 * 1024 + 16 * 1024,
+    );
+    expect(loadConfig({ MAX_BATCH_BODY_BYTES: '2097152' }).maxBatchBodyBytes).toBe(2097152);
+  });
+
   it('LISTENs on DATABASE_URL unless DATABASE_LISTEN_URL says otherwise', () => {
     const pooled = 'postgres://u:p@pgbouncer:6432/queue';
     const direct = 'postgres://u:p@db.internal:5432/queue';
@@ -115,6 +128,11 @@ describe('loadConfig', () => {
     ['WORKER_CONCURRENCY_PER_WEBHOOK', '0'],
     ['WORKER_CONCURRENCY_PER_WEBHOOK', '11'],
     ['WEBHOOK_DNS_SERVERS', 'dns.example.com'],
+    ['MAX_BATCH_BODY_BYTES', '1048575'],
+    ['MAX_BATCH_BODY_BYTES', 'big'],
+    ['RETENTION_DELIVERED_SECONDS', '-1'],
+    ['RETENTION_DELIVERED_SECONDS', '1 week'],
+    ['RETENTION_DEAD_SECONDS', '2.5'],
   ])('refuses %s=%s with one line naming the variable', (name, value) => {
     let error: unknown;
     try {

@@ -20,6 +20,12 @@ export abstract class AppConfig {
   abstract readonly workerConcurrencyPerWebhook: number;
   abstract readonly deliveryTimeoutMs: number;
   abstract readonly maxPayloadBytes: number;
+  /** The largest request body of a batch publish. */
+  abstract readonly maxBatchBodyBytes: number;
+  /** Age after which delivered deliveries go (retention); 0 = never. */
+  abstract readonly retentionDeliveredSeconds: number;
+  /** Age after which dead deliveries go (retention); 0 = never. */
+  abstract readonly retentionDeadSeconds: number;
   abstract readonly apiKeys: readonly string[];
   /** Serve without API keys on a non-loopback address, on purpose. */
   abstract readonly apiOpen: boolean;
@@ -67,6 +73,11 @@ export function apiKeyProblem(key: string): string | undefined {
   return undefined;
 }
 
+/** The default MAX_BATCH_BODY_BYTES: 1,000 messages of about 8 KB each. */
+const DEFAULT_MAX_BATCH_BODY_BYTES = 8 * 1024 * 1024;
+/** Room in a request for everything around a payload (partition key, JSON syntax). */
+export const REQUEST_OVERHEAD_BYTES = 16 * 1024;
+
 const API_KEY_ADVICE = `generate one with: node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`;
 
 function parseApiKeys(raw: string | undefined): readonly string[] {
@@ -113,6 +124,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     'API_LISTEN_ADDRESS',
     'WORKER_CONCURRENCY_PER_WEBHOOK',
     'WEBHOOK_DNS_SERVERS',
+    'MAX_BATCH_BODY_BYTES',
   ]) {
     const value = env[name];
     if (value !== undefined && value !== '') raw[name] = value;
@@ -133,6 +145,14 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   if (perWebhook > vars.WORKER_CONCURRENCY) {
     throw new ConfigError(
       `invalid configuration: WORKER_CONCURRENCY_PER_WEBHOOK must be at most WORKER_CONCURRENCY (${vars.WORKER_CONCURRENCY}) (got ${JSON.stringify(raw.WORKER_CONCURRENCY_PER_WEBHOOK)})`,
+    );
+  }
+  const maxBatchBodyBytes =
+    vars.MAX_BATCH_BODY_BYTES ??
+    Math.max(DEFAULT_MAX_BATCH_BODY_BYTES, vars.MAX_PAYLOAD_BYTES + REQUEST_OVERHEAD_BYTES);
+  if (maxBatchBodyBytes < vars.MAX_PAYLOAD_BYTES) {
+    throw new ConfigError(
+      `invalid configuration: MAX_BATCH_BODY_BYTES must be at least MAX_PAYLOAD_BYTES (${vars.MAX_PAYLOAD_BYTES}), so any message can go in a batch (got ${JSON.stringify(raw.MAX_BATCH_BODY_BYTES)})`,
     );
   }
   const dnsServers = (vars.WEBHOOK_DNS_SERVERS ?? '')
@@ -158,6 +178,9 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     workerConcurrencyPerWebhook: perWebhook,
     deliveryTimeoutMs: vars.DELIVERY_TIMEOUT_MS,
     maxPayloadBytes: vars.MAX_PAYLOAD_BYTES,
+    maxBatchBodyBytes,
+    retentionDeliveredSeconds: vars.RETENTION_DELIVERED_SECONDS,
+    retentionDeadSeconds: vars.RETENTION_DEAD_SECONDS,
     apiKeys: parseApiKeys(vars.API_KEYS),
     apiOpen: vars.API_OPEN,
     apiListenAddress: vars.API_LISTEN_ADDRESS,

@@ -114,6 +114,28 @@ export class EnvironmentVariables {
   @Max(64 * 1024 * 1024)
   MAX_PAYLOAD_BYTES = 1048576;
 
+  /** Unset: 8 MiB, or MAX_PAYLOAD_BYTES and room around it when that is more (loadConfig). */
+  @IsOptional()
+  @Transform(toNumber)
+  @IsInt({ message: 'MAX_BATCH_BODY_BYTES must be an integer' })
+  @Min(1024)
+  @Max(256 * 1024 * 1024)
+  MAX_BATCH_BODY_BYTES?: number;
+
+  /** Delivered deliveries (with their attempts) are deleted after this long; 0 = kept. */
+  @Transform(toNumber)
+  @IsInt({ message: 'RETENTION_DELIVERED_SECONDS must be an integer' })
+  @Min(0)
+  @Max(100 * 365 * 24 * 3600)
+  RETENTION_DELIVERED_SECONDS = 7 * 24 * 3600;
+
+  /** Dead deliveries (with their attempts) are deleted after this long; 0 = kept. */
+  @Transform(toNumber)
+  @IsInt({ message: 'RETENTION_DEAD_SECONDS must be an integer' })
+  @Min(0)
+  @Max(100 * 365 * 24 * 3600)
+  RETENTION_DEAD_SECONDS = 30 * 24 * 3600;
+
   // Each key is checked for strength by loadConfig (apiKeyProblem), with a message per key.
   @IsOptional()
   @IsString()

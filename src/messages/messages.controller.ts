@@ -1,4 +1,4 @@
-import { Controller, Get, Header, Param, Post } from '@nestjs/common';
+import { Controller, Get, Header, HttpStatus, Param, Post, Res } from '@nestjs/common';
 import {
   ApiBody,
   ApiCreatedResponse,
@@ -7,27 +7,71 @@ import {
   ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
+import type { Response } from 'express';
 import { ApiErrors } from '../common/error-responses.js';
 import { ParseBigIdPipe } from '../common/id.pipe.js';
 import { RawJsonBody } from '../common/json-body.js';
-import { MessageDto, MessageWithPayloadDto } from './dto/message.dto.js';
-import { PublishMessageDto } from './dto/publish-message.dto.js';
+import { MessageDto, MessageWithPayloadDto, PublishedBatchDto } from './dto/message.dto.js';
+import { PublishBatchDto, PublishMessageDto } from './dto/publish-message.dto.js';
 import { MessagesService } from './messages.service.js';
-import { readPublishRequest } from './publish-request.js';
+import { readBatchRequest, readPublishRequest } from './publish-request.js';
 
 @ApiTags('messages')
 @Controller()
 export class MessagesController {
   constructor(private readonly messages: MessagesService) {}
 
-  @ApiOperation({ summary: 'Publish a message to a topic' })
+  @ApiOperation({
+    summary: 'Publish a message to a topic',
+    description:
+      'With an idempotency_key the topic already has, nothing is published and the answer is ' +
+      '200 with the original message.',
+  })
   @Post('topics/:name/messages')
   @ApiParam({ name: 'name', description: 'topic name' })
   @ApiBody({ type: PublishMessageDto })
-  @ApiCreatedResponse({ type: MessageDto })
+  @ApiCreatedResponse({ type: MessageDto, description: 'Published' })
+  @ApiOkResponse({
+    type: MessageDto,
+    description: 'A repeat of an idempotency key: the original message; nothing was published',
+  })
   @ApiErrors(400, 404, 413)
-  publish(@Param('name') name: string, @RawJsonBody() body: string): Promise<MessageDto> {
-    return this.messages.publish(name, readPublishRequest(body));
+  async publish(
+    @Param('name') name: string,
+    @RawJsonBody() body: string,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<MessageDto> {
+    const { message, created } = await this.messages.publish(name, readPublishRequest(body));
+    if (!created) res.status(HttpStatus.OK);
+    return message;
+  }
+
+  @ApiOperation({
+    summary: 'Publish up to 1,000 messages to a topic at once',
+    description:
+      'One transaction: every message is published or none is (a bad item is a 400 or 413 ' +
+      'naming its index, messages[i]). Sequences follow input order within each partition. ' +
+      'An item whose idempotency_key the topic already has, or an earlier item of the batch ' +
+      'has, publishes nothing and comes back as the original message. 201 when the batch ' +
+      'published at least one message, 200 when every item was a repeat (a retried batch).',
+  })
+  @Post('topics/:name/messages/batch')
+  @ApiParam({ name: 'name', description: 'topic name' })
+  @ApiBody({ type: PublishBatchDto })
+  @ApiCreatedResponse({ type: PublishedBatchDto, description: 'Published, in input order' })
+  @ApiOkResponse({
+    type: PublishedBatchDto,
+    description: 'Every item was a repeat: the original messages; nothing was published',
+  })
+  @ApiErrors(400, 404, 413)
+  async publishBatch(
+    @Param('name') name: string,
+    @RawJsonBody() body: string,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<PublishedBatchDto> {
+    const published = await this.messages.publishBatch(name, readBatchRequest(body));
+    if (!published.some((p) => p.created)) res.status(HttpStatus.OK);
+    return { messages: published.map((p) => p.message) };
   }
 
   @ApiOperation({ summary: 'Show one message with its payload' })

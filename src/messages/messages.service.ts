@@ -1,15 +1,52 @@
 import {
+  BadRequestException,
   Injectable,
   NotFoundException,
   PayloadTooLargeException,
   UnprocessableEntityException,
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { AppConfig } from '../config/app-config.js';
-import { translatePgError } from '../database/pg-errors.js';
+import { pgErrorCode } from '../database/pg-errors.js';
 import { MessageDto } from './dto/message.dto.js';
 import type { MessageToPublish } from './publish-request.js';
+
+/** A published message; `created` is false for a repeat of an idempotency key. */
+export interface Published {
+  message: MessageDto;
+  created: boolean;
+}
+
+/** A row of the publish INSERT; bigint columns arrive as text. */
+interface InsertedRow {
+  id: string;
+  topic_id: number;
+  partition_key: string;
+  sequence: string;
+  created_at: Date;
+  idempotency_key: string | null;
+}
+
+/** An original message that a skipped key pointed at was gone when read: publish again. */
+class OriginalGone extends Error {}
+
+/** 40P01: PostgreSQL aborted one of two transactions waiting on each other. */
+const DEADLOCK_DETECTED = '40P01';
+const FOREIGN_KEY_VIOLATION = '23503';
+/** Class 22: data exceptions, e.g. 22P05, a \u0000 inside JSON that jsonb cannot store. */
+const DATA_EXCEPTION_CLASS = '22';
+/** Tries of a publish that met a deadlock or a vanished original. */
+const PUBLISH_ATTEMPTS = 3;
+
+const toDto = (row: InsertedRow): MessageDto => ({
+  id: Number(row.id),
+  topic_id: row.topic_id,
+  partition_key: row.partition_key,
+  sequence: Number(row.sequence),
+  created_at: row.created_at.toISOString(),
+  idempotency_key: row.idempotency_key,
+});
 
 @Injectable()
 export class MessagesService {
@@ -19,42 +56,178 @@ export class MessagesService {
   ) {}
 
   /**
-   * One INSERT, exactly what a SQL producer writes: the trigger assigns the sequence and fans
-   * out the deliveries, so there is one publish path. The payload is the JSON text that was
-   * sent; PostgreSQL parses it into jsonb, which keeps every digit of its numbers.
+   * Publishes one message. `created` is false when its idempotency key was already published to
+   * the topic: nothing was written, and `message` is the original.
    */
-  async publish(topicName: string, message: MessageToPublish): Promise<MessageDto> {
-    const size = Buffer.byteLength(message.payload);
-    if (size > this.config.maxPayloadBytes) {
-      throw new PayloadTooLargeException(
-        `payload is ${size} bytes; the limit is MAX_PAYLOAD_BYTES=${this.config.maxPayloadBytes}`,
-      );
+  async publish(topicName: string, message: MessageToPublish): Promise<Published> {
+    const [published] = await this.publishAll(topicName, [message], () => '');
+    return published;
+  }
+
+  /**
+   * Publishes up to MAX_BATCH_MESSAGES messages in one statement, so all or nothing; each comes
+   * back at its input position, a repeated idempotency key as the original message.
+   */
+  publishBatch(topicName: string, messages: MessageToPublish[]): Promise<Published[]> {
+    return this.publishAll(topicName, messages, (index) => `messages[${index}].`);
+  }
+
+  /**
+   * One INSERT of every message, exactly what a SQL producer writes: the trigger assigns the
+   * sequences and fans out the deliveries, so there is one publish path. Payloads are the JSON
+   * text that was sent; PostgreSQL parses them into jsonb, which keeps every digit of numbers.
+   *
+   * With idempotency keys, ON CONFLICT (topic_id, idempotency_key) DO NOTHING skips a key the
+   * topic has (the unique constraint decides, so concurrent repeats publish once: a second
+   * inserter waits for the first to commit, then skips), and a second statement of the same
+   * transaction, in a fresh snapshot, reads the originals. Should an original be gone by then
+   * (retention deleted it), or a deadlock with another producer abort the statement, the whole
+   * transaction is rolled back and tried again.
+   */
+  private async publishAll(
+    topicName: string,
+    messages: MessageToPublish[],
+    where: (index: number) => string,
+  ): Promise<Published[]> {
+    messages.forEach((message, index) => {
+      const size = Buffer.byteLength(message.payload);
+      if (size > this.config.maxPayloadBytes) {
+        throw new PayloadTooLargeException(
+          `${where(index)}payload is ${size} bytes; the limit is MAX_PAYLOAD_BYTES=${this.config.maxPayloadBytes}`,
+        );
+      }
+    });
+    const keyed = messages.some((m) => m.idempotencyKey !== undefined);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return keyed
+          ? await this.db.transaction((manager) => this.insert(manager, topicName, messages))
+          : await this.insert(this.db.manager, topicName, messages);
+      } catch (error) {
+        const retry = error instanceof OriginalGone || pgErrorCode(error) === DEADLOCK_DETECTED;
+        if (retry && attempt < PUBLISH_ATTEMPTS) continue;
+        // The topic was deleted between the lookup and the insert.
+        if (pgErrorCode(error) === FOREIGN_KEY_VIOLATION) {
+          throw new NotFoundException(`topic "${topicName}" does not exist`);
+        }
+        if (pgErrorCode(error)?.startsWith(DATA_EXCEPTION_CLASS)) {
+          const index = await this.firstUnstorablePayload(messages);
+          throw new BadRequestException(
+            `${index === undefined ? '' : where(index)}payload is not storable JSON ` +
+              '(PostgreSQL jsonb refuses \\u0000 and numbers beyond its range)',
+          );
+        }
+        throw error;
+      }
     }
-    try {
-      // The topic lookup rides in the INSERT: one round trip per publish.
-      const rows = await this.db.query<
-        { id: string; topic_id: number; sequence: string; created_at: Date }[]
-      >(
-        `INSERT INTO messages (topic_id, partition_key, payload)
-         SELECT id, $2, $3::jsonb FROM topics WHERE name = $1
-         RETURNING id, topic_id, sequence, created_at`,
-        [topicName, message.partitionKey, message.payload],
+  }
+
+  private async insert(
+    manager: EntityManager,
+    topicName: string,
+    messages: MessageToPublish[],
+  ): Promise<Published[]> {
+    // Rows go in partition order (in C collation, as JavaScript compares ASCII), each partition's
+    // in input order: its sequences follow the input, and two batches lock the partitions'
+    // counters in the same order, so they cannot deadlock on each other.
+    const rows = await manager.query<InsertedRow[]>(
+      `INSERT INTO messages (topic_id, partition_key, payload, idempotency_key)
+       SELECT t.id, i.partition_key, i.payload::jsonb, i.idempotency_key
+       FROM topics t,
+            unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+              AS i(partition_key, payload, idempotency_key, position)
+       WHERE t.name = $1
+       ORDER BY i.partition_key COLLATE "C", i.position
+       ON CONFLICT (topic_id, idempotency_key) DO NOTHING
+       RETURNING id, topic_id, partition_key, sequence, created_at, idempotency_key`,
+      [
+        topicName,
+        messages.map((m) => m.partitionKey),
+        messages.map((m) => m.payload),
+        messages.map((m) => m.idempotencyKey ?? null),
+      ],
+    );
+    const keys = [...new Set(messages.flatMap((m) => m.idempotencyKey ?? []))];
+    const ours = new Set(rows.flatMap((r) => r.idempotency_key ?? []));
+    const theirs = keys.filter((key) => !ours.has(key));
+    const originals = new Map<string, MessageDto>();
+    if (rows.length === 0 || theirs.length > 0) {
+      const found = await manager.query<(Partial<InsertedRow> & { topic: number })[]>(
+        `SELECT t.id AS topic, m.id, m.topic_id, m.partition_key, m.sequence, m.created_at,
+                m.idempotency_key
+         FROM topics t
+         LEFT JOIN messages m ON m.topic_id = t.id AND m.idempotency_key = ANY($2::text[])
+         WHERE t.name = $1`,
+        [topicName, theirs],
       );
-      if (rows.length === 0) throw new NotFoundException(`topic "${topicName}" does not exist`);
-      const [row] = rows;
-      return {
-        id: Number(row.id),
-        topic_id: row.topic_id,
-        partition_key: message.partitionKey,
-        sequence: Number(row.sequence),
-        created_at: row.created_at.toISOString(),
-      };
-    } catch (error) {
-      translatePgError(error, {
-        missing: `topic "${topicName}" does not exist`,
-        invalid: 'payload is not storable JSON (PostgreSQL jsonb refuses \\u0000)',
-      });
+      if (found.length === 0) throw new NotFoundException(`topic "${topicName}" does not exist`);
+      for (const row of found) {
+        if (row.id !== null && row.id !== undefined) {
+          originals.set(row.idempotency_key!, toDto(row as InsertedRow));
+        }
+      }
+      if (originals.size < theirs.length) throw new OriginalGone();
     }
+
+    // The rows of each partition in sequence order are its inserted messages in input order.
+    const byPartition = new Map<string, InsertedRow[]>();
+    for (const row of rows) {
+      const list = byPartition.get(row.partition_key) ?? [];
+      list.push(row);
+      byPartition.set(row.partition_key, list);
+    }
+    for (const list of byPartition.values())
+      list.sort((a, b) => Number(a.sequence) - Number(b.sequence));
+
+    // Walked in the INSERT's own order, so that of two items with one key the one PostgreSQL
+    // inserted is the one that takes the row; the other is a repeat of it.
+    const order = messages
+      .map((m, index) => ({ m, index }))
+      .sort((a, b) =>
+        a.m.partitionKey === b.m.partitionKey
+          ? a.index - b.index
+          : a.m.partitionKey < b.m.partitionKey
+            ? -1
+            : 1,
+      );
+    const published: Published[] = new Array<Published>(messages.length);
+    for (const { m, index } of order) {
+      const key = m.idempotencyKey;
+      if (key !== undefined && (originals.has(key) || !ours.has(key))) {
+        published[index] = { message: originals.get(key)!, created: false };
+        continue;
+      }
+      const row = byPartition.get(m.partitionKey)?.shift();
+      if (!row) throw new Error(`the INSERT returned no row for ${index}`);
+      const message = toDto(row);
+      if (key !== undefined) originals.set(key, message);
+      published[index] = { message, created: true };
+    }
+    return published;
+  }
+
+  /**
+   * The first message whose payload jsonb refuses, by halving: about ten statements for a
+   * thousand messages, on the error path only. Undefined when each alone is storable.
+   */
+  private async firstUnstorablePayload(messages: MessageToPublish[]): Promise<number | undefined> {
+    const storable = (from: number, to: number) =>
+      this.db
+        .query(`SELECT count(p::jsonb) FROM unnest($1::text[]) AS p`, [
+          messages.slice(from, to).map((m) => m.payload),
+        ])
+        .then(
+          () => true,
+          () => false,
+        );
+    if (await storable(0, messages.length)) return undefined;
+    let [from, to] = [0, messages.length];
+    while (to - from > 1) {
+      const middle = (from + to) >> 1;
+      if (await storable(from, middle)) from = middle;
+      else to = middle;
+    }
+    return from;
   }
 
   /**
@@ -72,11 +245,12 @@ export class MessagesService {
         partition_key: string;
         sequence: string;
         created_at: Date;
+        idempotency_key: string | null;
         payload_bytes: number;
         payload: string | null;
       }[]
     >(
-      `SELECT m.id, m.topic_id, m.partition_key, m.sequence, m.created_at,
+      `SELECT m.id, m.topic_id, m.partition_key, m.sequence, m.created_at, m.idempotency_key,
               octet_length(p.text) AS payload_bytes,
               CASE WHEN octet_length(p.text) <= $2 THEN p.text END AS payload
        FROM messages m CROSS JOIN LATERAL (SELECT m.payload::text AS text) p
@@ -91,13 +265,7 @@ export class MessagesService {
           'the API returns (2 x MAX_PAYLOAD_BYTES); read it with SQL',
       );
     }
-    const meta: MessageDto = {
-      id: Number(row.id),
-      topic_id: row.topic_id,
-      partition_key: row.partition_key,
-      sequence: Number(row.sequence),
-      created_at: row.created_at.toISOString(),
-    };
+    const meta = toDto(row);
     return `${JSON.stringify(meta).slice(0, -1)},"payload":${row.payload}}`;
   }
 }

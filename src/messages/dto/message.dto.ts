@@ -15,6 +15,14 @@ export class MessageDto {
 
   @ApiProperty({ format: 'date-time' })
   created_at: string;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: 'order-1001-created',
+    description: 'The key it was published with (unique per topic), or null',
+  })
+  idempotency_key: string | null;
 }
 
 export class MessageWithPayloadDto extends MessageDto {
@@ -23,4 +31,14 @@ export class MessageWithPayloadDto extends MessageDto {
     example: { event: 'order.created', order_id: 1001 },
   })
   payload: unknown;
+}
+
+export class PublishedBatchDto {
+  @ApiProperty({
+    type: [MessageDto],
+    description:
+      'One message per item, in input order; for an item whose idempotency key the topic already ' +
+      'had (or an earlier item of the batch), the original message',
+  })
+  messages: MessageDto[];
 }

@@ -1,5 +1,6 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { PARTITION_KEY_PATTERN } from '../../database/entities/message.entity.js';
+import { MAX_BATCH_MESSAGES, MAX_IDEMPOTENCY_KEY_LENGTH } from '../publish-request.js';
 
 /**
  * The body of a publish, for the OpenAPI document only: the route reads its body itself
@@ -24,4 +25,38 @@ export class PublishMessageDto {
     example: { event: 'order.created', order_id: 1001 },
   })
   payload: unknown;
+
+  @ApiPropertyOptional({
+    description:
+      'Makes the publish safe to retry: unique per topic, enforced by the database. A publish ' +
+      'with a key the topic already has writes nothing and answers 200 with the original ' +
+      'message (same id and sequence), whatever its partition_key and payload. ' +
+      `1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters, no \\u0000.`,
+    minLength: 1,
+    maxLength: MAX_IDEMPOTENCY_KEY_LENGTH,
+    example: 'order-1001-created',
+  })
+  idempotency_key?: string;
+}
+
+/** The body of a batch publish, for the OpenAPI document only (readBatchRequest reads it). */
+export class PublishBatchDto {
+  @ApiProperty({
+    type: [PublishMessageDto],
+    minItems: 1,
+    maxItems: MAX_BATCH_MESSAGES,
+    description:
+      `1 to ${MAX_BATCH_MESSAGES} messages, published in one transaction: all or none. The ` +
+      'request body may have up to MAX_BATCH_BODY_BYTES (default 8 MiB); each payload up to ' +
+      'MAX_PAYLOAD_BYTES.',
+    example: [
+      { partition_key: 'user-42', payload: { event: 'order.created', order_id: 1001 } },
+      {
+        partition_key: 'user-42',
+        payload: { event: 'order.paid', order_id: 1001 },
+        idempotency_key: 'order-1001-paid',
+      },
+    ],
+  })
+  messages: PublishMessageDto[];
 }
