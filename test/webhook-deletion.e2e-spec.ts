@@ -2,7 +2,9 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import pg from 'pg';
 import request from 'supertest';
 import { Maintenance, MAINTENANCE_LOCK_CLASS } from '../src/delivery/maintenance.js';
+import { Retention } from '../src/delivery/retention.js';
 import { WebhookPurge } from '../src/delivery/webhook-purge.js';
+import { loadConfig } from '../src/config/app-config.js';
 import { createTestApp } from './helpers/app.js';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
@@ -181,7 +183,7 @@ describe('webhook deletion', () => {
     );
     const producer = await db.pool.connect();
     const purge = new WebhookPurge();
-    const maintenance = new Maintenance(db.pool, purge);
+    const maintenance = new Maintenance(db.pool, purge, new Retention(loadConfig({})));
     try {
       await producer.query('BEGIN');
       await insertMessage(producer, topic.id, 'late');
@@ -208,7 +210,7 @@ describe('webhook deletion', () => {
 
   it('runs one batch of a maintenance task at a time across workers', async () => {
     const purge = new WebhookPurge();
-    const maintenance = new Maintenance(db.pool, purge);
+    const maintenance = new Maintenance(db.pool, purge, new Retention(loadConfig({})));
     const otherWorker = await db.pool.connect();
     try {
       await otherWorker.query('BEGIN');

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { ClaimLoop } from './claim-loop.js';
 import { DeliveryMetrics } from './delivery-metrics.js';
 import { Maintenance } from './maintenance.js';
+import { Retention } from './retention.js';
 import { NotifyListener } from './notify-listener.js';
 import { WebhookPurge } from './webhook-purge.js';
 import { WebhookSender } from './webhook-sender.js';
@@ -12,7 +13,15 @@ import { WebhookSender } from './webhook-sender.js';
  * tasks (see Maintenance).
  */
 @Module({
-  providers: [WebhookSender, NotifyListener, DeliveryMetrics, ClaimLoop, WebhookPurge, Maintenance],
+  providers: [
+    WebhookSender,
+    NotifyListener,
+    DeliveryMetrics,
+    ClaimLoop,
+    WebhookPurge,
+    Retention,
+    Maintenance,
+  ],
   exports: [DeliveryMetrics],
 })
 export class DeliveryModule {}

@@ -8,6 +8,7 @@ import {
 import pg from 'pg';
 import { PG_POOL } from '../database/database.module.js';
 import { settledWithin } from '../database/pool-options.js';
+import { Retention } from './retention.js';
 import { WebhookPurge } from './webhook-purge.js';
 
 /** Background work a worker does besides delivering, in small batches. */
@@ -30,6 +31,13 @@ export const MAINTENANCE_LOCK_CLASS = 0x70677771;
 const MAINTENANCE_INTERVAL_MS = 1000;
 
 /**
+ * The least rest between two batches of a task. The rest is as long as the batch took, and at
+ * least this: maintenance holds at most half of one connection's time and leaves the database,
+ * the locks it shares with delivery and the WAL writer room between batches.
+ */
+const MAINTENANCE_PAUSE_MS = 20;
+
+/**
  * How long shutdown waits for the batch in progress. A batch on a silent connection would hold
  * shutdown for a whole query timeout; left unfinished, its transaction rolls back with the
  * connection, so nothing is half done.
@@ -37,8 +45,8 @@ const MAINTENANCE_INTERVAL_MS = 1000;
 const MAINTENANCE_STOP_MS = 3000;
 
 /**
- * Runs the maintenance tasks in every worker: each tick, each task's batches back to back while
- * it has more. A batch is one transaction that first takes the task's transaction-level advisory
+ * Runs the maintenance tasks in every worker: each tick, each task's batches one after another
+ * while it has more, with a rest between them. A batch is one transaction that first takes the task's transaction-level advisory
  * lock with pg_try_advisory_xact_lock, so across all workers one batch of a task runs at a time
  * and the others skip their turn. Transaction-level, not session-level: behind PgBouncer in
  * transaction mode a session lock would stay with a server connection other clients get next.
@@ -50,12 +58,15 @@ export class Maintenance implements OnApplicationBootstrap, BeforeApplicationShu
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private running = false;
+  /** Ends the rest between batches early (at shutdown). */
+  private endRest: (() => void) | undefined;
 
   constructor(
     @Inject(PG_POOL) private readonly pool: pg.Pool,
     purge: WebhookPurge,
+    retention: Retention,
   ) {
-    this.tasks = [purge];
+    this.tasks = [purge, retention];
   }
 
   onApplicationBootstrap(): void {
@@ -72,8 +83,22 @@ export class Maintenance implements OnApplicationBootstrap, BeforeApplicationShu
 
   private async runTasks(): Promise<void> {
     for (const task of this.tasks) {
-      while (this.running && (await this.runBatch(task)) === 'more');
+      while (this.running) {
+        const started = performance.now();
+        if ((await this.runBatch(task)) !== 'more') break;
+        await this.rest(Math.max(MAINTENANCE_PAUSE_MS, performance.now() - started));
+      }
     }
+  }
+
+  private rest(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.endRest = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   /**
@@ -111,6 +136,7 @@ export class Maintenance implements OnApplicationBootstrap, BeforeApplicationShu
   async beforeApplicationShutdown(): Promise<void> {
     this.running = false;
     clearInterval(this.timer);
+    this.endRest?.();
     if (this.ticking && !(await settledWithin(this.ticking, MAINTENANCE_STOP_MS))) {
       this.logger.warn('a maintenance batch did not finish in time; its transaction rolls back');
     }

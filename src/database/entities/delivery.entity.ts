@@ -22,6 +22,8 @@ export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 @Index('deliveries_webhook_id_idx', ['webhookId', 'id'])
 @Index('deliveries_dead_idx', ['id'], { where: "status = 'dead'" })
 @Index('deliveries_pending_age_idx', ['webhookId', 'createdAt'], { where: "status = 'pending'" })
+@Index('deliveries_delivered_at_idx', ['deliveredAt'], { where: "status = 'delivered'" })
+@Index('deliveries_dead_at_idx', ['deadAt'], { where: "status = 'dead'" })
 @Check('deliveries_status_check', "status IN ('pending', 'delivered', 'dead')")
 export class Delivery {
   @PrimaryColumn('bigint', {

@@ -1,0 +1,167 @@
+import { Injectable, Logger } from '@nestjs/common';
+import pg from 'pg';
+import { AppConfig } from '../config/app-config.js';
+import type { MaintenanceTask } from './maintenance.js';
+
+/** Each takes its attempts along (ON DELETE CASCADE): one or a few rows apiece. */
+const DELIVERIES_PER_BATCH = 1000;
+/** Messages looked at per step of the sweep for messages without deliveries. */
+const MESSAGES_PER_SWEEP = 1000;
+
+/**
+ * Up to $2 delivered deliveries finished more than $1 seconds ago, oldest first: the start of
+ * deliveries_delivered_at_idx, so a batch costs the same at any table size. A delivered delivery
+ * is behind its line's head, so no worker needs it again. SKIP LOCKED: a row someone holds (a
+ * redrive or replay making it pending again) is left, and the lock re-checks the status on the
+ * newest version, so a delivery made pending after our snapshot is not deleted.
+ */
+const DELETE_DELIVERED = `
+DELETE FROM deliveries AS d
+USING (
+  SELECT id FROM deliveries
+  WHERE status = 'delivered' AND delivered_at < now() - make_interval(secs => $1::double precision)
+  ORDER BY delivered_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+) AS doomed
+WHERE d.id = doomed.id
+RETURNING d.message_id
+`;
+
+/**
+ * The same for dead deliveries (deliveries_dead_at_idx), except one its line has not passed: a
+ * blocked line's head stays dead in place until an operator redrives or skips it, so it stays.
+ */
+const DELETE_DEAD = `
+DELETE FROM deliveries AS d
+USING (
+  SELECT id FROM deliveries AS dd
+  WHERE status = 'dead' AND dead_at < now() - make_interval(secs => $1::double precision)
+    AND NOT EXISTS (
+      SELECT 1 FROM delivery_lines l
+      WHERE l.webhook_id = dd.webhook_id AND l.partition_key = dd.partition_key
+        AND l.head_sequence <= dd.sequence
+    )
+  ORDER BY dead_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+) AS doomed
+WHERE d.id = doomed.id
+RETURNING d.message_id
+`;
+
+/**
+ * A chunk of messages after $1 in id order: the last id seen, whether all of them are younger
+ * than $3 seconds (the sweep has reached the recent ones), and those older without a delivery.
+ */
+const SWEEP_MESSAGES = `
+WITH scanned AS (
+  SELECT id, created_at FROM messages WHERE id > $1 ORDER BY id LIMIT $2
+)
+SELECT (SELECT max(id) FROM scanned) AS last,
+       coalesce((SELECT bool_and(created_at >= now() - make_interval(secs => $3::double precision))
+                 FROM scanned), true) AS recent,
+       ARRAY(
+         SELECT s.id FROM scanned s
+         WHERE s.created_at < now() - make_interval(secs => $3::double precision)
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = s.id)
+       ) AS orphans
+`;
+
+/**
+ * Of messages $1, the ones without a delivery, locked. SKIP LOCKED, and FOR UPDATE conflicts with
+ * the key-share lock that inserting a delivery takes on its message: a message someone is giving
+ * a delivery right now is skipped, and once we hold the lock nobody can give it one until we
+ * commit (their insert then fails its foreign key check: the message is gone).
+ */
+const LOCK_ORPHANS = `
+SELECT id FROM messages AS m
+WHERE m.id = ANY($1::bigint[])
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id)
+FOR UPDATE SKIP LOCKED
+`;
+
+/**
+ * Deletes them, checking again in this statement's fresh snapshot: a delivery committed between
+ * the lock statement's snapshot and the lock itself is seen here, so a message still needed
+ * stays. (One statement could not do this: a re-check after a lock wait reads other tables in
+ * the old snapshot, and the message's ON DELETE CASCADE would take the new delivery with it.)
+ */
+const DELETE_ORPHANS = `
+DELETE FROM messages AS m
+WHERE m.id = ANY($1::bigint[])
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id)
+`;
+
+/**
+ * Retention (DESIGN §7): deletes delivered deliveries older than RETENTION_DELIVERED_SECONDS and
+ * dead ones older than RETENTION_DEAD_SECONDS, with their attempts, and the messages that are
+ * left without any delivery. A message with no delivery from the start (published before its
+ * topic had a webhook, or whose webhook was deleted) goes once it is older than
+ * RETENTION_DELIVERED_SECONDS, found by a slow sweep over messages in id order. Pending
+ * deliveries and every message a remaining delivery refers to stay; partition_sequences and
+ * delivery_lines are never touched, so numbering goes on where it was.
+ *
+ * Each batch is one small step: up to DELIVERIES_PER_BATCH delivered deliveries, else dead ones,
+ * else a step of the sweep; the Maintenance loop runs one batch at a time across workers and
+ * pauses between them.
+ */
+@Injectable()
+export class Retention implements MaintenanceTask {
+  readonly name = 'retention';
+  readonly lockKey = 2;
+  private readonly logger = new Logger(Retention.name);
+  /** Where the sweep for messages without deliveries goes on from; 0 starts a new pass. */
+  private sweptPast = '0';
+  /** Rows deleted since the last log line. */
+  private deleted = { deliveries: 0, messages: 0 };
+
+  constructor(private readonly config: AppConfig) {}
+
+  async runBatch(client: pg.ClientBase): Promise<boolean> {
+    const { retentionDeliveredSeconds: delivered, retentionDeadSeconds: dead } = this.config;
+    for (const [seconds, statement] of [
+      [delivered, DELETE_DELIVERED],
+      [dead, DELETE_DEAD],
+    ] as const) {
+      if (seconds === 0) continue;
+      const { rows } = await client.query<{ message_id: string }>(statement, [
+        seconds,
+        DELIVERIES_PER_BATCH,
+      ]);
+      if (rows.length === 0) continue;
+      this.deleted.deliveries += rows.length;
+      await this.deleteOrphans(client, [...new Set(rows.map((r) => r.message_id))]);
+      return true;
+    }
+    if (delivered > 0 && (await this.sweep(client, delivered))) return true;
+    if (this.deleted.deliveries + this.deleted.messages > 0) {
+      this.logger.log(
+        `retention deleted ${this.deleted.deliveries} deliveries (with their attempts) and ` +
+          `${this.deleted.messages} messages`,
+      );
+      this.deleted = { deliveries: 0, messages: 0 };
+    }
+    return false;
+  }
+
+  /** One step of the sweep; true when it deleted messages (there may be more right behind). */
+  private async sweep(client: pg.ClientBase, olderThan: number): Promise<boolean> {
+    const { rows } = await client.query<{
+      last: string | null;
+      recent: boolean;
+      orphans: string[];
+    }>(SWEEP_MESSAGES, [this.sweptPast, MESSAGES_PER_SWEEP, olderThan]);
+    const [{ last, recent, orphans }] = rows;
+    this.sweptPast = last === null || recent ? '0' : last;
+    return orphans.length > 0 && (await this.deleteOrphans(client, orphans)) > 0;
+  }
+
+  private async deleteOrphans(client: pg.ClientBase, candidates: string[]): Promise<number> {
+    const locked = await client.query<{ id: string }>(LOCK_ORPHANS, [candidates]);
+    if (locked.rowCount === 0) return 0;
+    const gone = await client.query(DELETE_ORPHANS, [locked.rows.map((r) => r.id)]);
+    this.deleted.messages += gone.rowCount ?? 0;
+    return gone.rowCount ?? 0;
+  }
+}
