@@ -127,9 +127,19 @@ export class MessagesService {
     topicName: string,
     messages: MessageToPublish[],
   ): Promise<Published[]> {
-    // Rows go in partition order (in C collation, as JavaScript compares ASCII), each partition's
-    // in input order: its sequences follow the input, and two batches lock the partitions'
-    // counters in the same order, so they cannot deadlock on each other.
+    // A key given again later in the same batch is a repeat of its first item: not sent at all.
+    const firstWithKey = new Map<string, number>();
+    const repeatOf = messages.map((m, index) => {
+      if (m.idempotencyKey === undefined) return undefined;
+      const first = firstWithKey.get(m.idempotencyKey);
+      if (first === undefined) firstWithKey.set(m.idempotencyKey, index);
+      return first;
+    });
+    const sent = messages.filter((_, index) => repeatOf[index] === undefined);
+
+    // Rows go in partition order (in C collation), each partition's in input order: its
+    // sequences follow the input, and two batches lock the partitions' counters in the same
+    // order, so they cannot deadlock on each other.
     const rows = await manager.query<InsertedRow[]>(
       `INSERT INTO messages (topic_id, partition_key, payload, idempotency_key)
        SELECT t.id, i.partition_key, i.payload::jsonb, i.idempotency_key
@@ -142,14 +152,13 @@ export class MessagesService {
        RETURNING id, topic_id, partition_key, sequence, created_at, idempotency_key`,
       [
         topicName,
-        messages.map((m) => m.partitionKey),
-        messages.map((m) => m.payload),
-        messages.map((m) => m.idempotencyKey ?? null),
+        sent.map((m) => m.partitionKey),
+        sent.map((m) => m.payload),
+        sent.map((m) => m.idempotencyKey ?? null),
       ],
     );
-    const keys = [...new Set(messages.flatMap((m) => m.idempotencyKey ?? []))];
     const ours = new Set(rows.flatMap((r) => r.idempotency_key ?? []));
-    const theirs = keys.filter((key) => !ours.has(key));
+    const theirs = [...firstWithKey.keys()].filter((key) => !ours.has(key));
     const originals = new Map<string, MessageDto>();
     if (rows.length === 0 || theirs.length > 0) {
       const found = await manager.query<(Partial<InsertedRow> & { topic: number })[]>(
@@ -162,47 +171,35 @@ export class MessagesService {
       );
       if (found.length === 0) throw new NotFoundException(`topic "${topicName}" does not exist`);
       for (const row of found) {
-        if (row.id !== null && row.id !== undefined) {
-          originals.set(row.idempotency_key!, toDto(row as InsertedRow));
-        }
+        if (row.id != null) originals.set(row.idempotency_key!, toDto(row as InsertedRow));
       }
       if (originals.size < theirs.length) throw new OriginalGone();
     }
 
-    // The rows of each partition in sequence order are its inserted messages in input order.
+    // A partition's rows in sequence order are its inserted messages in input order.
     const byPartition = new Map<string, InsertedRow[]>();
     for (const row of rows) {
       const list = byPartition.get(row.partition_key) ?? [];
       list.push(row);
       byPartition.set(row.partition_key, list);
     }
-    for (const list of byPartition.values())
+    for (const list of byPartition.values()) {
       list.sort((a, b) => Number(a.sequence) - Number(b.sequence));
-
-    // Walked in the INSERT's own order, so that of two items with one key the one PostgreSQL
-    // inserted is the one that takes the row; the other is a repeat of it.
-    const order = messages
-      .map((m, index) => ({ m, index }))
-      .sort((a, b) =>
-        a.m.partitionKey === b.m.partitionKey
-          ? a.index - b.index
-          : a.m.partitionKey < b.m.partitionKey
-            ? -1
-            : 1,
-      );
-    const published: Published[] = new Array<Published>(messages.length);
-    for (const { m, index } of order) {
-      const key = m.idempotencyKey;
-      if (key !== undefined && (originals.has(key) || !ours.has(key))) {
-        published[index] = { message: originals.get(key)!, created: false };
-        continue;
-      }
-      const row = byPartition.get(m.partitionKey)?.shift();
-      if (!row) throw new Error(`the INSERT returned no row for ${index}`);
-      const message = toDto(row);
-      if (key !== undefined) originals.set(key, message);
-      published[index] = { message, created: true };
     }
+    const published: Published[] = [];
+    messages.forEach((m, index) => {
+      const first = repeatOf[index];
+      const original = m.idempotencyKey === undefined ? undefined : originals.get(m.idempotencyKey);
+      if (first !== undefined) {
+        published.push({ message: published[first].message, created: false });
+      } else if (original) {
+        published.push({ message: original, created: false });
+      } else {
+        const row = byPartition.get(m.partitionKey)?.shift();
+        if (!row) throw new Error(`the publish INSERT returned no row for message ${index}`);
+        published.push({ message: toDto(row), created: true });
+      }
+    });
     return published;
   }
 
