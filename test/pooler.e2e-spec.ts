@@ -209,6 +209,50 @@ const WARNING_OR_ERROR = /^.*\b(WARN|ERROR|FATAL)\b.*$/gm;
       }
     });
 
+    it('publishes idempotently and in batches through it (issue 16, point 3)', async () => {
+      app = await createTestApp(pooledUrl, poolerEnv());
+      const http = request(app.getHttpServer());
+      await http.post('/topics').send({ name: 'pooled-publish' }).expect(201);
+      const publish = (body: object) => http.post('/topics/pooled-publish/messages').send(body);
+      const batch = (messages: object[]) =>
+        http.post('/topics/pooled-publish/messages/batch').send({ messages });
+
+      // Concurrent repeats of one key: one publish, every answer the same message.
+      const repeats = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          publish({ partition_key: 'k', payload: {}, idempotency_key: 'once' }),
+        ),
+      );
+      expect(repeats.map((r) => r.status).sort()).toEqual([...Array(19).fill(200), 201]);
+      expect(new Set(repeats.map((r) => r.body.id)).size).toBe(1);
+
+      // Batches, several at once, each with a key of its own and a repeat of 'once'.
+      const items = (b: number) => [
+        { partition_key: 'k', payload: { b }, idempotency_key: 'once' },
+        ...Array.from({ length: 100 }, (_, i) => ({
+          partition_key: `p${i % 4}`,
+          payload: { b, i },
+          ...(i === 0 ? { idempotency_key: `batch-${b}` } : {}),
+        })),
+      ];
+      const batches = await Promise.all(Array.from({ length: 8 }, (_, b) => batch(items(b))));
+      expect(batches.map((r) => r.status)).toEqual(Array(8).fill(201));
+      for (const res of batches) expect(res.body.messages[0]).toEqual(repeats[0].body);
+      // A retried batch (only keyed items, all published): 200, the same messages.
+      const retry = await batch([items(3)[0], items(3)[1]]).expect(200);
+      expect(retry.body.messages).toEqual(batches[3].body.messages.slice(0, 2));
+
+      const { rows } = await db.pool.query(
+        `SELECT partition_key, count(*)::int AS n, max(sequence)::int AS last
+         FROM messages m JOIN topics t ON t.id = m.topic_id AND t.name = 'pooled-publish'
+         GROUP BY partition_key ORDER BY partition_key`,
+      );
+      expect(rows).toEqual([
+        { partition_key: 'k', n: 1, last: 1 },
+        ...[0, 1, 2, 3].map((p) => ({ partition_key: `p${p}`, n: 200, last: 200 })),
+      ]);
+    });
+
     it('wakes on NOTIFY long before the poll with LISTEN on its own direct connection', async () => {
       // The poll alone would take 10 minutes: whatever arrives sooner was woken by a notification.
       const { worker, measure } = await oneWorker('direct-listen', {
