@@ -8,7 +8,9 @@
 // --systems) also to latest.svg and latest.md, the chart and table the README shows.
 //
 // Options: --full, --rounds N, --receiver-delay-ms N, --concurrency N, --payload-bytes N,
-// --only a,b (scenarios: publish, delivery, failure, hot, latency, scale),
+// --retention-rows N (delivered rows the retention scenario deletes; 1,000,000),
+// --only a,b (scenarios: publish, batch, delivery, failure, hot, latency, scale, retention;
+// scale and retention only with --full or when named),
 // --systems a,b (ours, pgbouncer, unnamed, graphile, pgboss, raw; all but unnamed by default),
 // --no-build.
 //
@@ -23,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { renderChart } from './chart.mjs';
 import { deliveryRun, latencyRun, sqlPublishRound } from './scenarios.mjs';
 import { scaleRun } from './scale.mjs';
+import { batchPublishRound, retentionRun } from './publishing.mjs';
 import {
   graphile,
   ours,
@@ -40,6 +43,7 @@ const { values: args } = parseArgs({
     'receiver-delay-ms': { type: 'string', default: '0' },
     concurrency: { type: 'string', default: '10' },
     'payload-bytes': { type: 'string', default: '1024' },
+    'retention-rows': { type: 'string', default: '1000000' },
     only: { type: 'string' },
     systems: { type: 'string' },
     'no-build': { type: 'boolean', default: false },
@@ -50,7 +54,7 @@ const rounds = Number(args.rounds ?? (full ? 5 : 3));
 const only = args.only ? new Set(args.only.split(',')) : null;
 /** A run of some scenarios or systems only: it must not replace the README's chart and table. */
 const partial = Boolean(args.only || args.systems);
-const wants = (s) => (only ? only.has(s) : s !== 'scale' || full);
+const wants = (s) => (only ? only.has(s) : !['scale', 'retention'].includes(s) || full);
 const log = (...a) => console.error(...a);
 
 const P = full
@@ -147,6 +151,15 @@ for (let round = 0; round < rounds; round++) {
     for (const [variant, v] of Object.entries(r ?? {})) {
       const [what, target] = variant.split(': ');
       record('publish', what, target, 'msg/s', v);
+    }
+  }
+  if (wants('batch')) {
+    const r = await safely('batch', () =>
+      batchPublishRound(env, { seconds: full ? 10 : 5, connections: 32, sizes: [100, 1000] }),
+    );
+    for (const [variant, v] of Object.entries(r ?? {})) {
+      log(`  batch ${variant}: ${v.toFixed(0)} msg/s`);
+      record('batch publish', variant, 'ours', 'msg/s', v);
     }
   }
   if (wants('delivery')) {
@@ -276,6 +289,29 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 
+// Retention deletes a million rows: once, after the rounds.
+if (wants('retention')) {
+  const r = await safely('retention', () =>
+    retentionRun(env, {
+      rows: Number(args['retention-rows']),
+      windowSeconds: 20,
+      timeoutSeconds: 900,
+    }),
+  );
+  if (r) {
+    log(`  retention: ${JSON.stringify(r)}`);
+    const v = `${r.rows.toLocaleString('en')} delivered`;
+    record('retention', `delete ${v}, time`, 'ours', 's', r.deleteSeconds, 'lower', r);
+    record('retention', `delete ${v}, rows/s`, 'ours', 'rows/s', r.deletedPerSecond);
+    for (const phase of ['before', 'during', 'after']) {
+      const m = r[phase];
+      record('retention', `delivery rate, ${phase}`, 'ours', 'msg/s', m.deliveryRate);
+      record('retention', `API publish p50, ${phase}`, 'ours', 'ms', m.publishP50, 'lower');
+      record('retention', `API publish p95, ${phase}`, 'ours', 'ms', m.publishP95, 'lower');
+    }
+  }
+}
+
 // ---- report -------------------------------------------------------------------------------
 const pgVersion = await serverVersion(server.url);
 await receiver.stop();
@@ -302,6 +338,9 @@ for (const r of rows) {
     ref = get(r.scenario, r.variant, 'ours');
   else if (r.scenario === 'scale')
     ref = get(r.scenario, r.variant.replace(/,.*$/, ', 10,000'), 'ours');
+  else if (r.scenario === 'batch publish') ref = get(r.scenario, 'API single', 'ours');
+  else if (r.scenario === 'retention' && /, (before|during|after)$/.test(r.variant))
+    ref = get(r.scenario, r.variant.replace(/, (during|after)$/, ', before'), 'ours');
   r.ratio = r.scenario === 'latency' ? null : ratio(r.median, ref);
   r.diff = r.scenario === 'latency' && ref != null && r.median != null ? r.median - ref : null;
 }

@@ -227,27 +227,8 @@ export async function sqlPublishRound(env, o) {
     }
 
     // The API: node dist/main.js on its own, autocannon from here.
-    const port = await freePort();
-    const api = startProcess(process.execPath, ['dist/main.js'], {
-      DATABASE_URL: db.url,
-      PORT: String(port),
-      // Loopback only, where an API without keys may run.
-      API_LISTEN_ADDRESS: '127.0.0.1',
-      WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
-    });
+    const { api, port } = await startApi(db.url);
     try {
-      const up = await until(
-        async () => {
-          try {
-            return (await fetch(`http://127.0.0.1:${port}/health`)).ok;
-          } catch {
-            return false;
-          }
-        },
-        30_000,
-        200,
-      );
-      if (!up) throw new Error(`the API did not start: ${api.stderr()}`);
       // Warm the API's code paths and connections before the first measured run.
       await autocannon({
         url: `http://127.0.0.1:${port}/topics/t0/messages`,
@@ -287,6 +268,34 @@ export async function sqlPublishRound(env, o) {
     await db.drop();
   }
   return out;
+}
+
+/** `node dist/main.js` on a free loopback port, once /health answers; stop it with api.stop(). */
+export async function startApi(databaseUrl) {
+  const port = await freePort();
+  const api = startProcess(process.execPath, ['dist/main.js'], {
+    DATABASE_URL: databaseUrl,
+    PORT: String(port),
+    // Loopback only, where an API without keys may run.
+    API_LISTEN_ADDRESS: '127.0.0.1',
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+  });
+  const up = await until(
+    async () => {
+      try {
+        return (await fetch(`http://127.0.0.1:${port}/health`)).ok;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+    200,
+  );
+  if (!up) {
+    await api.stop();
+    throw new Error(`the API did not start: ${api.stderr()}`);
+  }
+  return { api, port };
 }
 
 function freePort() {
