@@ -76,6 +76,7 @@ describe('REST API', () => {
         partition_key: 'user-42',
         sequence: 1,
         created_at: expect.any(String),
+        idempotency_key: null,
       });
       expect(m2.body.sequence).toBe(2);
 
@@ -350,6 +351,7 @@ describe('REST API', () => {
           'GET /webhooks/{id}/secret',
           'POST /webhooks/{id}/secret/rotate',
           'POST /topics/{name}/messages',
+          'POST /topics/{name}/messages/batch',
           'GET /webhooks/{id}/deliveries',
           'GET /deliveries/{id}/attempts',
           'GET /dead-letter',

@@ -90,6 +90,7 @@ describe('availability under hostile requests', () => {
         partition_key: 'p',
         sequence: 1,
         created_at: expect.any(String),
+        idempotency_key: null,
         payload,
       });
       await api().get('/messages/999999999').expect(404);

@@ -3,6 +3,7 @@ import {
   Injectable,
   NotFoundException,
   PayloadTooLargeException,
+  ServiceUnavailableException,
   UnprocessableEntityException,
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
@@ -106,6 +107,11 @@ export class MessagesService {
       } catch (error) {
         const retry = error instanceof OriginalGone || pgErrorCode(error) === DEADLOCK_DETECTED;
         if (retry && attempt < PUBLISH_ATTEMPTS) continue;
+        if (error instanceof OriginalGone) {
+          throw new ServiceUnavailableException(
+            'the original message of an idempotency key was deleted while this publish read it; try again',
+          );
+        }
         // The topic was deleted between the lookup and the insert.
         if (pgErrorCode(error) === FOREIGN_KEY_VIOLATION) {
           throw new NotFoundException(`topic "${topicName}" does not exist`);
