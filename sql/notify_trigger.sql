@@ -92,6 +92,11 @@ $$;
 -- a locked row), so no producer ever fails on the deliveries' foreign key. It does not wait on
 -- DELETE /webhooks/{id}, which only updates the row.
 --
+-- A paused or disabled webhook (DESIGN §7) still gets its deliveries, but its new or idle lines
+-- are not made due: they wait with next_attempt_at NULL, so no worker spends a claim on them, and
+-- resuming the webhook wakes them. head_created_at is when the line's head was published, for
+-- GET /webhooks/{id}/lines?order=lag; it is set here when a line gets its first pending message.
+--
 -- The line upsert locks each touched (webhook, partition) line until commit. A worker that
 -- finishes the line's head meanwhile waits for that lock and then reads the new tail_sequence
 -- from the row itself, so it cannot park the line as idle while this transaction's deliveries
@@ -136,11 +141,14 @@ BEGIN
     RETURNING webhook_id, topic_id, partition_key, sequence
   ), lines AS (
     INSERT INTO delivery_lines AS l
-      (webhook_id, partition_key, topic_id, head_sequence, tail_sequence, next_attempt_at)
-    SELECT webhook_id, partition_key, topic_id, min(sequence), max(sequence), now()
-    FROM fanned_out
-    GROUP BY webhook_id, partition_key, topic_id
-    ORDER BY webhook_id, partition_key
+      (webhook_id, partition_key, topic_id, head_sequence, tail_sequence, next_attempt_at,
+       head_created_at)
+    SELECT f.webhook_id, f.partition_key, f.topic_id, min(f.sequence), max(f.sequence),
+           CASE WHEN w.status = 'active' THEN now() END, now()
+    FROM fanned_out f
+    JOIN webhooks w ON w.id = f.webhook_id
+    GROUP BY f.webhook_id, f.partition_key, f.topic_id, w.status
+    ORDER BY f.webhook_id, f.partition_key
     ON CONFLICT (webhook_id, partition_key) DO UPDATE
       SET head_sequence = CASE
             WHEN l.head_sequence > l.tail_sequence THEN EXCLUDED.head_sequence
@@ -151,9 +159,10 @@ BEGIN
             ELSE greatest(l.tail_sequence, EXCLUDED.tail_sequence)
           END,
           next_attempt_at = CASE
-            WHEN l.head_sequence > l.tail_sequence THEN now()
+            WHEN l.head_sequence > l.tail_sequence THEN EXCLUDED.next_attempt_at
             ELSE l.next_attempt_at
-          END
+          END,
+          head_created_at = coalesce(l.head_created_at, EXCLUDED.head_created_at)
     RETURNING l.next_attempt_at = now() AS woke
   )
   SELECT bool_or(lines.woke) INTO woke FROM lines;

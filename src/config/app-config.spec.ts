@@ -27,6 +27,7 @@ describe('loadConfig', () => {
       maxWebhooksPerTopic: 100,
       webhookAllowPrivateNetworks: false,
       webhookSecretGraceSeconds: 86400,
+      webhookDisableAfterSeconds: 432000,
       pollIntervalMs: 1000,
       metricsPort: 9464,
       logFormat: 'text',
