@@ -60,6 +60,10 @@ describe('REST API', () => {
         url: 'https://example.com/hook',
         secret: expect.stringMatching(/^whsec_[A-Za-z0-9+/]{43}=$/),
         created_at: expect.any(String),
+        status: 'active',
+        disabled_reason: null,
+        disabled_at: null,
+        on_exhausted: 'dead_letter',
       });
 
       const m1 = await http
@@ -357,6 +361,11 @@ describe('REST API', () => {
           'GET /messages/{id}',
           'GET /health',
           'GET /metrics',
+          'PATCH /webhooks/{id}',
+          'GET /webhooks/{id}/lines',
+          'POST /webhooks/{id}/lines/{partition_key}/skip',
+          'POST /webhooks/{id}/replay',
+          'POST /dead-letter/redrive',
         ].sort(),
       );
       for (const [path, ops] of Object.entries(
