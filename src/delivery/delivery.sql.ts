@@ -179,8 +179,8 @@ export interface RenewedLease {
  * SKIP_MISSING_HEAD way, which re-checks in a fresh snapshot and releases the line if it exists.
  * Otherwise the line is released as before (due now if there is more, idle if not).
  *
- * The delivery update and the attempt insert happen only when the line update matched (the
- * EXISTS on the `line` CTE), so a worker that lost its lease changes nothing. And a second run
+ * The delivery update and the attempt insert happen only when the line update matched (they
+ * join its one row, through `recorded`), so a worker that lost its lease changes nothing. And a second run
  * of a statement that already committed changes nothing either: the head is no longer $15, or
  * the token is gone. The last columns, read in the statement's snapshot (before its own
  * writes), tell the caller why nothing matched:
@@ -200,8 +200,10 @@ export interface RenewedLease {
  *   (next_attempt_at NULL) until a redrive or a skip;
  * - paused or disabled: the attempt is recorded and the line is parked (not due, not kept);
  *   resuming the webhook wakes it;
- * - a pending rewind (rewind_to): the line is released due now, not kept, and the claim applies
- *   the rewind.
+ * - a pending rewind (rewind_to: a redrive or replay came while this attempt was in flight):
+ *   the line is released due now, not kept, and the next claim applies the rewind. A rewind to
+ *   this head or before it leaves this delivery pending (its attempt is recorded all the same),
+ *   so the rewound line sends it again in its turn: nothing from the rewind point on is missed.
  * head_created_at follows the head: the next head's publication time, read by its unique key (a
  * next head committed after this statement's snapshot was published just now: now()).
  */
@@ -212,12 +214,14 @@ WITH hook AS (
 ), line AS (
   UPDATE delivery_lines AS l
   SET head_sequence = CASE
-        WHEN $4::text = 'pending' OR ($4::text = 'dead' AND h.blocks) THEN l.head_sequence
+        WHEN $4::text = 'pending' OR ($4::text = 'dead' AND h.blocks)
+          OR l.rewind_to <= l.head_sequence THEN l.head_sequence
         ELSE l.head_sequence + 1
       END,
-      blocked = $4::text = 'dead' AND h.blocks,
+      blocked = $4::text = 'dead' AND h.blocks AND coalesce(l.rewind_to > l.head_sequence, true),
       next_attempt_at = CASE
-        WHEN ($4::text = 'dead' AND h.blocks) OR NOT h.active THEN NULL
+        WHEN ($4::text = 'dead' AND h.blocks AND coalesce(l.rewind_to > l.head_sequence, true))
+          OR NOT h.active THEN NULL
         WHEN l.rewind_to IS NOT NULL THEN now()
         WHEN $4::text = 'pending' THEN now() + make_interval(secs => $5::double precision)
         WHEN l.head_sequence + 1 <= l.tail_sequence AND $13::boolean
@@ -243,19 +247,24 @@ WITH hook AS (
   FROM hook AS h
   WHERE l.webhook_id = $1 AND l.partition_key = $2 AND l.lease_token = $3
     AND l.head_sequence = $15
-  RETURNING l.webhook_id, l.partition_key, l.topic_id, l.head_sequence, l.lease_token
+  RETURNING l.webhook_id, l.partition_key, l.topic_id, l.head_sequence, l.lease_token,
+            coalesce(l.rewind_to <= $15, false) AS rewound
+), recorded AS (
+  SELECT CASE WHEN rewound THEN 'pending' ELSE $4::text END AS status, rewound FROM line
 ), delivery AS (
   UPDATE deliveries
-  SET status = $4::text,
+  SET status = r.status,
       attempts = $7::int,
       next_attempt_at = CASE
+        WHEN r.rewound THEN now()
         WHEN $4::text = 'pending' THEN now() + make_interval(secs => $5::double precision)
       END,
       last_status_code = $8::int,
       last_error = $9::text,
-      delivered_at = CASE WHEN $4::text = 'delivered' THEN now() END,
-      dead_at = CASE WHEN $4::text = 'dead' THEN now() END
-  WHERE id = $6::bigint AND EXISTS (SELECT 1 FROM line)
+      delivered_at = CASE WHEN r.status = 'delivered' THEN now() END,
+      dead_at = CASE WHEN r.status = 'dead' THEN now() END
+  FROM recorded AS r
+  WHERE id = $6::bigint
   RETURNING id
 ), attempt AS (
   INSERT INTO delivery_attempts
