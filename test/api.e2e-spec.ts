@@ -379,7 +379,8 @@ describe('REST API', () => {
           expect(statuses.some((s) => s.startsWith('2'))).toBe(true);
           // Every route but those without input can answer 400.
           if (!['/health', '/metrics'].includes(path)) expect(statuses).toContain('400');
-          if (method === 'post' && !/(rotate|skip)$/.test(path)) expect(op.requestBody).toBeDefined();
+          if (method === 'post' && !/(rotate|skip)$/.test(path))
+            expect(op.requestBody).toBeDefined();
         }
       }
       expect(doc.components.schemas.ErrorDto.required).toEqual(

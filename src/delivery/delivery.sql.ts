@@ -198,8 +198,10 @@ export interface RenewedLease {
  * snapshot (a pause committed a moment later is caught by the claim's filter instead):
  * - on_exhausted = block and the head is dead: the head stays, the line is `blocked` and not due
  *   (next_attempt_at NULL) until a redrive or a skip;
- * - paused or disabled: the attempt is recorded and the line is parked (not due, not kept);
- *   resuming the webhook wakes it;
+ * - paused or disabled: the attempt is recorded and the line released, not kept. It is not
+ *   parked: the status read here may be older than a resume committed meanwhile, and a line
+ *   parked on that stale read would never wake. Released lines of a paused webhook are only
+ *   those in flight at the pause, which the claim's filter passes over;
  * - a pending rewind (rewind_to: a redrive or replay came while this attempt was in flight):
  *   the line is released due now, not kept, and the next claim applies the rewind. A rewind to
  *   this head or before it leaves this delivery pending (its attempt is recorded all the same),
@@ -220,8 +222,8 @@ WITH hook AS (
       END,
       blocked = $4::text = 'dead' AND h.blocks AND coalesce(l.rewind_to > l.head_sequence, true),
       next_attempt_at = CASE
-        WHEN ($4::text = 'dead' AND h.blocks AND coalesce(l.rewind_to > l.head_sequence, true))
-          OR NOT h.active THEN NULL
+        WHEN $4::text = 'dead' AND h.blocks AND coalesce(l.rewind_to > l.head_sequence, true)
+          THEN NULL
         WHEN l.rewind_to IS NOT NULL THEN now()
         WHEN $4::text = 'pending' THEN now() + make_interval(secs => $5::double precision)
         WHEN l.head_sequence + 1 <= l.tail_sequence AND $13::boolean
@@ -318,8 +320,7 @@ SELECT coalesce(
                    WHERE d.webhook_id = $1 AND d.partition_key = $2) + 1, $4::bigint + 1),
          $4::bigint + 1
        ) AS sequence,
-       p.created_at AS next_created_at,
-       (SELECT status = 'active' FROM webhooks WHERE id = $1) AS active
+       p.created_at AS next_created_at
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
   SELECT d.sequence, d.created_at FROM deliveries d
@@ -332,12 +333,13 @@ LEFT JOIN LATERAL (
 
 /**
  * The line's columns after its head moved to `next` (a NEXT_HEAD row): due now when there is more
- * (or a rewind to apply) and the webhook is active, parked otherwise; lease released.
+ * (or a rewind to apply), idle otherwise; lease released. (Due even when the webhook is paused,
+ * for the reason RECORD_ATTEMPT gives: the claim's filter passes over it.)
  */
 export const MOVE_HEAD_TO_NEXT = `
     head_sequence = least(n.sequence, l.tail_sequence + 1),
     next_attempt_at = CASE
-      WHEN n.active AND (n.sequence <= l.tail_sequence OR l.rewind_to IS NOT NULL) THEN now()
+      WHEN n.sequence <= l.tail_sequence OR l.rewind_to IS NOT NULL THEN now()
     END,
     head_created_at = CASE
       WHEN l.rewind_to IS NOT NULL THEN l.head_created_at

@@ -87,9 +87,10 @@ WHERE webhook_id = $1 AND partition_key = $2 AND blocked
  * - $1/$2/$3: the lines (webhook ids, partition keys) and, for a replay, each line's first
  *   sequence to send again. $4 'redrive' or 'replay'. For a redrive: $5 delivery ids, $6/$7 the
  *   dead_at range (each NULL = no filter).
- * - The lines are locked first, in primary-key order: the order the fan-out's upsert and every
- *   other multi-line statement take, so none of them deadlock with this one; then their
- *   deliveries, as a worker's RECORD_ATTEMPT does (line, then delivery). A worker's head is
+ * - Run after LOCK_WEBHOOKS (rewind.service.ts) in the same transaction: the webhooks' rows
+ *   first, then the lines in primary-key order (the order the fan-out's upsert and PATCH take
+ *   them, so none of them deadlock with this), then their deliveries, as a worker's
+ *   RECORD_ATTEMPT does (line, then delivery). A worker's head is
  *   pending, and only dead (redrive) or delivered and dead (replay) deliveries change here, so
  *   this never rewrites the delivery a worker is sending.
  * - Redrive: the dead deliveries that match, and a blocked line's head with them (a blocked line

@@ -15,6 +15,17 @@ interface LineToRewind {
 /** Deliveries per REWIND_LINES statement: a few hundred milliseconds of locks at most. */
 const DELIVERIES_PER_BATCH = 5000;
 
+/**
+ * Before a batch, in its transaction: a share lock on its webhooks' rows, in id order. It waits
+ * for a pause or resume in progress (FOR UPDATE) and holds off the next one until the batch
+ * commits, so the batch parks or wakes its lines by the status that holds when it commits (a
+ * resume that committed unseen would miss the lines the batch parked). Producers' key-share
+ * locks do not conflict with it: publishing goes on.
+ */
+const LOCK_WEBHOOKS = `
+SELECT 1 FROM webhooks WHERE id = ANY ($1::int[]) ORDER BY id FOR SHARE
+`;
+
 /** Every dead delivery that a redrive's filters choose, counted per line, in line order. */
 const DEAD_LINES = `
 SELECT d.webhook_id, d.partition_key, NULL::bigint AS from_sequence, count(*)::int AS deliveries
@@ -106,14 +117,32 @@ export class RewindService {
   ): Promise<number> {
     let rewound = 0;
     for (const batch of batches(lines)) {
-      const { rows } = await this.pool.query<{ rewound: number }>(REWIND_LINES, [
-        batch.map((line) => line.webhook_id),
-        batch.map((line) => line.partition_key),
-        batch.map((line) => line.from_sequence),
-        mode,
-        ...filters,
-      ]);
-      rewound += rows[0].rewound;
+      const client = await this.pool.connect();
+      // A connection that dies between two statements says so as an 'error' event, which would
+      // crash the process without a listener; the next statement then fails and is reported.
+      const ignore = () => undefined;
+      client.on('error', ignore);
+      let failed = false;
+      try {
+        await client.query('BEGIN');
+        await client.query(LOCK_WEBHOOKS, [[...new Set(batch.map((line) => line.webhook_id))]]);
+        const { rows } = await client.query<{ rewound: number }>(REWIND_LINES, [
+          batch.map((line) => line.webhook_id),
+          batch.map((line) => line.partition_key),
+          batch.map((line) => line.from_sequence),
+          mode,
+          ...filters,
+        ]);
+        await client.query('COMMIT');
+        rewound += rows[0].rewound;
+      } catch (error) {
+        failed = true;
+        throw error;
+      } finally {
+        client.off('error', ignore);
+        // After a failure the connection may be mid-transaction or broken: close it.
+        client.release(failed);
+      }
     }
     return rewound;
   }

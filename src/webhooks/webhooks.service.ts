@@ -110,6 +110,11 @@ export class WebhooksService {
    * (also from disabled) wakes every line with work, each where it stopped. A new URL passes
    * the registration checks and is read by the next claim. One transaction: the webhook's row
    * first, then its lines in key order (webhook-state.ts).
+   *
+   * The row is locked FOR UPDATE, which conflicts with the key-share lock a producer's fan-out
+   * takes on it: a status change waits for the producers in flight, and producers that come
+   * after it read the status it committed. Without that, a producer that read `paused` just
+   * before a resume committed would leave its new line parked, with nothing left to wake it.
    */
   async update(id: number, input: UpdateWebhookDto): Promise<Webhook> {
     if (input.url === undefined && input.status === undefined && input.on_exhausted === undefined) {
@@ -118,7 +123,7 @@ export class WebhooksService {
     const url = input.url === undefined ? undefined : await this.checkedUrl(input.url);
     return this.webhooks.manager.transaction(async (tx) => {
       const [current] = await tx.query<{ topic_id: number; status: string }[]>(
-        'SELECT topic_id, status FROM webhooks WHERE id = $1 AND deleted_at IS NULL',
+        'SELECT topic_id, status FROM webhooks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE',
         [id],
       );
       if (!current) throw new NotFoundException(`webhook ${id} does not exist`);

@@ -15,7 +15,9 @@ const fanOut = (schema: string) => `
 --
 -- A paused or disabled webhook (DESIGN §7) still gets its deliveries, but its new or idle lines
 -- are not made due: they wait with next_attempt_at NULL, so no worker spends a claim on them, and
--- resuming the webhook wakes them. head_created_at is when the line's head was published, for
+-- resuming the webhook wakes them. The status is read from the key-share locked row: a pause or
+-- resume (PATCH /webhooks/{id}) locks the row FOR UPDATE, so this waits for it and then reads the
+-- row as it committed, never a status older than a resume that then missed this line. head_created_at is when the line's head was published, for
 -- GET /webhooks/{id}/lines?order=lag; it is set here when a line gets its first pending message.
 --
 -- The line upsert locks each touched (webhook, partition) line until commit. A worker that
@@ -52,13 +54,17 @@ BEGIN
     AND ps.partition_key = n.partition_key
     AND ps.last_sequence < n.last_sequence;
 
-  WITH fanned_out AS (
+  WITH hooks AS (
+    SELECT w.id, w.topic_id, w.status
+    FROM webhooks w
+    WHERE w.topic_id IN (SELECT topic_id FROM new_messages) AND w.deleted_at IS NULL
+    FOR KEY SHARE
+  ), fanned_out AS (
     INSERT INTO deliveries
       (message_id, webhook_id, topic_id, partition_key, sequence, next_attempt_at)
     SELECT m.id, w.id, m.topic_id, m.partition_key, m.sequence, now()
     FROM new_messages m
-    JOIN webhooks w ON w.topic_id = m.topic_id AND w.deleted_at IS NULL
-    FOR KEY SHARE OF w
+    JOIN hooks w ON w.topic_id = m.topic_id
     RETURNING webhook_id, topic_id, partition_key, sequence
   ), lines AS (
     INSERT INTO delivery_lines AS l
@@ -67,7 +73,7 @@ BEGIN
     SELECT f.webhook_id, f.partition_key, f.topic_id, min(f.sequence), max(f.sequence),
            CASE WHEN w.status = 'active' THEN now() END, now()
     FROM fanned_out f
-    JOIN webhooks w ON w.id = f.webhook_id
+    JOIN hooks w ON w.id = f.webhook_id
     GROUP BY f.webhook_id, f.partition_key, f.topic_id, w.status
     ORDER BY f.webhook_id, f.partition_key
     ON CONFLICT (webhook_id, partition_key) DO UPDATE
