@@ -265,6 +265,10 @@ describe('operating the queue', () => {
     ]);
     const dead = await delivery(webhook.id, 'bad', 2);
     expect(dead.status).toBe('dead');
+    const metrics = await http.get('/metrics').expect(200);
+    expect(metrics.text).toMatch(
+      new RegExp(`pgwq_webhook_blocked_lines\\{webhook_id="${webhook.id}"[^}]*\\} 1\\n`),
+    );
     await publish(topic.id, 'bad', 1);
     await publish(topic.id, 'good', 1);
     await eventually(() => sequences(hook, 'good').length === 4, { what: 'the good line' });
@@ -420,8 +424,8 @@ describe('operating the queue', () => {
     await publish(topic.id, 'r', 2);
     await publish(topic.id, 's', 2);
     await eventually(() => sequences(hook, 's').length === 2, { what: 's' });
-    await eventually(async () => (await line(webhook.id, 'r'))?.state === 'idle', {
-      what: 'r idle',
+    await eventually(async () => (await lines(webhook.id)).every((l) => l.state === 'idle'), {
+      what: 'r and s recorded',
     });
     const rBefore = sequences(hook, 'r').length;
     const replayed = await http

@@ -135,7 +135,9 @@ export class WebhooksService {
           );
         }
       }
-      const resume = input.status === 'active' && current.status !== 'active';
+      // Resuming wakes whatever waits, also on a webhook that is already active: harmless, and
+      // an operator's way to wake a line left parked by anything unforeseen.
+      const resume = input.status === 'active';
       const pause = input.status === 'paused' && current.status !== 'paused';
       await tx.query(
         `UPDATE webhooks
