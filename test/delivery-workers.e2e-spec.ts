@@ -196,7 +196,7 @@ describe('delivery workers', () => {
     const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
     const killer = (async () => {
       while (chaos) {
-        await pause(1500);
+        await pause(2000);
         const running = workers.filter((w) => w.running);
         const victim = running[Math.floor(Math.random() * running.length)];
         if (chaos && victim) {
@@ -243,7 +243,7 @@ describe('delivery workers', () => {
     try {
       await publish(topic.id);
       await eventually(() => allArrived(checker, ['a']), {
-        timeoutMs: 60_000,
+        timeoutMs: 120_000,
         intervalMs: 200,
         what: 'every message tried at least once',
       });
@@ -278,7 +278,7 @@ describe('delivery workers', () => {
       for (let n = 1; n <= MESSAGES; n++) expect(acknowledged.has(`p${p}/${n}`)).toBe(true);
     }
     await expectAllDelivered(1);
-  }, 180_000);
+  }, 240_000);
 
   it('exits 0 on SIGTERM after finishing its in-flight request, leaving nothing leased', async () => {
     let release: () => void = () => undefined;
