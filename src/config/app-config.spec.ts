@@ -58,6 +58,7 @@ describe('loadConfig', () => {
       LOG_FORMAT: 'JSON',
       LOG_LEVEL: 'debug',
       WEBHOOK_DNS_SERVERS: '10.0.0.2, [2001:db8::53]:5353,127.0.0.1:53',
+      WEBHOOK_DISABLE_AFTER_SECONDS: '0',
     });
     expect(config).toMatchObject({
       databaseUrl: 'postgres://u:p@db.internal:5432/queue',
@@ -77,6 +78,7 @@ describe('loadConfig', () => {
       workerConcurrency: 4,
       workerConcurrencyPerWebhook: 3,
       webhookDnsServers: ['10.0.0.2', '[2001:db8::53]:5353', '127.0.0.1:53'],
+      webhookDisableAfterSeconds: 0,
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -116,6 +118,9 @@ describe('loadConfig', () => {
     ['WORKER_CONCURRENCY_PER_WEBHOOK', '0'],
     ['WORKER_CONCURRENCY_PER_WEBHOOK', '11'],
     ['WEBHOOK_DNS_SERVERS', 'dns.example.com'],
+    ['WEBHOOK_DISABLE_AFTER_SECONDS', '-1'],
+    ['WEBHOOK_DISABLE_AFTER_SECONDS', '5d'],
+    ['WEBHOOK_DISABLE_AFTER_SECONDS', '1.5'],
   ])('refuses %s=%s with one line naming the variable', (name, value) => {
     let error: unknown;
     try {
