@@ -92,6 +92,13 @@ $$;
 -- a locked row), so no producer ever fails on the deliveries' foreign key. It does not wait on
 -- DELETE /webhooks/{id}, which only updates the row.
 --
+-- A paused or disabled webhook (DESIGN §7) still gets its deliveries, but its new or idle lines
+-- are not made due: they wait with next_attempt_at NULL, so no worker spends a claim on them, and
+-- resuming the webhook wakes them. The status is read from the key-share locked row: a pause or
+-- resume (PATCH /webhooks/{id}) locks the row FOR UPDATE, so this waits for it and then reads the
+-- row as it committed, never a status older than a resume that then missed this line. head_created_at is when the line's head was published, for
+-- GET /webhooks/{id}/lines?order=lag; it is set here when a line gets its first pending message.
+--
 -- The line upsert locks each touched (webhook, partition) line until commit. A worker that
 -- finishes the line's head meanwhile waits for that lock and then reads the new tail_sequence
 -- from the row itself, so it cannot park the line as idle while this transaction's deliveries
@@ -126,21 +133,28 @@ BEGIN
     AND ps.partition_key = n.partition_key
     AND ps.last_sequence < n.last_sequence;
 
-  WITH fanned_out AS (
+  WITH hooks AS (
+    SELECT w.id, w.topic_id, w.status
+    FROM webhooks w
+    WHERE w.topic_id IN (SELECT topic_id FROM new_messages) AND w.deleted_at IS NULL
+    FOR KEY SHARE
+  ), fanned_out AS (
     INSERT INTO deliveries
       (message_id, webhook_id, topic_id, partition_key, sequence, next_attempt_at)
     SELECT m.id, w.id, m.topic_id, m.partition_key, m.sequence, now()
     FROM new_messages m
-    JOIN webhooks w ON w.topic_id = m.topic_id AND w.deleted_at IS NULL
-    FOR KEY SHARE OF w
+    JOIN hooks w ON w.topic_id = m.topic_id
     RETURNING webhook_id, topic_id, partition_key, sequence
   ), lines AS (
     INSERT INTO delivery_lines AS l
-      (webhook_id, partition_key, topic_id, head_sequence, tail_sequence, next_attempt_at)
-    SELECT webhook_id, partition_key, topic_id, min(sequence), max(sequence), now()
-    FROM fanned_out
-    GROUP BY webhook_id, partition_key, topic_id
-    ORDER BY webhook_id, partition_key
+      (webhook_id, partition_key, topic_id, head_sequence, tail_sequence, next_attempt_at,
+       head_created_at)
+    SELECT f.webhook_id, f.partition_key, f.topic_id, min(f.sequence), max(f.sequence),
+           CASE WHEN w.status = 'active' THEN now() END, now()
+    FROM fanned_out f
+    JOIN hooks w ON w.id = f.webhook_id
+    GROUP BY f.webhook_id, f.partition_key, f.topic_id, w.status
+    ORDER BY f.webhook_id, f.partition_key
     ON CONFLICT (webhook_id, partition_key) DO UPDATE
       SET head_sequence = CASE
             WHEN l.head_sequence > l.tail_sequence THEN EXCLUDED.head_sequence
@@ -151,9 +165,10 @@ BEGIN
             ELSE greatest(l.tail_sequence, EXCLUDED.tail_sequence)
           END,
           next_attempt_at = CASE
-            WHEN l.head_sequence > l.tail_sequence THEN now()
+            WHEN l.head_sequence > l.tail_sequence THEN EXCLUDED.next_attempt_at
             ELSE l.next_attempt_at
-          END
+          END,
+          head_created_at = coalesce(l.head_created_at, EXCLUDED.head_created_at)
     RETURNING l.next_attempt_at = now() AS woke
   )
   SELECT bool_or(lines.woke) INTO woke FROM lines;

@@ -4,6 +4,7 @@ import { DatabaseModule } from './database/database.module.js';
 import { DeadLetterModule } from './dead-letter/dead-letter.module.js';
 import { DeliveriesModule } from './deliveries/deliveries.module.js';
 import { DeliveryModule } from './delivery/delivery.module.js';
+import { LinesModule } from './lines/lines.module.js';
 import { HealthController } from './health/health.controller.js';
 import { MessagesModule } from './messages/messages.module.js';
 import { ApiMetricsModule } from './metrics/api-metrics.module.js';
@@ -35,6 +36,7 @@ export class AppModule {
         MessagesModule,
         DeliveriesModule,
         DeadLetterModule,
+        LinesModule,
         ApiMetricsModule,
         ...(options.withWorker ? [DeliveryModule] : []),
       ],

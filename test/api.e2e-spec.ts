@@ -60,6 +60,10 @@ describe('REST API', () => {
         url: 'https://example.com/hook',
         secret: expect.stringMatching(/^whsec_[A-Za-z0-9+/]{43}=$/),
         created_at: expect.any(String),
+        status: 'active',
+        disabled_reason: null,
+        disabled_at: null,
+        on_exhausted: 'dead_letter',
       });
 
       const m1 = await http
@@ -359,6 +363,11 @@ describe('REST API', () => {
           'GET /messages/{id}',
           'GET /health',
           'GET /metrics',
+          'PATCH /webhooks/{id}',
+          'GET /webhooks/{id}/lines',
+          'POST /webhooks/{id}/lines/{partition_key}/skip',
+          'POST /webhooks/{id}/replay',
+          'POST /dead-letter/redrive',
         ].sort(),
       );
       for (const [path, ops] of Object.entries(
@@ -372,7 +381,8 @@ describe('REST API', () => {
           expect(statuses.some((s) => s.startsWith('2'))).toBe(true);
           // Every route but those without input can answer 400.
           if (!['/health', '/metrics'].includes(path)) expect(statuses).toContain('400');
-          if (method === 'post' && !path.endsWith('rotate')) expect(op.requestBody).toBeDefined();
+          if (method === 'post' && !/(rotate|skip)$/.test(path))
+            expect(op.requestBody).toBeDefined();
         }
       }
       expect(doc.components.schemas.ErrorDto.required).toEqual(

@@ -1,3 +1,5 @@
+import request from 'supertest';
+import { createTestApp } from './helpers/app.js';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook } from './helpers/factories.js';
@@ -167,6 +169,116 @@ describe('delivery workers', () => {
     );
     await expectAllDelivered(1);
   }, 150_000);
+
+  it('keeps every message and the order while an operator pauses, replays and redrives under SIGKILL', async () => {
+    const checker = new OrderChecker(true);
+    const acknowledged = new Set<string>();
+    const receiver = await Receiver.start((a) => {
+      const key = a.headers['webhook-partition-key'] as string;
+      const sequence = Number(a.headers['webhook-sequence']);
+      checker.observe('a', key, sequence);
+      const r = Math.random();
+      if (r < 0.1) return 'hang';
+      if (r < 0.3) return { status: 500 };
+      acknowledged.add(`${key}/${sequence}`);
+      return { status: 200 };
+    });
+    receivers.push(receiver);
+    const app = await createTestApp(db.url);
+    const http = request(app.getHttpServer());
+    const topic = await createTopic(db.pool);
+    const webhook = await createWebhook(db.pool, topic.id, receiver.url);
+    // Few retries: some deliveries go dead, for the redrives to send again.
+    const env = { ...CHAOS_ENV, MAX_RETRIES: '3' };
+    for (let i = 0; i < 3; i++) spawn(env);
+    let chaos = true;
+    const actions = { pause: 0, replay: 0, redrive: 0, kills: 0, terminations: 0 };
+    const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const killer = (async () => {
+      while (chaos) {
+        await pause(2000);
+        const running = workers.filter((w) => w.running);
+        const victim = running[Math.floor(Math.random() * running.length)];
+        if (chaos && victim) {
+          victim.kill('SIGKILL');
+          actions.kills++;
+          spawn(env);
+        }
+      }
+    })();
+    const terminator = (async () => {
+      while (chaos) {
+        await pause(1000);
+        const { rowCount } = await db.pool.query(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+           WHERE datname = current_database() AND application_name LIKE 'pgwq%'`,
+        );
+        actions.terminations += rowCount ?? 0;
+      }
+    })();
+    // The operator: an action every 700 ms, each an ordinary API call (one may fail on a
+    // terminated connection; the next goes on).
+    const operator = (async () => {
+      for (let round = 0; chaos; round++) {
+        await pause(700);
+        const partition = `p${1 + Math.floor(Math.random() * PARTITIONS)}`;
+        const from = Math.max(1, Math.floor(Math.random() * checker.highest('a', partition)));
+        const action = round % 3;
+        if (action === 0) {
+          const paused = await http.patch(`/webhooks/${webhook.id}`).send({ status: 'paused' });
+          await pause(300);
+          const resumed = await http.patch(`/webhooks/${webhook.id}`).send({ status: 'active' });
+          if (paused.status === 200 && resumed.status === 200) actions.pause++;
+        } else if (action === 1) {
+          const res = await http
+            .post(`/webhooks/${webhook.id}/replay`)
+            .send({ partition_key: partition, from_sequence: from });
+          if (res.status === 200) actions.replay++;
+        } else {
+          const res = await http.post('/dead-letter/redrive').send({ webhook_id: webhook.id });
+          if (res.status === 200) actions.redrive++;
+        }
+      }
+    })();
+    try {
+      await publish(topic.id);
+      await eventually(() => allArrived(checker, ['a']), {
+        timeoutMs: 120_000,
+        intervalMs: 200,
+        what: 'every message tried at least once',
+      });
+      await pause(5000);
+    } finally {
+      chaos = false;
+      await Promise.all([killer, terminator, operator]);
+    }
+    try {
+      expect(actions.pause).toBeGreaterThan(0);
+      expect(actions.replay).toBeGreaterThan(0);
+      expect(actions.redrive).toBeGreaterThan(0);
+      expect(actions.kills).toBeGreaterThan(0);
+      expect(actions.terminations).toBeGreaterThan(0);
+      await http.patch(`/webhooks/${webhook.id}`).send({ status: 'active' }).expect(200);
+      // What is still dead goes again until everything is delivered.
+      await eventually(
+        async () => {
+          await http.post('/dead-letter/redrive').send({ webhook_id: webhook.id }).expect(200);
+          const { rows } = await db.pool.query(
+            `SELECT count(*)::int AS n FROM deliveries WHERE status <> 'delivered'`,
+          );
+          return rows[0].n === 0;
+        },
+        { timeoutMs: 60_000, intervalMs: 1000, what: 'every delivery delivered' },
+      );
+    } finally {
+      await app.close();
+    }
+    expect(checker.violations).toEqual([]);
+    for (let p = 1; p <= PARTITIONS; p++) {
+      for (let n = 1; n <= MESSAGES; n++) expect(acknowledged.has(`p${p}/${n}`)).toBe(true);
+    }
+    await expectAllDelivered(1);
+  }, 240_000);
 
   it('exits 0 on SIGTERM after finishing its in-flight request, leaving nothing leased', async () => {
     let release: () => void = () => undefined;

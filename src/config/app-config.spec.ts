@@ -30,6 +30,7 @@ describe('loadConfig', () => {
       maxWebhooksPerTopic: 100,
       webhookAllowPrivateNetworks: false,
       webhookSecretGraceSeconds: 86400,
+      webhookDisableAfterSeconds: 432000,
       pollIntervalMs: 1000,
       metricsPort: 9464,
       logFormat: 'text',
@@ -60,6 +61,7 @@ describe('loadConfig', () => {
       LOG_FORMAT: 'JSON',
       LOG_LEVEL: 'debug',
       WEBHOOK_DNS_SERVERS: '10.0.0.2, [2001:db8::53]:5353,127.0.0.1:53',
+      WEBHOOK_DISABLE_AFTER_SECONDS: '0',
     });
     expect(config).toMatchObject({
       databaseUrl: 'postgres://u:p@db.internal:5432/queue',
@@ -79,6 +81,7 @@ describe('loadConfig', () => {
       workerConcurrency: 4,
       workerConcurrencyPerWebhook: 3,
       webhookDnsServers: ['10.0.0.2', '[2001:db8::53]:5353', '127.0.0.1:53'],
+      webhookDisableAfterSeconds: 0,
     });
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -133,6 +136,9 @@ describe('loadConfig', () => {
     ['RETENTION_DELIVERED_SECONDS', '-1'],
     ['RETENTION_DELIVERED_SECONDS', '1 week'],
     ['RETENTION_DEAD_SECONDS', '2.5'],
+    ['WEBHOOK_DISABLE_AFTER_SECONDS', '-1'],
+    ['WEBHOOK_DISABLE_AFTER_SECONDS', '5d'],
+    ['WEBHOOK_DISABLE_AFTER_SECONDS', '1.5'],
   ])('refuses %s=%s with one line naming the variable', (name, value) => {
     let error: unknown;
     try {

@@ -38,6 +38,8 @@ export abstract class AppConfig {
   abstract readonly webhookAllowPrivateNetworks: boolean;
   /** How long a rotated-out secret keeps signing beside the new one. */
   abstract readonly webhookSecretGraceSeconds: number;
+  /** Disable a webhook whose attempts have all failed this long (DESIGN §7); 0 = never. */
+  abstract readonly webhookDisableAfterSeconds: number;
   abstract readonly pollIntervalMs: number;
   /** The worker's /metrics and /health port; 0 = no metrics server. */
   abstract readonly metricsPort: number;
@@ -190,6 +192,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     maxWebhooksPerTopic: vars.MAX_WEBHOOKS_PER_TOPIC,
     webhookAllowPrivateNetworks: vars.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
     webhookSecretGraceSeconds: vars.WEBHOOK_SECRET_GRACE_SECONDS,
+    webhookDisableAfterSeconds: vars.WEBHOOK_DISABLE_AFTER_SECONDS,
     pollIntervalMs: vars.POLL_INTERVAL_MS,
     metricsPort: vars.METRICS_PORT,
     logFormat: vars.LOG_FORMAT,

@@ -184,6 +184,12 @@ export class EnvironmentVariables {
   @Max(30 * 24 * 3600)
   WEBHOOK_SECRET_GRACE_SECONDS = 24 * 3600;
 
+  @Transform(toNumber)
+  @IsInt({ message: 'WEBHOOK_DISABLE_AFTER_SECONDS must be an integer (seconds; 0 = never)' })
+  @Min(0)
+  @Max(365 * 24 * 3600)
+  WEBHOOK_DISABLE_AFTER_SECONDS = 5 * 24 * 3600;
+
   /** Checked by loadConfig with the resolver's own parser. */
   @IsOptional()
   @IsString()

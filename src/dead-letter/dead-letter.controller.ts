@@ -1,4 +1,4 @@
-import { Controller, Get, Query } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Get, HttpCode, Post, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
 import { ApiErrors } from '../common/error-responses.js';
 import { Page } from '../common/page.js';
@@ -6,11 +6,16 @@ import { DeliveryDto, toDeliveryJson } from '../deliveries/dto/delivery.dto.js';
 import { DeadLetterService } from './dead-letter.service.js';
 import { DeadLetterFilterDto, ListDeadLetterDto } from './dto/dead-letter-query.dto.js';
 import { DeadLetterCountDto } from './dto/dead-letter.dto.js';
+import { RedriveDto, RedrivenDto } from './dto/redrive.dto.js';
+import { RewindService } from '../lines/rewind.service.js';
 
 @ApiTags('dead-letter')
 @Controller('dead-letter')
 export class DeadLetterController {
-  constructor(private readonly deadLetter: DeadLetterService) {}
+  constructor(
+    private readonly deadLetter: DeadLetterService,
+    private readonly rewinds: RewindService,
+  ) {}
 
   @ApiOperation({ summary: 'List dead-lettered deliveries' })
   @Get()
@@ -31,5 +36,26 @@ export class DeadLetterController {
   @ApiErrors(400)
   async count(@Query() query: DeadLetterFilterDto): Promise<DeadLetterCountDto> {
     return { count: await this.deadLetter.count(query) };
+  }
+
+  @ApiOperation({
+    summary: 'Send dead deliveries again (at least one filter)',
+    description:
+      'Each chosen dead delivery is pending again with a fresh retry budget and goes back to ' +
+      'the head of its line: it is sent before anything still waiting there, several in one ' +
+      'line in sequence order. A blocked line sends its head again too. Its attempts so far ' +
+      'stay in its log. Works in batches of whole lines.',
+  })
+  @Post('redrive')
+  @HttpCode(200)
+  @ApiOkResponse({ type: RedrivenDto })
+  @ApiErrors(400)
+  async redrive(@Body() body: RedriveDto): Promise<RedrivenDto> {
+    if (Object.values(body).every((value) => value === undefined)) {
+      throw new BadRequestException(
+        'give at least one of delivery_ids, webhook_id, topic_id, partition_key, since, until',
+      );
+    }
+    return { redriven: await this.rewinds.redrive(body) };
   }
 }

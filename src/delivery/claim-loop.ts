@@ -28,6 +28,7 @@ import {
 } from './delivery.sql.js';
 import { DeliveryMetrics } from './delivery-metrics.js';
 import { NotifyListener } from './notify-listener.js';
+import { noteAttemptOutcome } from './webhook-state.js';
 import { signatureHeader } from './signature.js';
 import { WebhookResult, WebhookSender } from './webhook-sender.js';
 
@@ -481,6 +482,7 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       return undefined;
     }
     this.metrics.attemptRecorded(outcome, result.durationMs);
+    const disabled = await this.noteWebhookHealth(line, result);
     if (outcome === 'delivered') {
       this.logger.debug(what, about);
     } else if (outcome === 'dead') {
@@ -491,8 +493,42 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       this.later(delay * 1000, () => this.wake());
     }
     if (row.lease_token === null) return undefined;
+    if (disabled) {
+      // Kept before the webhook was disabled: give the next head back untouched.
+      await this.release([{ line: row as ClaimedLine, head: row.sequence!, delayMs: 0 }]);
+      return undefined;
+    }
     job.leaseDeadline = sentAt + this.leaseMs;
     return row as ClaimedLine;
+  }
+
+  /**
+   * DESIGN §7 auto-disable: a 410 disables the webhook at once, a run of failures as long as
+   * WEBHOOK_DISABLE_AFTER_SECONDS too, and a success ends the run. After the record, in its own
+   * statements: the attempt is recorded whatever happens here, and an error only delays this
+   * until the next attempt.
+   */
+  private async noteWebhookHealth(line: ClaimedLine, result: WebhookResult): Promise<boolean> {
+    try {
+      const disabled = await noteAttemptOutcome(
+        this.pool,
+        line.webhook_id,
+        { ok: result.ok, statusCode: result.statusCode, wasFailing: line.failing },
+        this.config.webhookDisableAfterSeconds,
+      );
+      if (disabled) {
+        this.logger.warn(
+          disabled === 'gone'
+            ? 'webhook disabled: the receiver answered 410 Gone; its backlog is kept'
+            : `webhook disabled: every attempt failed for ${this.config.webhookDisableAfterSeconds} s; its backlog is kept`,
+          fields(line),
+        );
+      }
+      return disabled !== undefined;
+    } catch (error) {
+      this.logger.warn(`could not note the webhook's health (${(error as Error).message})`);
+      return false;
+    }
   }
 
   private async skipMissingHead(job: Job): Promise<void> {

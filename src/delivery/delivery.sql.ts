@@ -40,6 +40,7 @@ export const NOTIFY_PROBE = `SELECT pg_notify('${PROBE_CHANNEL}', $1)`;
  * - payload::text is the stored JSON exactly as PostgreSQL prints it: the signed body.
  * - previous_secret only while its grace period lasts.
  * - Nothing for a deleted webhook (DELETE /webhooks/{id}); its lines wait for the purge.
+ * - failing: the webhook has a run of failed attempts (failing_since), which a success ends.
  */
 const headOfLines = (lines: string) => `
 SELECT c.webhook_id,
@@ -53,7 +54,8 @@ SELECT c.webhook_id,
        w.url,
        w.secret,
        CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
-       t.name AS topic
+       t.name AS topic,
+       w.failing_since IS NOT NULL AS failing
 FROM ${lines} c
 JOIN webhooks w ON w.id = c.webhook_id AND w.deleted_at IS NULL
 JOIN topics t ON t.id = c.topic_id
@@ -79,9 +81,14 @@ LEFT JOIN messages m ON m.id = d.message_id
  *   `next_attempt_at <= now()` on the new row version (now the other lease's expiry) and drops
  *   it. The UPDATE repeats it for the same reason. The head is head_sequence on that same row,
  *   so no subquery over deliveries can pick a stale head.
- * - Lines of a deleted webhook are left alone (the purge removes them). The check is a scalar
- *   subquery, a filter on each line the index scan reaches: written as NOT EXISTS, the planner
- *   makes it an anti-join that reads and sorts every due line.
+ * - Lines of a deleted webhook are left alone (the purge removes them), and so are those of a
+ *   paused or disabled one (DESIGN §7). Pausing parks its lines (next_attempt_at NULL) and the
+ *   fan-out does not wake them, so this filter only meets the few that a race left due (a lease
+ *   that lapsed, a release, a producer that read the webhook as active just before the pause).
+ *   The check is a scalar subquery, a filter on each line the index scan reaches: written as
+ *   NOT EXISTS, the planner makes it an anti-join that reads and sorts every due line.
+ * - A rewind (rewind_to: a redrive or replay that found the line leased) is applied here, by the
+ *   claim that ends the old lease: the head goes back, so the rewound messages go first.
  * - `within_cap` keeps each webhook's oldest due lines up to its room; the rest stay locked
  *   only until this statement ends and are claimed by a later one.
  * - A fresh lease_token per line is the fence every later write must match; the lease runs
@@ -94,7 +101,10 @@ WITH due AS (
   FROM delivery_lines
   WHERE next_attempt_at <= now()
     AND webhook_id <> ALL($3::int[])
-    AND (SELECT w.deleted_at FROM webhooks w WHERE w.id = delivery_lines.webhook_id) IS NULL
+    AND (
+      SELECT w.deleted_at IS NULL AND w.status = 'active'
+      FROM webhooks w WHERE w.id = delivery_lines.webhook_id
+    )
   ORDER BY next_attempt_at
   LIMIT $1
   FOR UPDATE SKIP LOCKED
@@ -111,7 +121,9 @@ WITH due AS (
 ), claimed AS (
   UPDATE delivery_lines AS l
   SET lease_token = gen_random_uuid(),
-      next_attempt_at = clock_timestamp() + make_interval(secs => $2::double precision / 1000)
+      next_attempt_at = clock_timestamp() + make_interval(secs => $2::double precision / 1000),
+      head_sequence = least(l.head_sequence, coalesce(l.rewind_to, l.head_sequence)),
+      rewind_to = NULL
   FROM within_cap AS c
   WHERE l.webhook_id = c.webhook_id
     AND l.partition_key = c.partition_key
@@ -167,8 +179,8 @@ export interface RenewedLease {
  * SKIP_MISSING_HEAD way, which re-checks in a fresh snapshot and releases the line if it exists.
  * Otherwise the line is released as before (due now if there is more, idle if not).
  *
- * The delivery update and the attempt insert happen only when the line update matched (the
- * EXISTS on the `line` CTE), so a worker that lost its lease changes nothing. And a second run
+ * The delivery update and the attempt insert happen only when the line update matched (they
+ * join its one row, through `recorded`), so a worker that lost its lease changes nothing. And a second run
  * of a statement that already committed changes nothing either: the head is no longer $15, or
  * the token is gone. The last columns, read in the statement's snapshot (before its own
  * writes), tell the caller why nothing matched:
@@ -181,36 +193,80 @@ export interface RenewedLease {
  *   recorded: an earlier run committed and released the line.
  * - line_exists: false when the line went with its webhook.
  * Otherwise another worker took the line over.
+ *
+ * The webhook's state (DESIGN §7) shapes the line, read from the webhook row in this statement's
+ * snapshot (a pause committed a moment later is caught by the claim's filter instead):
+ * - on_exhausted = block and the head is dead: the head stays, the line is `blocked` and not due
+ *   (next_attempt_at NULL) until a redrive or a skip;
+ * - paused or disabled: the attempt is recorded and the line released, not kept. It is not
+ *   parked: the status read here may be older than a resume committed meanwhile, and a line
+ *   parked on that stale read would never wake. Released lines of a paused webhook are only
+ *   those in flight at the pause, which the claim's filter passes over;
+ * - a pending rewind (rewind_to: a redrive or replay came while this attempt was in flight):
+ *   the line is released due now, not kept, and the next claim applies the rewind. A rewind to
+ *   this head or before it leaves this delivery pending (its attempt is recorded all the same),
+ *   so the rewound line sends it again in its turn: nothing from the rewind point on is missed.
+ * head_created_at follows the head: the next head's publication time, read by its unique key (a
+ * next head committed after this statement's snapshot was published just now: now()).
  */
 export const RECORD_ATTEMPT = `
-WITH line AS (
-  UPDATE delivery_lines
-  SET head_sequence = CASE WHEN $4::text = 'pending' THEN head_sequence ELSE head_sequence + 1 END,
+WITH hook AS (
+  SELECT status = 'active' AS active, on_exhausted = 'block' AS blocks
+  FROM webhooks WHERE id = $1
+), line AS (
+  UPDATE delivery_lines AS l
+  SET head_sequence = CASE
+        WHEN $4::text = 'pending' OR ($4::text = 'dead' AND h.blocks)
+          OR l.rewind_to <= l.head_sequence THEN l.head_sequence
+        ELSE l.head_sequence + 1
+      END,
+      blocked = $4::text = 'dead' AND h.blocks AND coalesce(l.rewind_to > l.head_sequence, true),
       next_attempt_at = CASE
+        WHEN $4::text = 'dead' AND h.blocks AND coalesce(l.rewind_to > l.head_sequence, true)
+          THEN NULL
+        WHEN l.rewind_to IS NOT NULL THEN now()
         WHEN $4::text = 'pending' THEN now() + make_interval(secs => $5::double precision)
-        WHEN head_sequence + 1 <= tail_sequence AND $13::boolean
+        WHEN l.head_sequence + 1 <= l.tail_sequence AND $13::boolean
           THEN clock_timestamp() + make_interval(secs => $14::double precision / 1000)
-        WHEN head_sequence + 1 <= tail_sequence THEN now()
+        WHEN l.head_sequence + 1 <= l.tail_sequence THEN now()
         ELSE NULL
       END,
       lease_token = CASE
-        WHEN $4::text <> 'pending' AND head_sequence + 1 <= tail_sequence AND $13::boolean
-          THEN lease_token
+        WHEN $4::text = 'delivered' OR ($4::text = 'dead' AND NOT h.blocks) THEN
+          CASE
+            WHEN l.head_sequence + 1 <= l.tail_sequence AND $13::boolean AND h.active
+              AND l.rewind_to IS NULL THEN l.lease_token
+          END
+      END,
+      head_created_at = CASE
+        WHEN $4::text = 'pending' OR ($4::text = 'dead' AND h.blocks) OR l.rewind_to IS NOT NULL
+          THEN l.head_created_at
+        WHEN l.head_sequence + 1 <= l.tail_sequence THEN coalesce(
+          (SELECT d.created_at FROM deliveries d
+           WHERE d.webhook_id = $1 AND d.partition_key = $2 AND d.sequence = l.head_sequence + 1),
+          now())
       END
-  WHERE webhook_id = $1 AND partition_key = $2 AND lease_token = $3 AND head_sequence = $15
-  RETURNING webhook_id, partition_key, topic_id, head_sequence, lease_token
+  FROM hook AS h
+  WHERE l.webhook_id = $1 AND l.partition_key = $2 AND l.lease_token = $3
+    AND l.head_sequence = $15
+  RETURNING l.webhook_id, l.partition_key, l.topic_id, l.head_sequence, l.lease_token,
+            coalesce(l.rewind_to <= $15, false) AS rewound
+), recorded AS (
+  SELECT CASE WHEN rewound THEN 'pending' ELSE $4::text END AS status, rewound FROM line
 ), delivery AS (
   UPDATE deliveries
-  SET status = $4::text,
+  SET status = r.status,
       attempts = $7::int,
       next_attempt_at = CASE
+        WHEN r.rewound THEN now()
         WHEN $4::text = 'pending' THEN now() + make_interval(secs => $5::double precision)
       END,
       last_status_code = $8::int,
       last_error = $9::text,
-      delivered_at = CASE WHEN $4::text = 'delivered' THEN now() END,
-      dead_at = CASE WHEN $4::text = 'dead' THEN now() END
-  WHERE id = $6::bigint AND EXISTS (SELECT 1 FROM line)
+      delivered_at = CASE WHEN r.status = 'delivered' THEN now() END,
+      dead_at = CASE WHEN r.status = 'dead' THEN now() END
+  FROM recorded AS r
+  WHERE id = $6::bigint
   RETURNING id
 ), attempt AS (
   INSERT INTO delivery_attempts
@@ -249,20 +305,66 @@ export type RecordedAttempt = {
 } & (ClaimedLine | { [K in keyof ClaimedLine]: null });
 
 /**
- * The head delivery is gone (its message was deleted): move the line on, fenced, with the same
+ * Where a line goes when its head $4 is finished or gone: the next pending delivery after it, in
+ * one index range scan over (webhook_id, partition_key, sequence), so a line whose range holds
+ * many delivered or dead rows (after a redrive or replay rewound it) passes them in one step.
+ * Only rows visible to this statement's snapshot are jumped over: a delivery committed later (a
+ * producer's) has a higher sequence than every visible one, so the jump stops at the highest
+ * visible sequence + 1 and never passes it. `next_created_at` is the next head's publication
+ * time (NULL when it is not visible yet). Parameters: $1 webhook, $2 partition key, $4 the head.
+ */
+export const NEXT_HEAD = `
+SELECT coalesce(
+         p.sequence,
+         greatest((SELECT max(d.sequence) FROM deliveries d
+                   WHERE d.webhook_id = $1 AND d.partition_key = $2) + 1, $4::bigint + 1),
+         $4::bigint + 1
+       ) AS sequence,
+       p.created_at AS next_created_at
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+  SELECT d.sequence, d.created_at FROM deliveries d
+  WHERE d.webhook_id = $1 AND d.partition_key = $2 AND d.sequence > $4::bigint
+    AND d.status = 'pending'
+  ORDER BY d.sequence
+  LIMIT 1
+) AS p ON true
+`;
+
+/**
+ * The line's columns after its head moved to `next` (a NEXT_HEAD row): due now when there is more
+ * (or a rewind to apply), idle otherwise; lease released. (Due even when the webhook is paused,
+ * for the reason RECORD_ATTEMPT gives: the claim's filter passes over it.)
+ */
+export const MOVE_HEAD_TO_NEXT = `
+    head_sequence = least(n.sequence, l.tail_sequence + 1),
+    next_attempt_at = CASE
+      WHEN n.sequence <= l.tail_sequence OR l.rewind_to IS NOT NULL THEN now()
+    END,
+    head_created_at = CASE
+      WHEN l.rewind_to IS NOT NULL THEN l.head_created_at
+      WHEN n.sequence <= l.tail_sequence THEN coalesce(n.next_created_at, now())
+    END,
+    lease_token = NULL
+`;
+
+/**
+ * The head delivery is not pending (its message was deleted, or a rewind walks over a delivered or
+ * dead one): move the line on to the next pending delivery (NEXT_HEAD), fenced, with the same
  * "is there more?" rule as RECORD_ATTEMPT.
  *
  * The NOT EXISTS runs in this statement's fresh snapshot. CLAIM_LINES can lock a line version
  * committed after its own snapshot (another worker's late but still fenced result moved the head
- * on), and then its join may not see the new head delivery yet. Re-checking here means we only
- * skip a head that is really gone; otherwise no row comes back and the caller releases the line
- * to be claimed again. Fenced on the head it skips ($4), so a second run skips nothing more.
+ * on, or a redrive moved it back), and then its join may not see the new head delivery yet.
+ * Re-checking here means we only skip a head that is really not pending; otherwise no row comes
+ * back and the caller releases the line to be claimed again. Fenced on the head it skips ($4), so
+ * a second run skips nothing more.
  */
 export const SKIP_MISSING_HEAD = `
+WITH n AS (${NEXT_HEAD})
 UPDATE delivery_lines AS l
-SET head_sequence = l.head_sequence + 1,
-    next_attempt_at = CASE WHEN l.head_sequence + 1 <= l.tail_sequence THEN now() ELSE NULL END,
-    lease_token = NULL
+SET ${MOVE_HEAD_TO_NEXT}
+FROM n
 WHERE l.webhook_id = $1 AND l.partition_key = $2 AND l.lease_token = $3
   AND l.head_sequence = $4
   AND NOT EXISTS (
@@ -309,4 +411,5 @@ export interface ClaimedLine {
   secret: string;
   previous_secret: string | null;
   topic: string;
+  failing: boolean;
 }

@@ -7,14 +7,15 @@
  * Per webhook: pending deliveries, dead deliveries, the oldest pending delivery's age, blocked
  * lines.
  *
- * - Pending: a line's pending deliveries are exactly head_sequence..tail_sequence (only a
- *   line's head is ever attempted, and it moves on only when the head is delivered or dead);
- *   an idle line has its head past its tail.
+ * - Pending: a line's pending deliveries are head_sequence..tail_sequence (only a line's head
+ *   is ever attempted, and it moves on only when the head is delivered or dead), from the
+ *   rewound head when a rewind waits for the line's lease, less a blocked line's dead head; an
+ *   idle line has its head past its tail. (After a sparse redrive or replay some sequences in
+ *   that range are already delivered: the line walks past them.)
  * - Oldest pending: the first entry of the webhook's range in deliveries_pending_age_idx (an
  *   index-only probe per webhook); 0 when nothing is pending.
  * - Dead: the sum of the webhook's dead_delivery_counts rows, kept by triggers.
- * - Blocked lines: no line can be blocked yet (on_exhausted = block, DESIGN §7, is not built), so
- *   0; once lines have that state, count them in `lines` beside `pending`.
+ * - Blocked lines: lines stopped at a dead head (on_exhausted = block, DESIGN §7).
  */
 export const QUEUE_STATS = `
 SELECT w.id AS webhook_id,
@@ -31,8 +32,11 @@ FROM webhooks w
 JOIN topics t ON t.id = w.topic_id
 LEFT JOIN (
   SELECT webhook_id,
-         sum(tail_sequence - head_sequence + 1) FILTER (WHERE head_sequence <= tail_sequence) AS pending,
-         0 AS blocked
+         sum(tail_sequence - least(head_sequence, coalesce(rewind_to, head_sequence)) + 1
+             - blocked::int)
+           FILTER (WHERE least(head_sequence, coalesce(rewind_to, head_sequence)) <= tail_sequence)
+           AS pending,
+         count(*) FILTER (WHERE blocked) AS blocked
   FROM delivery_lines
   GROUP BY webhook_id
 ) AS lines ON lines.webhook_id = w.id

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import {
   ApiCreatedResponse,
   ApiNoContentResponse,
@@ -12,6 +12,7 @@ import { ParseIdPipe } from '../common/id.pipe.js';
 import { Page } from '../common/page.js';
 import { IntIdPaginationDto } from '../common/pagination.dto.js';
 import { CreateWebhookDto } from './dto/create-webhook.dto.js';
+import { UpdateWebhookDto } from './dto/update-webhook.dto.js';
 import {
   CreatedWebhookDto,
   toWebhookJson,
@@ -47,6 +48,25 @@ export class WebhooksController {
       (await this.webhooks.listByTopic(topicId, page)).map(toWebhookJson),
       page.limit,
     );
+  }
+
+  @ApiOperation({
+    summary: 'Change a webhook: pause or resume it, its URL, what a used-up head does',
+    description:
+      'Paused: no new attempt starts (one in flight finishes and is recorded); messages still ' +
+      'fan out and wait. active: every line resumes where it stopped, in order (also after a ' +
+      'worker disabled it). A new URL passes the registration checks and applies from the next ' +
+      'attempt.',
+  })
+  @Patch('webhooks/:id')
+  @ApiParam({ name: 'id', type: Number })
+  @ApiOkResponse({ type: WebhookDto })
+  @ApiErrors(400, 404, 409)
+  async update(
+    @Param('id', ParseIdPipe) id: number,
+    @Body() body: UpdateWebhookDto,
+  ): Promise<WebhookDto> {
+    return toWebhookJson(await this.webhooks.update(id, body));
   }
 
   @ApiOperation({ summary: 'Delete a webhook' })

@@ -5,14 +5,16 @@ import {
   NotFoundException,
 } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { MoreThan, Repository } from 'typeorm';
+import { EntityManager, MoreThan, Repository } from 'typeorm';
 import { IntIdPaginationDto } from '../common/pagination.dto.js';
 import { AppConfig } from '../config/app-config.js';
 import { Webhook } from '../database/entities/webhook.entity.js';
 import { webhookHostProblem } from '../security/ssrf-guard.js';
 import { createWebhookResolver, ResolveHost } from '../security/webhook-dns.js';
 import { TopicsService } from '../topics/topics.service.js';
+import { parkLines, wakeLines } from '../delivery/webhook-state.js';
 import { CreateWebhookDto } from './dto/create-webhook.dto.js';
+import { UpdateWebhookDto } from './dto/update-webhook.dto.js';
 import { generateSecret, secretProblem } from './webhook-secret.js';
 import { webhookUrlProblem } from './webhook-url.js';
 
@@ -37,35 +39,52 @@ export class WebhooksService {
     this.resolveHost = createWebhookResolver(config.webhookDnsServers);
   }
 
-  async create(input: CreateWebhookDto): Promise<Webhook> {
-    const urlProblem = webhookUrlProblem(input.url);
+  /**
+   * The registration checks of a URL: the rules that need no network, then the SSRF guard's
+   * (the worker checks again at every connection). Run before any transaction, which must not
+   * stay open while this waits on DNS.
+   */
+  private async checkedUrl(raw: string): Promise<URL> {
+    const urlProblem = webhookUrlProblem(raw);
     if (urlProblem) throw new BadRequestException(urlProblem);
-    const secretRefused = input.secret === undefined ? undefined : secretProblem(input.secret);
-    if (secretRefused) throw new BadRequestException(secretRefused);
-    await this.topics.getById(input.topic_id);
-    // The SSRF guard's registration check (the worker checks again at every connection). It
-    // runs before the transaction, which it must not hold open while it waits on DNS.
-    const url = new URL(input.url);
+    const url = new URL(raw);
     const hostProblem = await webhookHostProblem(
       url,
       this.config.webhookAllowPrivateNetworks,
       this.resolveHost,
     );
     if (hostProblem) throw new BadRequestException(hostProblem);
+    return url;
+  }
+
+  /**
+   * The topic's other live webhooks' URLs, read after taking turns on the topic's row: changes
+   * of webhooks on one topic are serialised, so a duplicate check sees every committed one.
+   * NO KEY UPDATE does not conflict with the KEY SHARE lock a publish's foreign key takes.
+   */
+  private async urlsOfTopic(tx: EntityManager, topicId: number, except = 0): Promise<string[]> {
+    const topic = await tx.query<unknown[]>(
+      'SELECT 1 FROM topics WHERE id = $1 FOR NO KEY UPDATE',
+      [topicId],
+    );
+    if (topic.length === 0) throw new NotFoundException(`topic ${topicId} does not exist`);
+    const rows = await tx.query<{ url: string }[]>(
+      'SELECT url FROM webhooks WHERE topic_id = $1 AND deleted_at IS NULL AND id <> $2',
+      [topicId, except],
+    );
+    return rows.map((row) => row.url);
+  }
+
+  async create(input: CreateWebhookDto): Promise<Webhook> {
+    const urlProblem = webhookUrlProblem(input.url);
+    if (urlProblem) throw new BadRequestException(urlProblem);
+    const secretRefused = input.secret === undefined ? undefined : secretProblem(input.secret);
+    if (secretRefused) throw new BadRequestException(secretRefused);
+    await this.topics.getById(input.topic_id);
+    const url = await this.checkedUrl(input.url);
     return this.webhooks.manager.transaction(async (tx) => {
-      // Registrations on one topic take turns on the topic's row, so the duplicate and count
-      // checks below see every committed registration: two racing requests cannot both pass.
-      // NO KEY UPDATE does not conflict with the KEY SHARE lock a publish's foreign key takes.
-      const topic = await tx.query<unknown[]>(
-        'SELECT 1 FROM topics WHERE id = $1 FOR NO KEY UPDATE',
-        [input.topic_id],
-      );
-      if (topic.length === 0) throw new NotFoundException(`topic ${input.topic_id} does not exist`);
-      const existing = await tx.query<{ url: string }[]>(
-        'SELECT url FROM webhooks WHERE topic_id = $1 AND deleted_at IS NULL',
-        [input.topic_id],
-      );
-      if (existing.some((w) => sameUrl(w.url, url))) {
+      const existing = await this.urlsOfTopic(tx, input.topic_id);
+      if (existing.some((other) => sameUrl(other, url))) {
         throw new ConflictException(`topic ${input.topic_id} already has a webhook for this URL`);
       }
       if (existing.length >= this.config.maxWebhooksPerTopic) {
@@ -82,6 +101,58 @@ export class WebhooksService {
           secret: input.secret ?? generateSecret(),
         }),
       );
+    });
+  }
+
+  /**
+   * PATCH /webhooks/{id} (DESIGN §7). Pausing parks the webhook's waiting lines (not due: no
+   * worker spends a claim on them; one in flight finishes, is recorded and parks); `active`
+   * (also from disabled) wakes every line with work, each where it stopped. A new URL passes
+   * the registration checks and is read by the next claim. One transaction: the webhook's row
+   * first, then its lines in key order (webhook-state.ts).
+   *
+   * The row is locked FOR UPDATE, which conflicts with the key-share lock a producer's fan-out
+   * takes on it: a status change waits for the producers in flight, and producers that come
+   * after it read the status it committed. Without that, a producer that read `paused` just
+   * before a resume committed would leave its new line parked, with nothing left to wake it.
+   */
+  async update(id: number, input: UpdateWebhookDto): Promise<Webhook> {
+    if (input.url === undefined && input.status === undefined && input.on_exhausted === undefined) {
+      throw new BadRequestException('give at least one of url, status, on_exhausted');
+    }
+    const url = input.url === undefined ? undefined : await this.checkedUrl(input.url);
+    return this.webhooks.manager.transaction(async (tx) => {
+      const [current] = await tx.query<{ topic_id: number; status: string }[]>(
+        'SELECT topic_id, status FROM webhooks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE',
+        [id],
+      );
+      if (!current) throw new NotFoundException(`webhook ${id} does not exist`);
+      if (url) {
+        const others = await this.urlsOfTopic(tx, current.topic_id, id);
+        if (others.some((other) => sameUrl(other, url))) {
+          throw new ConflictException(
+            `topic ${current.topic_id} already has a webhook for this URL`,
+          );
+        }
+      }
+      // Resuming wakes whatever waits, also on a webhook that is already active: harmless, and
+      // an operator's way to wake a line left parked by anything unforeseen.
+      const resume = input.status === 'active';
+      const pause = input.status === 'paused' && current.status !== 'paused';
+      await tx.query(
+        `UPDATE webhooks
+         SET url = coalesce($2, url),
+             on_exhausted = coalesce($3, on_exhausted),
+             status = coalesce($4, status),
+             disabled_reason = CASE WHEN $5 OR $6 THEN NULL ELSE disabled_reason END,
+             disabled_at = CASE WHEN $5 OR $6 THEN NULL ELSE disabled_at END,
+             failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END
+         WHERE id = $1`,
+        [id, input.url ?? null, input.on_exhausted ?? null, input.status ?? null, resume, pause],
+      );
+      if (pause) await parkLines(tx, id);
+      if (resume) await wakeLines(tx, id);
+      return tx.getRepository(Webhook).findOneByOrFail({ id });
     });
   }
 

@@ -12,9 +12,14 @@ import { Webhook } from './webhook.entity.js';
  * - next_attempt_at: when the head may be claimed. NULL while idle. While leased it holds the
  *   lease's expiry, so "claimable" is one condition on one indexed column: next_attempt_at <= now().
  * - lease_token: the fence. Every write after a claim must match it.
+ * - blocked: on_exhausted = block stopped the line at its dead head (not due) until a redrive or
+ *   a skip (DESIGN §7).
+ * - rewind_to: a redrive or replay found the line leased; its next claim moves the head back here.
+ * - head_created_at: when the head was published (NULL when idle), for the lines API's lag order.
  */
 @Entity('delivery_lines')
 @Index('delivery_lines_due_idx', ['nextAttemptAt'], { where: 'next_attempt_at IS NOT NULL' })
+@Index('delivery_lines_lag_idx', ['webhookId', 'headCreatedAt', 'partitionKey'])
 export class DeliveryLine {
   @PrimaryColumn('integer', { name: 'webhook_id', primaryKeyConstraintName: 'delivery_lines_pkey' })
   webhookId: number;
@@ -40,4 +45,13 @@ export class DeliveryLine {
 
   @Column('uuid', { name: 'lease_token', nullable: true })
   leaseToken: string | null;
+
+  @Column('boolean', { default: false })
+  blocked: boolean;
+
+  @Column('bigint', { name: 'rewind_to', nullable: true, transformer: bigintToNumber })
+  rewindTo: number | null;
+
+  @Column('timestamptz', { name: 'head_created_at', nullable: true })
+  headCreatedAt: Date | null;
 }

@@ -11,8 +11,15 @@ import {
 } from 'typeorm';
 import { Topic } from './topic.entity.js';
 
+export const WEBHOOK_STATUSES = ['active', 'paused', 'disabled'] as const;
+export type WebhookStatus = (typeof WEBHOOK_STATUSES)[number];
+export const ON_EXHAUSTED = ['dead_letter', 'block'] as const;
+export type OnExhausted = (typeof ON_EXHAUSTED)[number];
+
 @Entity('webhooks')
 @Check('webhooks_url_check', 'char_length(url) <= 2048')
+@Check('webhooks_status_check', "status IN ('active', 'paused', 'disabled')")
+@Check('webhooks_on_exhausted_check', "on_exhausted IN ('dead_letter', 'block')")
 @Index('webhooks_deleted_idx', ['id'], { where: 'deleted_at IS NOT NULL' })
 export class Webhook {
   @PrimaryGeneratedColumn('identity', {
@@ -44,6 +51,25 @@ export class Webhook {
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
+
+  /** DESIGN §7: paused or disabled, nothing new is sent; deliveries keep fanning out and wait. */
+  @Column('text', { default: 'active' })
+  status: WebhookStatus;
+
+  /** Why the worker disabled it: `gone` (410) or `failing` (WEBHOOK_DISABLE_AFTER_SECONDS). */
+  @Column('text', { name: 'disabled_reason', nullable: true })
+  disabledReason: string | null;
+
+  @Column('timestamptz', { name: 'disabled_at', nullable: true })
+  disabledAt: Date | null;
+
+  /** What a head that used up its retries does: dead-lettered, and the line moves on or stops. */
+  @Column('text', { name: 'on_exhausted', default: 'dead_letter' })
+  onExhausted: OnExhausted;
+
+  /** When the current run of failed attempts began; NULL after a success. */
+  @Column('timestamptz', { name: 'failing_since', nullable: true })
+  failingSince: Date | null;
 
   /**
    * Set by DELETE /webhooks/{id}: from then on the trigger fans nothing out to it, workers claim

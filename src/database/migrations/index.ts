@@ -5,6 +5,7 @@ import { NotifyOnWake1795633463590 } from './1795633463590-NotifyOnWake.js';
 import { TriggerIntegrity1795633463600 } from './1795633463600-TriggerIntegrity.js';
 import { WebhookDeletion1795633463601 } from './1795633463601-WebhookDeletion.js';
 import { QueueGauges1795633463800 } from './1795633463800-QueueGauges.js';
+import { WebhookOperations1795633463850 } from './1795633463850-WebhookOperations.js';
 import { Retention1795633463900 } from './1795633463900-Retention.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
@@ -16,5 +17,6 @@ export const MIGRATIONS = [
   TriggerIntegrity1795633463600,
   WebhookDeletion1795633463601,
   QueueGauges1795633463800,
+  WebhookOperations1795633463850,
   Retention1795633463900,
 ];

@@ -1,5 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { Webhook } from '../../database/entities/webhook.entity.js';
+import { ON_EXHAUSTED, Webhook, WEBHOOK_STATUSES } from '../../database/entities/webhook.entity.js';
+import type { OnExhausted, WebhookStatus } from '../../database/entities/webhook.entity.js';
 import { EXAMPLE_SECRET } from '../webhook-secret.js';
 
 export class WebhookDto {
@@ -14,6 +15,36 @@ export class WebhookDto {
 
   @ApiProperty({ format: 'date-time' })
   created_at: string;
+
+  @ApiProperty({
+    enum: WEBHOOK_STATUSES,
+    example: 'active',
+    description:
+      'paused or disabled: no new attempt starts; messages still fan out to it and wait. ' +
+      'A worker disables it on 410 Gone or after WEBHOOK_DISABLE_AFTER_SECONDS of failures only.',
+  })
+  status: WebhookStatus;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    enum: ['gone', 'failing'],
+    example: null,
+    description: 'Why a worker disabled it: gone (410) or failing',
+  })
+  disabled_reason: string | null;
+
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, example: null })
+  disabled_at: string | null;
+
+  @ApiProperty({
+    enum: ON_EXHAUSTED,
+    example: 'dead_letter',
+    description:
+      'After MAX_RETRIES the head is dead-lettered and its line moves on (dead_letter) or stops ' +
+      'there, blocked, until it is redriven or skipped (block)',
+  })
+  on_exhausted: OnExhausted;
 }
 
 export class CreatedWebhookDto extends WebhookDto {
@@ -32,5 +63,9 @@ export function toWebhookJson(webhook: Webhook): WebhookDto {
     topic_id: webhook.topicId,
     url: webhook.url,
     created_at: webhook.createdAt.toISOString(),
+    status: webhook.status,
+    disabled_reason: webhook.disabledReason,
+    disabled_at: webhook.disabledAt?.toISOString() ?? null,
+    on_exhausted: webhook.onExhausted,
   };
 }

@@ -1,0 +1,165 @@
+import { Inject, Injectable } from '@nestjs/common';
+import pg from 'pg';
+import { PG_POOL } from '../database/database.module.js';
+import { REWIND_LINES } from './lines.sql.js';
+
+/** One line to rewind, with the deliveries it may rewind (for batching). */
+interface LineToRewind {
+  webhook_id: number;
+  partition_key: string;
+  /** replay: the first sequence to send again; redrive: null. */
+  from_sequence: string | null;
+  deliveries: number;
+}
+
+/** Deliveries per REWIND_LINES statement: a few hundred milliseconds of locks at most. */
+const DELIVERIES_PER_BATCH = 5000;
+
+/**
+ * Before a batch, in its transaction: a share lock on its webhooks' rows, in id order. It waits
+ * for a pause or resume in progress (FOR UPDATE) and holds off the next one until the batch
+ * commits, so the batch parks or wakes its lines by the status that holds when it commits (a
+ * resume that committed unseen would miss the lines the batch parked). Producers' key-share
+ * locks do not conflict with it: publishing goes on.
+ */
+const LOCK_WEBHOOKS = `
+SELECT 1 FROM webhooks WHERE id = ANY ($1::int[]) ORDER BY id FOR SHARE
+`;
+
+/** Every dead delivery that a redrive's filters choose, counted per line, in line order. */
+const DEAD_LINES = `
+SELECT d.webhook_id, d.partition_key, NULL::bigint AS from_sequence, count(*)::int AS deliveries
+FROM deliveries d
+JOIN webhooks w ON w.id = d.webhook_id AND w.deleted_at IS NULL
+WHERE d.status = 'dead'
+  AND ($1::bigint[] IS NULL OR d.id = ANY ($1::bigint[]))
+  AND ($2::int IS NULL OR d.webhook_id = $2::int)
+  AND ($3::int IS NULL OR d.topic_id = $3::int)
+  AND ($4::text IS NULL OR d.partition_key = $4::text)
+  AND ($5::timestamptz IS NULL OR d.dead_at >= $5::timestamptz)
+  AND ($6::timestamptz IS NULL OR d.dead_at < $6::timestamptz)
+GROUP BY d.webhook_id, d.partition_key
+ORDER BY d.webhook_id, d.partition_key
+`;
+
+/**
+ * A replay's lines: each partition of the webhook from its first delivery published since $2, or
+ * the one partition $3 from sequence $4. The count is the line's span, an upper bound.
+ */
+const REPLAY_LINES = `
+SELECT l.webhook_id, l.partition_key, f.from_sequence::text,
+       greatest(l.tail_sequence - f.from_sequence + 1, 0)::int AS deliveries
+FROM (
+  SELECT d.partition_key, min(d.sequence) AS from_sequence
+  FROM deliveries d
+  WHERE d.webhook_id = $1 AND $2::timestamptz IS NOT NULL AND d.created_at >= $2::timestamptz
+  GROUP BY d.partition_key
+  UNION ALL
+  SELECT $3::text, $4::bigint WHERE $3::text IS NOT NULL
+) AS f
+JOIN delivery_lines l ON l.webhook_id = $1 AND l.partition_key = f.partition_key
+ORDER BY l.partition_key
+`;
+
+export interface RedriveFilter {
+  delivery_ids?: number[];
+  webhook_id?: number;
+  topic_id?: number;
+  partition_key?: string;
+  since?: string;
+  until?: string;
+}
+
+/**
+ * Redrive and replay (DESIGN §7): both make deliveries pending again and send their lines back
+ * to the first of them. The lines are chosen first (a read), then rewound in batches of whole
+ * lines, each its own short transaction (REWIND_LINES), so 100,000 deliveries never hold locks
+ * for long nor time out the request, and delivery and publishing on other lines go on between
+ * batches. A crash between batches leaves the batches done and the rest untouched.
+ */
+@Injectable()
+export class RewindService {
+  constructor(@Inject(PG_POOL) private readonly pool: pg.Pool) {}
+
+  async redrive(filter: RedriveFilter): Promise<number> {
+    const { rows } = await this.pool.query<LineToRewind>(DEAD_LINES, [
+      filter.delivery_ids ?? null,
+      filter.webhook_id ?? null,
+      filter.topic_id ?? null,
+      filter.partition_key ?? null,
+      filter.since ?? null,
+      filter.until ?? null,
+    ]);
+    return this.rewind(rows, 'redrive', [
+      filter.delivery_ids ?? null,
+      filter.since ?? null,
+      filter.until ?? null,
+    ]);
+  }
+
+  async replay(
+    webhookId: number,
+    from: { since: string } | { partition_key: string; from_sequence: number },
+  ): Promise<number> {
+    const { rows } = await this.pool.query<LineToRewind>(REPLAY_LINES, [
+      webhookId,
+      'since' in from ? from.since : null,
+      'since' in from ? null : from.partition_key,
+      'since' in from ? null : from.from_sequence,
+    ]);
+    return this.rewind(rows, 'replay', [null, null, null]);
+  }
+
+  private async rewind(
+    lines: LineToRewind[],
+    mode: 'redrive' | 'replay',
+    filters: unknown[],
+  ): Promise<number> {
+    let rewound = 0;
+    for (const batch of batches(lines)) {
+      const client = await this.pool.connect();
+      // A connection that dies between two statements says so as an 'error' event, which would
+      // crash the process without a listener; the next statement then fails and is reported.
+      const ignore = () => undefined;
+      client.on('error', ignore);
+      let failed = false;
+      try {
+        await client.query('BEGIN');
+        await client.query(LOCK_WEBHOOKS, [[...new Set(batch.map((line) => line.webhook_id))]]);
+        const { rows } = await client.query<{ rewound: number }>(REWIND_LINES, [
+          batch.map((line) => line.webhook_id),
+          batch.map((line) => line.partition_key),
+          batch.map((line) => line.from_sequence),
+          mode,
+          ...filters,
+        ]);
+        await client.query('COMMIT');
+        rewound += rows[0].rewound;
+      } catch (error) {
+        failed = true;
+        throw error;
+      } finally {
+        client.off('error', ignore);
+        // After a failure the connection may be mid-transaction or broken: close it.
+        client.release(failed);
+      }
+    }
+    return rewound;
+  }
+}
+
+/** Whole lines, in order, about DELIVERIES_PER_BATCH deliveries a batch (a bigger line alone). */
+function* batches(lines: LineToRewind[]): Generator<LineToRewind[]> {
+  let batch: LineToRewind[] = [];
+  let size = 0;
+  for (const line of lines) {
+    if (batch.length > 0 && size + line.deliveries > DELIVERIES_PER_BATCH) {
+      yield batch;
+      batch = [];
+      size = 0;
+    }
+    batch.push(line);
+    size += line.deliveries;
+  }
+  if (batch.length > 0) yield batch;
+}
