@@ -12,10 +12,9 @@ export interface Webhook {
   topic_id: number;
   url: string;
   created_at: string;
-  /** §7: absent on a server without webhook states. */
-  status?: WebhookStatus;
-  disabled_reason?: string | null;
-  on_exhausted?: 'dead_letter' | 'block';
+  status: WebhookStatus;
+  disabled_reason: string | null;
+  on_exhausted: 'dead_letter' | 'block';
 }
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
@@ -74,9 +73,6 @@ export class ApiError extends Error {
   }
 }
 
-/** The server has no such route (yet): DESIGN §7 routes may be missing on an older server. */
-export class NotAvailable extends ApiError {}
-
 /** 401: the API wants a key (API_KEYS). */
 export class NeedsKey extends ApiError {}
 
@@ -94,9 +90,6 @@ let onNeedsKey: () => void = () => undefined;
 export function whenKeyNeeded(listener: () => void): void {
   onNeedsKey = listener;
 }
-
-/** Nest's answer for a route it does not have, in our error shape. */
-const NO_SUCH_ROUTE = /^Cannot (GET|POST|PUT|PATCH|DELETE) \//;
 
 /**
  * One API request. The UI lives at <api>/ui/, so paths resolve against the folder above it and
@@ -121,9 +114,6 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   if (response.status === 401) {
     onNeedsKey();
     throw new NeedsKey(401, message);
-  }
-  if (response.status === 404 && NO_SUCH_ROUTE.test(message)) {
-    throw new NotAvailable(404, `${method} ${path} answered 404: not on this server yet`);
   }
   throw new ApiError(response.status, message);
 }

@@ -1,6 +1,6 @@
 import type { ComponentChildren } from 'preact';
 import { useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { api, Delivery, NeedsKey, NotAvailable, PublishedMessage, Topic } from './api';
+import { api, Delivery, NeedsKey, PublishedMessage, Topic } from './api';
 import type { Polled } from './hooks';
 
 export function Panel(props: {
@@ -80,8 +80,8 @@ export function Table(props: { children: ComponentChildren }) {
 }
 
 /**
- * What a load came to: nothing while loading the first time, a note when the route is not on
- * this server, the error otherwise. Renders `children(data)` when there is data.
+ * What a load came to: nothing while loading the first time, the error if it failed. Renders
+ * `children(data)` when there is data.
  */
 export function Loaded<T>(props: {
   polled: Polled<T>;
@@ -89,11 +89,6 @@ export function Loaded<T>(props: {
   children: (data: T) => ComponentChildren;
 }) {
   const { data, error } = props.polled;
-  if (error instanceof NotAvailable) {
-    return (
-      <p class="note">{props.what} not available on this server (its API route answered 404).</p>
-    );
-  }
   return (
     <>
       {error && !(error instanceof NeedsKey) && (
@@ -111,16 +106,9 @@ export function Updated(props: { at?: Date }) {
   return props.at ? <span class="updated">updated {props.at.toLocaleTimeString()}</span> : null;
 }
 
-/** Features whose route answered 404 once: their buttons stay off with a note. */
-const missingFeatures = new Set<string>();
-
-/**
- * A button that runs one API action, shows it running, then reports its result or error. A
- * route the server does not have (yet) turns the button off with a clear note.
- */
+/** A button that runs one API action, shows it running, then reports its result or error. */
 export function Action(props: {
   label: string;
-  feature: string;
   run: () => Promise<string | void>;
   done?: () => void;
   kind?: 'primary' | 'danger' | 'plain';
@@ -128,7 +116,6 @@ export function Action(props: {
 }) {
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState<{ ok: boolean; text: string } | null>(null);
-  const missing = missingFeatures.has(props.feature);
   const click = async () => {
     setBusy(true);
     setResult(null);
@@ -137,8 +124,7 @@ export function Action(props: {
       setResult(text ? { ok: true, text } : null);
       props.done?.();
     } catch (error) {
-      if (error instanceof NotAvailable) missingFeatures.add(props.feature);
-      else setResult({ ok: false, text: (error as Error).message });
+      setResult({ ok: false, text: (error as Error).message });
     } finally {
       setBusy(false);
     }
@@ -148,12 +134,11 @@ export function Action(props: {
       <button
         type="button"
         class={`btn btn-${props.kind ?? 'plain'}`}
-        disabled={busy || missing || props.disabled}
+        disabled={busy || props.disabled}
         onClick={click}
       >
         {busy ? `${props.label}…` : props.label}
       </button>
-      {missing && <span class="note-inline">{props.feature}: not available on this server</span>}
       {result && <span class={result.ok ? 'ok-inline' : 'error-inline'}>{result.text}</span>}
     </span>
   );

@@ -103,7 +103,6 @@ export function DeadLetterView(props: { filter: DeadLetterFilter }) {
               </span>
               <Action
                 label={`Redrive selected (${selected.size})`}
-                feature="redrive"
                 kind="primary"
                 disabled={selected.size === 0}
                 run={() => redrive({ delivery_ids: [...selected] })}
@@ -112,7 +111,6 @@ export function DeadLetterView(props: { filter: DeadLetterFilter }) {
               {filtered && (
                 <Action
                   label={`Redrive all ${count}`}
-                  feature="redrive"
                   disabled={count === 0}
                   run={() => redrive(filterQuery)}
                   done={page.reload}

@@ -114,25 +114,21 @@ function WebhookTableRow(props: { row: WebhookRow; done: () => void }) {
   );
 }
 
-/** The §7 status, or "active" on a server that has no webhook states (every webhook delivers). */
+/** The webhook's status (DESIGN §7), with why it was disabled on hover. */
 export function WebhookStatus(props: { webhook: Webhook }) {
-  const { status = 'active', disabled_reason } = props.webhook;
+  const { status, disabled_reason } = props.webhook;
   return (
     <Badge value={status} title={disabled_reason ? `disabled: ${disabled_reason}` : undefined} />
   );
 }
 
-/** PATCH /webhooks/{id} {status}; only offered when the server reports webhook states (§7). */
+/** PATCH /webhooks/{id} {status}: pause an active webhook, resume a paused or disabled one. */
 export function PauseResume(props: { webhook: Webhook; done: () => void }) {
   const { webhook } = props;
-  if (webhook.status === undefined) {
-    return <span class="note-inline">pause/resume: not available on this server</span>;
-  }
   const next = webhook.status === 'active' ? 'paused' : 'active';
   return (
     <Action
       label={webhook.status === 'active' ? 'Pause' : 'Resume'}
-      feature="pause/resume"
       run={async () => {
         await api<Webhook>('PATCH', `/webhooks/${webhook.id}`, { status: next });
       }}

@@ -119,7 +119,6 @@ function LinesPanel(props: { webhookId: number }) {
                       {line.state === 'blocked' && (
                         <Action
                           label="Skip"
-                          feature="skip"
                           kind="danger"
                           run={async () => {
                             await api<Line>(
@@ -289,7 +288,6 @@ function ReplayPanel(props: { webhookId: number }) {
         <div class="form-end">
           <Action
             label="Replay"
-            feature="replay"
             kind="primary"
             disabled={!body}
             run={async () => {
