@@ -184,7 +184,7 @@ describe('delivery fairness', () => {
     const topic = await createTopic(db.pool);
     await createWebhook(db.pool, topic.id, healthy.url);
     // More never-resolving hosts than libuv has pool threads.
-    const stuckHooks = [];
+    const stuckHooks: Awaited<ReturnType<typeof createWebhook>>[] = [];
     for (let i = 1; i <= 8; i++) {
       stuckHooks.push(await createWebhook(db.pool, topic.id, `http://stuck-${i}.example.com/hook`));
     }

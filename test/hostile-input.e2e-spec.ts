@@ -219,7 +219,7 @@ describe('hostile input', () => {
   }
 
   function expectSane(res: request.Response, route: Route) {
-    const where = `${route.method.toUpperCase()} ${res.req.path} -> ${res.status} ${res.text.slice(0, 200)}`;
+    const where = `${route.method.toUpperCase()} ${(res as request.Response & { req: { path: string } }).req.path} -> ${res.status} ${res.text.slice(0, 200)}`;
     expect([where, res.status < 500]).toEqual([where, true]);
     if (res.status >= 400) {
       expect(res.body).toEqual({

@@ -159,18 +159,20 @@ describe('security: exposing the API', () => {
     });
 
     it.each(
-      [
-        ['ftp://example.com/', /http or https/],
-        ['file:///etc/passwd', /http or https/],
-        ['gopher://127.0.0.1:6379/_INFO', /http or https/],
-        ['javascript:alert(1)', /http or https/],
-        ['/relative/path', /absolute/],
-        ['http://user:pass@example.com/', /user name or password/],
-        ['http://user@example.com/', /user name or password/],
-        ['http://example.com/a b', /spaces or control/],
-        ['http://example.com/\u0000', /spaces or control/],
-        [`https://example.com/${'a'.repeat(2048)}`, /2048/],
-      ].map(([url, why]) => [url.slice(0, 60), url, why] as const),
+      (
+        [
+          ['ftp://example.com/', /http or https/],
+          ['file:///etc/passwd', /http or https/],
+          ['gopher://127.0.0.1:6379/_INFO', /http or https/],
+          ['javascript:alert(1)', /http or https/],
+          ['/relative/path', /absolute/],
+          ['http://user:pass@example.com/', /user name or password/],
+          ['http://user@example.com/', /user name or password/],
+          ['http://example.com/a b', /spaces or control/],
+          ['http://example.com/\u0000', /spaces or control/],
+          [`https://example.com/${'a'.repeat(2048)}`, /2048/],
+        ] as [string, RegExp][]
+      ).map(([url, why]) => [url.slice(0, 60), url, why] as const),
     )('refuses %s', async (_label, url, why) => {
       const res = await register(url).expect(400);
       expect(res.body.message).toMatch(why);

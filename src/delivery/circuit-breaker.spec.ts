@@ -53,7 +53,7 @@ describe('CircuitBreakers', () => {
   it('opens again for twice as long when the probe fails, up to the maximum', () => {
     const b = breakers();
     for (let i = 0; i < BREAKER_RULES.minFailures; i++) fail(b, 'h');
-    let open = BREAKER_RULES.openMs;
+    let open: number = BREAKER_RULES.openMs;
     for (let round = 0; round < 6; round++) {
       now += open;
       expect(b.ended('h', b.tryStart('h')!, 'unreachable')).toBe('opened');

@@ -149,7 +149,14 @@ describe('SSRF guard: webhookLookup', () => {
         const agent = new http.Agent({ lookup: webhookLookup(allow) });
         http
           .get(
-            { host: 'localhost', port, agent, autoSelectFamily, family: autoSelectFamily ? 0 : 4 },
+            // autoSelectFamily is a net.connect option that @types/node's RequestOptions lacks.
+            {
+              host: 'localhost',
+              port,
+              agent,
+              autoSelectFamily,
+              family: autoSelectFamily ? 0 : 4,
+            } as http.RequestOptions,
             (res) => {
               res.resume();
               resolve(`status ${res.statusCode}`);
