@@ -8,6 +8,7 @@ import {
 import pg from 'pg';
 import { PG_POOL } from '../database/database.module.js';
 import { settledWithin } from '../database/pool-options.js';
+import { inTransaction } from '../database/transaction.js';
 import { Retention } from './retention.js';
 import { WebhookPurge } from './webhook-purge.js';
 
@@ -106,29 +107,19 @@ export class Maintenance implements OnApplicationBootstrap, BeforeApplicationShu
    * lock, 'more' or 'done' as the task says, 'failed' (logged) on an error.
    */
   async runBatch(task: MaintenanceTask): Promise<'busy' | 'more' | 'done' | 'failed'> {
-    let client: pg.PoolClient | undefined;
-    let failed = false;
     try {
-      client = await this.pool.connect();
-      await client.query('BEGIN');
-      const { rows } = await client.query<{ ours: boolean }>(
-        'SELECT pg_try_advisory_xact_lock($1, $2) AS ours',
-        [MAINTENANCE_LOCK_CLASS, task.lockKey],
-      );
-      if (!rows[0].ours) {
-        await client.query('ROLLBACK');
-        return 'busy';
-      }
-      const more = await task.runBatch(client);
-      await client.query('COMMIT');
-      return more ? 'more' : 'done';
+      return await inTransaction(this.pool, async (client) => {
+        const { rows } = await client.query<{ ours: boolean }>(
+          'SELECT pg_try_advisory_xact_lock($1, $2) AS ours',
+          [MAINTENANCE_LOCK_CLASS, task.lockKey],
+        );
+        // Busy: the transaction has done nothing, so its COMMIT is as good as a ROLLBACK.
+        if (!rows[0].ours) return 'busy';
+        return (await task.runBatch(client)) ? 'more' : 'done';
+      });
     } catch (error) {
-      failed = true;
       this.logger.warn(`${task.name} failed (${(error as Error).message}); trying again later`);
       return 'failed';
-    } finally {
-      // After a failure the connection may be broken or mid-transaction: close it.
-      client?.release(failed);
     }
   }
 

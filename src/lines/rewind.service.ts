@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import pg from 'pg';
 import { PG_POOL } from '../database/database.module.js';
+import { inTransaction } from '../database/transaction.js';
 import { REWIND_LINES } from './lines.sql.js';
 
 /** One line to rewind, with the deliveries it may rewind (for batching). */
@@ -117,14 +118,7 @@ export class RewindService {
   ): Promise<number> {
     let rewound = 0;
     for (const batch of batches(lines)) {
-      const client = await this.pool.connect();
-      // A connection that dies between two statements says so as an 'error' event, which would
-      // crash the process without a listener; the next statement then fails and is reported.
-      const ignore = () => undefined;
-      client.on('error', ignore);
-      let failed = false;
-      try {
-        await client.query('BEGIN');
+      rewound += await inTransaction(this.pool, async (client) => {
         await client.query(LOCK_WEBHOOKS, [[...new Set(batch.map((line) => line.webhook_id))]]);
         const { rows } = await client.query<{ rewound: number }>(REWIND_LINES, [
           batch.map((line) => line.webhook_id),
@@ -133,16 +127,8 @@ export class RewindService {
           mode,
           ...filters,
         ]);
-        await client.query('COMMIT');
-        rewound += rows[0].rewound;
-      } catch (error) {
-        failed = true;
-        throw error;
-      } finally {
-        client.off('error', ignore);
-        // After a failure the connection may be mid-transaction or broken: close it.
-        client.release(failed);
-      }
+        return rows[0].rewound;
+      });
     }
     return rewound;
   }
