@@ -11,12 +11,12 @@
 // --retention-rows N (delivered rows the retention scenario deletes; 1,000,000),
 // --only a,b (scenarios: publish, batch, delivery, failure, hot, latency, scale, retention;
 // scale and retention only with --full or when named),
-// --systems a,b (ours, pgbouncer, unnamed, graphile, pgboss, raw; all but unnamed by default),
+// --systems a,b (ours, pgbouncer, graphile, graphile-default, pgboss, raw; all by default;
+// graphile is graphile-worker with its fastest settings, graphile-default with its defaults),
 // --no-build.
 //
 // "ours via PgBouncer" runs our workers through a PgBouncer in transaction mode that the bench
-// starts on its server (skipped when the pgbouncer binary is missing); "ours, unnamed statements"
-// (only with --systems …,unnamed) is the direct run with DATABASE_PREPARED_STATEMENTS=false.
+// starts on its server (skipped when the pgbouncer binary is missing).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -28,9 +28,9 @@ import { scaleRun } from './scale.mjs';
 import { batchPublishRound, retentionRun } from './publishing.mjs';
 import {
   graphile,
+  graphileDefault,
   ours,
   oursThroughPgBouncer,
-  oursUnnamed,
   pgboss,
   raw,
 } from './systems/index.mjs';
@@ -106,8 +106,8 @@ function record(scenario, variant, system, unit, value, better = 'higher', extra
 const SHORT = new Map([
   [ours, 'ours'],
   [oursPooled, 'pgbouncer'],
-  [oursUnnamed, 'unnamed'],
   [graphile, 'graphile'],
+  [graphileDefault, 'graphile-default'],
   [pgboss, 'pgboss'],
   [raw, 'raw'],
 ]);
@@ -116,10 +116,10 @@ const rotate = (xs, k) =>
   xs
     .filter((s) => s !== null)
     .map((_, i, present) => present[(i + k) % present.length])
-    .filter((s) => (chosen ? chosen.has(SHORT.get(s)) : s !== oursUnnamed));
+    .filter((s) => !chosen || chosen.has(SHORT.get(s)));
 const queues = [ours, graphile, pgboss];
-// Ours again, through PgBouncer and with unnamed statements, where ours alone is measured.
-const variants = [oursPooled, oursUnnamed];
+// Ours again, through PgBouncer, where ours alone is measured.
+const variants = [oursPooled];
 // pg-boss delivers ~200 msg/s here and would sit out every quick run's 15-s deadline; its rate
 // is what it delivered in its time either way, so the quick run gives it 6 s.
 const deadline = (system) => (system === pgboss && !full ? 6_000 : undefined);
@@ -164,7 +164,7 @@ for (let round = 0; round < rounds; round++) {
   }
   if (wants('delivery')) {
     for (const workers of [1, 2]) {
-      for (const system of rotate([...queues, ...variants, raw], round)) {
+      for (const system of rotate([...queues, graphileDefault, ...variants, raw], round)) {
         const r = await safely(system.name, () =>
           deliveryRun(env, system, {
             messages: P.deliveryMessages,
@@ -353,9 +353,16 @@ const fmt = (x, unit) =>
       : x >= 100
         ? Math.round(x).toLocaleString('en')
         : x.toFixed(unit === 'count' ? 0 : 1);
+/** A delivery row's arrivals out of order: the sum over its rounds (0 is the promise). */
+const outOfOrder = (r) =>
+  r.scenario === 'ordered delivery' && r.extras.length > 0
+    ? String(r.extras.reduce((n, e) => n + (e.violations ?? 0), 0))
+    : '';
 const lines = [];
-lines.push(`| scenario | variant | system | median | unit | vs reference | rounds |`);
-lines.push(`|---|---|---|---:|---|---:|---|`);
+lines.push(
+  `| scenario | variant | system | median | unit | vs reference | out of order | rounds |`,
+);
+lines.push(`|---|---|---|---:|---|---:|---:|---|`);
 for (const r of rows) {
   const vs =
     r.ratio != null
@@ -364,7 +371,7 @@ for (const r of rows) {
         ? `${r.diff >= 0 ? '+' : ''}${r.diff.toFixed(1)} ms`
         : '';
   lines.push(
-    `| ${r.scenario} | ${r.variant} | ${r.system} | ${fmt(r.median, r.unit)} | ${r.unit} | ${vs} | ${r.values.map((v) => fmt(v, r.unit)).join(' / ')} |`,
+    `| ${r.scenario} | ${r.variant} | ${r.system} | ${fmt(r.median, r.unit)} | ${r.unit} | ${vs} | ${outOfOrder(r)} | ${r.values.map((v) => fmt(v, r.unit)).join(' / ')} |`,
   );
 }
 

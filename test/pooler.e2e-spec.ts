@@ -35,11 +35,6 @@ const WARNING_OR_ERROR = /^.*\b(WARN|ERROR|FATAL)\b.*$/gm;
     const workers: WorkerProcess[] = [];
     const receivers: Receiver[] = [];
 
-    /** Named statements where PgBouncer carries them (1.21+ with max_prepared_statements). */
-    const poolerEnv = () => ({
-      DATABASE_PREPARED_STATEMENTS: String(bouncer.carriesPreparedStatements),
-    });
-
     beforeAll(async () => {
       db = await createTestDatabase();
       bouncer = await startPgBouncer({
@@ -63,7 +58,6 @@ const WARNING_OR_ERROR = /^.*\b(WARN|ERROR|FATAL)\b.*$/gm;
     function spawnWorker(env: Record<string, string>) {
       // A generous timeout: on a busy machine a slow answer would be logged as a warning.
       const worker = WorkerProcess.spawn(pooledUrl, {
-        ...poolerEnv(),
         DELIVERY_TIMEOUT_MS: '10000',
         ...env,
       });
@@ -92,8 +86,8 @@ const WARNING_OR_ERROR = /^.*\b(WARN|ERROR|FATAL)\b.*$/gm;
     }
 
     /**
-     * True once message `sequence` is recorded as delivered and a claim (the statement with SKIP
-     * LOCKED) has finished since: the worker has nothing left to do, and only a notification or the
+     * True once message `sequence` is recorded as delivered and a claim (the call of
+     * pgwq_claim_lines) has finished since: the worker has nothing left to do, and only a notification or the
      * poll makes it look again.
      */
     async function idleAfter(webhookId: number, sequence: number): Promise<boolean> {
@@ -102,7 +96,7 @@ const WARNING_OR_ERROR = /^.*\b(WARN|ERROR|FATAL)\b.*$/gm;
        WHERE d.webhook_id = $1 AND d.sequence = $2 AND d.status = 'delivered'
          AND EXISTS (SELECT 1 FROM pg_stat_activity a
                      WHERE a.datname = current_database() AND a.state = 'idle'
-                       AND a.query ILIKE '%SKIP LOCKED%' AND a.query NOT ILIKE '%pg_stat_activity%'
+                       AND a.query ILIKE '%pgwq_claim_lines(%' AND a.query NOT ILIKE '%pg_stat_activity%'
                        AND a.state_change > d.delivered_at)`,
         [webhookId, sequence],
       );
@@ -142,7 +136,7 @@ const WARNING_OR_ERROR = /^.*\b(WARN|ERROR|FATAL)\b.*$/gm;
       const receiver = await Receiver.start();
       receivers.push(receiver);
       const webhookId = await topicWithWebhook(topic, receiver);
-      app = await createTestApp(pooledUrl, poolerEnv());
+      app = await createTestApp(pooledUrl);
       const worker = spawnWorker(env);
       return { worker, measure: () => wakeUpLatencies(topic, webhookId, receiver) };
     }
@@ -166,7 +160,6 @@ const WARNING_OR_ERROR = /^.*\b(WARN|ERROR|FATAL)\b.*$/gm;
       });
       receivers.push(receiver);
       app = await createTestApp(pooledUrl, {
-        ...poolerEnv(),
         WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
       });
       const http = request(app.getHttpServer());
@@ -210,7 +203,7 @@ const WARNING_OR_ERROR = /^.*\b(WARN|ERROR|FATAL)\b.*$/gm;
     });
 
     it('publishes idempotently and in batches through it (issue 16, point 3)', async () => {
-      app = await createTestApp(pooledUrl, poolerEnv());
+      app = await createTestApp(pooledUrl);
       const http = request(app.getHttpServer());
       await http.post('/topics').send({ name: 'pooled-publish' }).expect(201);
       const publish = (body: object) => http.post('/topics/pooled-publish/messages').send(body);

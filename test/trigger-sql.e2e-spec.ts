@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
 
-/** sql/notify_trigger.sql must say exactly what the migrations installed. */
+/**
+ * sql/notify_trigger.sql must say exactly what the migrations installed: every trigger function
+ * (the delivery path's functions are not a producer's business; their migration is their copy).
+ */
 describe('sql/notify_trigger.sql', () => {
   let db: TestDatabase;
   beforeAll(async () => {
@@ -12,7 +15,7 @@ describe('sql/notify_trigger.sql', () => {
   const installed = async (client: { query: typeof db.pool.query }) => {
     const { rows } = await client.query<{ name: string; body: string }>(
       `SELECT p.proname AS name, pg_get_functiondef(p.oid) AS body FROM pg_proc p
-       WHERE p.proname LIKE 'pgwq\\_%' ORDER BY 1`,
+       WHERE p.proname LIKE 'pgwq\\_%' AND p.prorettype = 'trigger'::regtype ORDER BY 1`,
     );
     const triggers = await client.query<{ def: string }>(
       `SELECT pg_get_triggerdef(oid) AS def FROM pg_trigger

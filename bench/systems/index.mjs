@@ -96,7 +96,7 @@ export const ours = {
 /**
  * Ours with the workers' DATABASE_URL through a transaction-mode PgBouncer (`bouncer`, from
  * dist/database/pgbouncer.js) and LISTEN on its own direct connection, as the README's "Behind a
- * pooler" says: named statements where PgBouncer carries them (1.21+), unnamed ones before.
+ * pooler" says.
  */
 export function oursThroughPgBouncer(bouncer) {
   return {
@@ -109,19 +109,10 @@ export function oursThroughPgBouncer(bouncer) {
           ...o.env,
           DATABASE_URL: bouncer.url(ctx.db.name),
           DATABASE_LISTEN_URL: ctx.db.url,
-          DATABASE_PREPARED_STATEMENTS: String(bouncer.carriesPreparedStatements),
         },
       }),
   };
 }
-
-/** Ours, direct, with unnamed statements: what DATABASE_PREPARED_STATEMENTS=false costs alone. */
-export const oursUnnamed = {
-  ...ours,
-  name: 'ours, unnamed statements',
-  startWorkers: (ctx, o) =>
-    ours.startWorkers(ctx, { ...o, env: { ...o.env, DATABASE_PREPARED_STATEMENTS: 'false' } }),
-};
 
 function runnerSystem(name, runnerFile, { setup, enqueue, publish }) {
   return {
@@ -165,8 +156,11 @@ const toJob = (m) => ({
   body: m.body,
 });
 
-/** graphile-worker 0.17: one job per delivery, queue_name = the partition (its serial queues). */
-export const graphile = runnerSystem('graphile-worker', 'graphile-runner.mjs', {
+/**
+ * graphile-worker 0.17: one job per delivery, queue_name = the partition (its serial queues), with
+ * its default settings.
+ */
+export const graphileDefault = runnerSystem('graphile-worker', 'graphile-runner.mjs', {
   async setup(ctx) {
     const { runMigrations } = await import('graphile-worker');
     await runMigrations({ connectionString: ctx.db.url });
@@ -189,6 +183,14 @@ export const graphile = runnerSystem('graphile-worker', 'graphile-runner.mjs', {
     );
   },
 });
+
+/** graphile-worker with its fastest settings: a local queue and batched completion. */
+export const graphile = {
+  ...graphileDefault,
+  name: 'graphile-worker fastest',
+  startWorkers: (ctx, o) =>
+    graphileDefault.startWorkers(ctx, { ...o, env: { ...o.env, GRAPHILE_FASTEST: '1' } }),
+};
 
 /**
  * pg-boss 10: a `singleton` queue, singletonKey = the partition. pg-boss orders a fetch by
@@ -275,4 +277,4 @@ export const raw = {
   async close() {},
 };
 
-export const SYSTEMS = { ours, graphile, pgboss, raw };
+export const SYSTEMS = { ours, graphile, graphileDefault, pgboss, raw };

@@ -9,8 +9,6 @@ export abstract class AppConfig {
   abstract readonly databaseUrl: string | undefined;
   /** DATABASE_LISTEN_URL, else DATABASE_URL: where the worker LISTENs. */
   abstract readonly databaseListenUrl: string | undefined;
-  /** Named (server-side prepared) statements on the delivery path, or unnamed ones. */
-  abstract readonly databasePreparedStatements: boolean;
   abstract readonly port: number;
   abstract readonly maxRetries: number;
   abstract readonly backoffFactor: number;
@@ -171,7 +169,6 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   return Object.freeze({
     databaseUrl: vars.DATABASE_URL,
     databaseListenUrl: vars.DATABASE_LISTEN_URL ?? vars.DATABASE_URL,
-    databasePreparedStatements: vars.DATABASE_PREPARED_STATEMENTS,
     port: vars.PORT,
     maxRetries: vars.MAX_RETRIES,
     backoffFactor: vars.BACKOFF_FACTOR,

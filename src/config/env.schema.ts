@@ -53,11 +53,6 @@ export class EnvironmentVariables {
   })
   DATABASE_LISTEN_URL?: string;
 
-  /** false: the delivery path's statements go unnamed, for a pooler that cannot carry them. */
-  @Transform(toBoolean)
-  @IsBoolean({ message: 'DATABASE_PREPARED_STATEMENTS must be true or false' })
-  DATABASE_PREPARED_STATEMENTS = true;
-
   @Transform(toNumber)
   @IsInt({ message: 'PORT must be an integer' })
   @Min(0)

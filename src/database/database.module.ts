@@ -4,7 +4,6 @@ import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
 import { dataSourceOptions } from './data-source.js';
 import { isTransientConnectionError } from './pg-errors.js';
-import { UnnamedStatementsClient } from './unnamed-statements-client.js';
 import { DATABASE_TIMEOUTS, poolOptions, settledWithin } from './pool-options.js';
 
 /** The pg pool for hand-written SQL (the delivery path, health checks). */
@@ -52,10 +51,9 @@ export function requireDatabaseUrl(config: AppConfig): string {
       provide: PG_POOL,
       inject: [AppConfig],
       useFactory: (config: AppConfig) => {
-        const pool = new pg.Pool({
-          ...poolOptions(requireDatabaseUrl(config), 'pgwq', config.workerConcurrency + 4),
-          ...(config.databasePreparedStatements ? {} : { Client: UnnamedStatementsClient }),
-        });
+        const pool = new pg.Pool(
+          poolOptions(requireDatabaseUrl(config), 'pgwq', config.workerConcurrency + 4),
+        );
         // An idle client losing its connection (server restart, pg_terminate_backend) emits
         // 'error' on the pool; without a listener that would crash the process.
         pool.on('error', () => undefined);

@@ -13,12 +13,6 @@ export interface PgBouncerBinary {
   path: string;
   /** e.g. "1.18.0" */
   version: string;
-  /**
-   * 1.21 and later carry protocol-level named prepared statements across server connections
-   * (`max_prepared_statements`); before that, a named statement prepared through one client
-   * lands on server connections that other clients then get.
-   */
-  carriesPreparedStatements: boolean;
 }
 
 export interface RunningPgBouncer extends PgBouncerBinary {
@@ -37,12 +31,7 @@ export function findPgBouncer(): PgBouncerBinary | undefined {
   const banner = execFileSync(path, ['--version'], { encoding: 'utf8' });
   const match = /PgBouncer (\d+)\.(\d+)\.(\d+)/.exec(banner);
   if (!match) throw new Error(`cannot read the version of ${path}: ${banner}`);
-  const [major, minor] = [Number(match[1]), Number(match[2])];
-  return {
-    path,
-    version: `${match[1]}.${match[2]}.${match[3]}`,
-    carriesPreparedStatements: major > 1 || (major === 1 && minor >= 21),
-  };
+  return { path, version: `${match[1]}.${match[2]}.${match[3]}` };
 }
 
 /**
@@ -87,7 +76,6 @@ export async function startPgBouncer(options: {
     // The pools send these as startup parameters (src/database/pool-options.ts); PgBouncer
     // refuses a connection with any it does not know, unless told to ignore them.
     'ignore_startup_parameters = statement_timeout,lock_timeout',
-    ...(binary.carriesPreparedStatements ? ['max_prepared_statements = 200'] : []),
     'log_connections = 0',
     'log_disconnections = 0',
   ].join('\n');

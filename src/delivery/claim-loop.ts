@@ -80,24 +80,13 @@ const LISTENER_STOP_MS = 2_000;
 const HEADS_IN_A_ROW = 20;
 
 /**
- * A named (server-side prepared) statement: PostgreSQL parses it once per connection and, after
- * a few runs, reuses its plan, where an unnamed one is parsed and planned on every call. The
- * claim's five-way join costs more to plan than to run on a small due set. With
- * DATABASE_PREPARED_STATEMENTS=false the pool sends it unnamed (UnnamedStatementsClient), for a
- * transaction-mode pooler that cannot carry named statements.
+ * A query with its own `query_timeout` (pg reads it per query; @types/pg lacks it). Every query
+ * goes unnamed: the hot statements are PL/pgSQL functions (delivery.sql.ts), whose plans the
+ * server session caches, so a named prepared statement would save nothing and would not pass a
+ * transaction-mode pooler.
  */
-function prepared(
-  name: string,
-  text: string,
-  values: unknown[],
-  queryTimeoutMs?: number,
-): pg.QueryConfig {
-  return withQueryTimeout({ name, text, values }, queryTimeoutMs);
-}
-
-/** pg reads a per-query `query_timeout` (the pool's is the default); @types/pg lacks it. */
-function withQueryTimeout(config: pg.QueryConfig, ms: number | undefined): pg.QueryConfig {
-  return ms ? Object.assign(config, { query_timeout: ms }) : config;
+function withQueryTimeout(config: pg.QueryConfig, ms: number): pg.QueryConfig {
+  return Object.assign(config, { query_timeout: ms });
 }
 
 /**
@@ -208,10 +197,18 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
         const claimedAt = Date.now();
         const claimDone = this.metrics.startClaim();
         const { rows } = await this.pool.query<ClaimedLine>(
-          prepared(
-            'pgwq_claim_lines',
-            CLAIM_LINES,
-            [free, this.leaseMs, excluded, roomIds, rooms, this.config.workerConcurrencyPerWebhook],
+          withQueryTimeout(
+            {
+              text: CLAIM_LINES,
+              values: [
+                free,
+                this.leaseMs,
+                excluded,
+                roomIds,
+                rooms,
+                this.config.workerConcurrencyPerWebhook,
+              ],
+            },
             CLAIM_QUERY_TIMEOUT_MS,
           ),
         );
@@ -461,7 +458,7 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     // an error that may have followed its commit cannot apply it twice.
     const fenced = await this.withRetries(job, 'record attempt', () =>
       this.pool.query<RecordedAttempt>(
-        prepared('pgwq_record_attempt', RECORD_ATTEMPT, params, WRITE_QUERY_TIMEOUT_MS),
+        withQueryTimeout({ text: RECORD_ATTEMPT, values: params }, WRITE_QUERY_TIMEOUT_MS),
       ),
     );
     if (fenced === undefined) return undefined;
@@ -562,16 +559,17 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     const sentAt = Date.now();
     try {
       const { rows } = await this.pool.query<RenewedLease>(
-        prepared(
-          'pgwq_renew_lease',
-          RENEW_LEASE,
-          [
-            job.line.webhook_id,
-            job.line.partition_key,
-            job.line.lease_token,
-            job.line.sequence,
-            this.leaseMs,
-          ],
+        withQueryTimeout(
+          {
+            text: RENEW_LEASE,
+            values: [
+              job.line.webhook_id,
+              job.line.partition_key,
+              job.line.lease_token,
+              job.line.sequence,
+              this.leaseMs,
+            ],
+          },
           WRITE_QUERY_TIMEOUT_MS,
         ),
       );

@@ -7,6 +7,7 @@ import { WebhookDeletion1795633463601 } from './1795633463601-WebhookDeletion.js
 import { QueueGauges1795633463800 } from './1795633463800-QueueGauges.js';
 import { WebhookOperations1795633463850 } from './1795633463850-WebhookOperations.js';
 import { Retention1795633463900 } from './1795633463900-Retention.js';
+import { DeliveryFunctions1795633463950 } from './1795633463950-DeliveryFunctions.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -19,4 +20,5 @@ export const MIGRATIONS = [
   QueueGauges1795633463800,
   WebhookOperations1795633463850,
   Retention1795633463900,
+  DeliveryFunctions1795633463950,
 ];
