@@ -113,7 +113,7 @@ describe('delivery workers', () => {
       { what: 'every delivery recorded' },
     );
     await expectAllDelivered();
-  });
+  }, 90_000); // more than the deadlines inside, so a slow run fails on what it waited for
 
   it('keeps every message and the order while workers are SIGKILLed and connections terminated', async () => {
     const checker = new OrderChecker();
