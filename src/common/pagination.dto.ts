@@ -26,14 +26,20 @@ const AfterId = (max: number) =>
     Max(max),
   );
 
+/** The `limit` of every list (DESIGN §5): 1 to MAX_PAGE_SIZE, 100 when not given. */
+export const PageLimit = () =>
+  applyDecorators(
+    ApiPropertyOptional({ minimum: 1, maximum: MAX_PAGE_SIZE, default: 100 }),
+    IsOptional(),
+    Type(() => Number),
+    IsInt(),
+    Min(1),
+    Max(MAX_PAGE_SIZE),
+  );
+
 /** `limit` and `after` of every list (DESIGN §5): ascending ids, after an exclusive id. */
 export class PaginationDto {
-  @ApiPropertyOptional({ minimum: 1, maximum: MAX_PAGE_SIZE, default: 100 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(MAX_PAGE_SIZE)
+  @PageLimit()
   limit: number = 100;
 
   @AfterId(Number.MAX_SAFE_INTEGER)

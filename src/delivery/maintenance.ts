@@ -47,10 +47,11 @@ const MAINTENANCE_STOP_MS = 3000;
 
 /**
  * Runs the maintenance tasks in every worker: each tick, each task's batches one after another
- * while it has more, with a rest between them. A batch is one transaction that first takes the task's transaction-level advisory
- * lock with pg_try_advisory_xact_lock, so across all workers one batch of a task runs at a time
- * and the others skip their turn. Transaction-level, not session-level: behind PgBouncer in
- * transaction mode a session lock would stay with a server connection other clients get next.
+ * while it has more, with a rest between them. A batch is one transaction that first takes the
+ * task's transaction-level advisory lock with pg_try_advisory_xact_lock, so across all workers
+ * one batch of a task runs at a time and the others skip their turn. Transaction-level, not
+ * session-level: behind PgBouncer in transaction mode a session lock would stay with a server
+ * connection other clients get next.
  */
 @Injectable()
 export class Maintenance implements OnApplicationBootstrap, BeforeApplicationShutdown {

@@ -19,7 +19,7 @@ export interface Published {
   created: boolean;
 }
 
-/** A row of the publish INSERT; bigint columns arrive as text. */
+/** A messages row as the API answers it (the publish's RETURNING); bigints arrive as text. */
 interface InsertedRow {
   id: string;
   topic_id: number;
@@ -242,16 +242,7 @@ export class MessagesService {
   async showJson(id: number): Promise<string> {
     const limit = 2 * this.config.maxPayloadBytes;
     const rows = await this.db.query<
-      {
-        id: string;
-        topic_id: number;
-        partition_key: string;
-        sequence: string;
-        created_at: Date;
-        idempotency_key: string | null;
-        payload_bytes: number;
-        payload: string | null;
-      }[]
+      (InsertedRow & { payload_bytes: number; payload: string | null })[]
     >(
       `SELECT m.id, m.topic_id, m.partition_key, m.sequence, m.created_at, m.idempotency_key,
               octet_length(p.text) AS payload_bytes,

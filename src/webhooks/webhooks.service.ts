@@ -39,22 +39,24 @@ export class WebhooksService {
     this.resolveHost = createWebhookResolver(config.webhookDnsServers);
   }
 
-  /**
-   * The registration checks of a URL: the rules that need no network, then the SSRF guard's
-   * (the worker checks again at every connection). Run before any transaction, which must not
-   * stay open while this waits on DNS.
-   */
-  private async checkedUrl(raw: string): Promise<URL> {
+  /** The registration rules of a URL that need no network. */
+  private parsedUrl(raw: string): URL {
     const urlProblem = webhookUrlProblem(raw);
     if (urlProblem) throw new BadRequestException(urlProblem);
-    const url = new URL(raw);
+    return new URL(raw);
+  }
+
+  /**
+   * The SSRF guard's registration check (the worker checks again at every connection). Run
+   * before any transaction, which must not stay open while this waits on DNS.
+   */
+  private async checkHost(url: URL): Promise<void> {
     const hostProblem = await webhookHostProblem(
       url,
       this.config.webhookAllowPrivateNetworks,
       this.resolveHost,
     );
     if (hostProblem) throw new BadRequestException(hostProblem);
-    return url;
   }
 
   /**
@@ -76,12 +78,11 @@ export class WebhooksService {
   }
 
   async create(input: CreateWebhookDto): Promise<Webhook> {
-    const urlProblem = webhookUrlProblem(input.url);
-    if (urlProblem) throw new BadRequestException(urlProblem);
+    const url = this.parsedUrl(input.url);
     const secretRefused = input.secret === undefined ? undefined : secretProblem(input.secret);
     if (secretRefused) throw new BadRequestException(secretRefused);
     await this.topics.getById(input.topic_id);
-    const url = await this.checkedUrl(input.url);
+    await this.checkHost(url);
     return this.webhooks.manager.transaction(async (tx) => {
       const existing = await this.urlsOfTopic(tx, input.topic_id);
       if (existing.some((other) => sameUrl(other, url))) {
@@ -120,7 +121,8 @@ export class WebhooksService {
     if (input.url === undefined && input.status === undefined && input.on_exhausted === undefined) {
       throw new BadRequestException('give at least one of url, status, on_exhausted');
     }
-    const url = input.url === undefined ? undefined : await this.checkedUrl(input.url);
+    const url = input.url === undefined ? undefined : this.parsedUrl(input.url);
+    if (url) await this.checkHost(url);
     return this.webhooks.manager.transaction(async (tx) => {
       const [current] = await tx.query<{ topic_id: number; status: string }[]>(
         'SELECT topic_id, status FROM webhooks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE',

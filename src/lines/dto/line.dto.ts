@@ -1,12 +1,12 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
-import { MAX_PAGE_SIZE } from '../../common/pagination.dto.js';
+import { IsIn, IsOptional, IsString, Matches } from 'class-validator';
+import { PageLimit } from '../../common/pagination.dto.js';
+import { PARTITION_KEY_PATTERN } from '../../database/entities/message.entity.js';
 import { LINE_STATES } from '../lines.sql.js';
 import type { LineState } from '../lines.sql.js';
 
 /** What a partition key may be (the messages table's check). */
-export const PARTITION_KEY = /^[\x21-\x7e]{1,255}$/;
+export const PARTITION_KEY = new RegExp(PARTITION_KEY_PATTERN);
 
 /** One line: a (webhook, partition) and where it stands. */
 export class LineDto {
@@ -62,12 +62,7 @@ export class ListLinesDto {
   @IsIn(['partition_key', 'lag'])
   order: 'partition_key' | 'lag' = 'partition_key';
 
-  @ApiPropertyOptional({ minimum: 1, maximum: MAX_PAGE_SIZE, default: 100 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(MAX_PAGE_SIZE)
+  @PageLimit()
   limit: number = 100;
 
   @ApiPropertyOptional({
