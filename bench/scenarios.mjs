@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import pg from 'pg';
 import { makePayload } from './lib/sender.mjs';
 import {
+  cpuMs,
   createDatabase,
   now,
   peakRssMiB,
@@ -60,6 +61,22 @@ export async function deliveryRun(env, system, o) {
       env: env.oursEnv,
     });
     let rss = [];
+    // CPU per delivered message, by process: the workers, the database's server processes of
+    // this database (none when a pooler stands between), the receiver.
+    const backends = async () =>
+      (
+        await ctx.pool.query(
+          `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
+          [ctx.db.name],
+        )
+      ).rows.map((r) => r.pid);
+    // pid → CPU ms now, per group; a process gone by the end is left out of both counts.
+    const cpu = async () => ({
+      workers: new Map(workers.pids.map((pid) => [pid, cpuMs(pid)])),
+      database: new Map((await backends()).map((pid) => [pid, cpuMs(pid)])),
+      receiver: new Map([[env.receiver.pid, cpuMs(env.receiver.pid)]]),
+    });
+    const cpuBefore = await cpu();
     try {
       const enqueuedAt = now();
       await system.enqueue(ctx, messages);
@@ -73,6 +90,14 @@ export async function deliveryRun(env, system, o) {
         100,
       );
       const s = await env.receiver.stats();
+      const cpuAfter = await cpu();
+      const cpuPerMessageUs = Object.fromEntries(
+        Object.entries(cpuAfter).map(([group, after]) => {
+          let ms = 0;
+          for (const [pid, t] of after) ms += t - (cpuBefore[group].get(pid) ?? 0);
+          return [group, Math.round((ms * 1000) / Math.max(1, s.distinctOk))];
+        }),
+      );
       const seconds = ((s.lastOkAt ?? now()) - (s.firstAt ?? now())) / 1000;
       if (!done) {
         env.log(
@@ -89,6 +114,7 @@ export async function deliveryRun(env, system, o) {
         requests: s.requests,
         violations: s.violations,
         enqueueMs,
+        cpuPerMessageUs,
         peakRssMiB: Math.max(...rss.filter((x) => x != null)),
       };
     } finally {

@@ -1,4 +1,4 @@
-import { CLAIM_LINES, RECORD_ATTEMPT } from '../src/delivery/delivery.sql.js';
+import { CLAIM_LINES, RECORD_ATTEMPTS } from '../src/delivery/delivery.sql.js';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook, insertMessage } from './helpers/factories.js';
@@ -51,7 +51,7 @@ describe('delivery under database faults', () => {
     const webhook = await createWebhook(db.pool, topic.id, hook.url);
     // The first result recorded (sequence 1, the line kept for 2 and 3) commits, and the
     // worker sees a reset instead of the reply, then retries the statement.
-    proxy.cutAfterReply(RECORD_ATTEMPT);
+    proxy.cutAfterReply(RECORD_ATTEMPTS);
     spawn(proxy.url);
     await db.pool.query(
       `INSERT INTO messages (topic_id, partition_key, payload)

@@ -101,7 +101,7 @@ describe('webhook deletion', () => {
 
   /**
    * Runs `fn` while a transaction holds the webhook's lines the way a worker recording an attempt
-   * does (RECORD_ATTEMPT locks the line first, then its delivery), and ends it after.
+   * does (RECORD_ATTEMPTS locks the line first, then its delivery), and ends it after.
    */
   async function whileAWorkerHoldsItsLines(
     webhookId: number,

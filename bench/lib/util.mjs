@@ -44,6 +44,18 @@ export function peakRssMiB(pid) {
   }
 }
 
+/** CPU time (user + system) a live process has used, in ms; 0 once it is gone. */
+export function cpuMs(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+/** USER_HZ: 100 on every Linux build the bench meets. */
+const CLOCK_TICKS = 100;
+
 /** A child process that ends with the bench, and a promise of its exit. */
 export function startProcess(command, args, env, { quiet = true, label = command } = {}) {
   const child = spawn(command, args, {

@@ -114,6 +114,17 @@ export function oursThroughPgBouncer(bouncer) {
   };
 }
 
+/**
+ * Ours with RECORD_SYNCHRONOUS_COMMIT=false: results commit without waiting for the WAL flush
+ * (README, "Synchronous commit of results", says what a crash of PostgreSQL can then cause).
+ */
+export const oursAsyncCommit = {
+  ...ours,
+  name: 'ours, async commit',
+  startWorkers: (ctx, o) =>
+    ours.startWorkers(ctx, { ...o, env: { ...o.env, RECORD_SYNCHRONOUS_COMMIT: 'false' } }),
+};
+
 function runnerSystem(name, runnerFile, { setup, enqueue, publish }) {
   return {
     name,

@@ -16,6 +16,7 @@ describe('loadConfig', () => {
       workerConcurrency: 10,
       workerConcurrencyPerWebhook: 5,
       deliveryTimeoutMs: 10000,
+      recordSynchronousCommit: true,
       maxPayloadBytes: 1048576,
       maxBatchBodyBytes: 8388608,
       retentionDeliveredSeconds: 604800,

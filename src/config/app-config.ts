@@ -17,6 +17,8 @@ export abstract class AppConfig {
   /** Lines of one webhook in flight at once, per worker: what one hung receiver can hold. */
   abstract readonly workerConcurrencyPerWebhook: number;
   abstract readonly deliveryTimeoutMs: number;
+  /** Whether recording a result waits for the WAL flush (false: README says what it risks). */
+  abstract readonly recordSynchronousCommit: boolean;
   abstract readonly maxPayloadBytes: number;
   /** The largest request body of a batch publish. */
   abstract readonly maxBatchBodyBytes: number;
@@ -176,6 +178,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     workerConcurrency: vars.WORKER_CONCURRENCY,
     workerConcurrencyPerWebhook: perWebhook,
     deliveryTimeoutMs: vars.DELIVERY_TIMEOUT_MS,
+    recordSynchronousCommit: vars.RECORD_SYNCHRONOUS_COMMIT,
     maxPayloadBytes: vars.MAX_PAYLOAD_BYTES,
     maxBatchBodyBytes,
     retentionDeliveredSeconds: vars.RETENTION_DELIVERED_SECONDS,

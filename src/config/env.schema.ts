@@ -103,6 +103,11 @@ export class EnvironmentVariables {
   @Max(10 * 60 * 1000)
   DELIVERY_TIMEOUT_MS = 10000;
 
+  // false trades durability of the last results for speed: README, "Synchronous commit of results".
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'RECORD_SYNCHRONOUS_COMMIT must be true or false' })
+  RECORD_SYNCHRONOUS_COMMIT = true;
+
   @Transform(toNumber)
   @IsInt({ message: 'MAX_PAYLOAD_BYTES must be an integer' })
   @Min(64)

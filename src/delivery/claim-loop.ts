@@ -19,8 +19,11 @@ import {
 import {
   CLAIM_LINES,
   ClaimedLine,
-  RECORD_ATTEMPT,
+  RECORD_ATTEMPTS,
+  RECORD_ATTEMPTS_ASYNC,
   RecordedAttempt,
+  recordAttemptsValues,
+  RecordRequest,
   RELEASE_LINES,
   RENEW_LEASE,
   RenewedLease,
@@ -28,11 +31,12 @@ import {
 } from './delivery.sql.js';
 import { DeliveryMetrics } from './delivery-metrics.js';
 import { NotifyListener } from './notify-listener.js';
+import { ResultRecorder } from './result-recorder.js';
 import { noteAttemptOutcome } from './webhook-state.js';
 import { signatureHeader } from './signature.js';
 import { WebhookResult, WebhookSender } from './webhook-sender.js';
 
-export type Outcome = 'delivered' | 'pending' | 'dead';
+export type Outcome = RecordRequest['outcome'];
 
 /** One claimed line whose head is being delivered by this worker. */
 interface Job {
@@ -131,6 +135,8 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
   /** Webhooks whose destination's breaker was open when last seen: left out of claims. */
   private readonly blocked = new Map<number, string>();
   private readonly breakers: CircuitBreakers;
+  /** Records results, those that finish together in one statement and commit. */
+  private readonly recorder: ResultRecorder<RecordRequest, RecordedAttempt>;
   /**
    * A claim that left capped or blocked webhooks out found nothing: no other webhook had due
    * work then. Until something may have made more due (a NOTIFY, the poll, a retry timer), a
@@ -157,6 +163,16 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     metrics.trackInFlight(() => this.jobs.size);
     this.leaseNeededMs = config.deliveryTimeoutMs + leaseMarginMs(config.deliveryTimeoutMs);
     this.breakers = new CircuitBreakers(config.deliveryTimeoutMs);
+    const recordAttempts = config.recordSynchronousCommit ? RECORD_ATTEMPTS : RECORD_ATTEMPTS_ASYNC;
+    this.recorder = new ResultRecorder(async (requests) => {
+      const { rows } = await this.pool.query<RecordedAttempt>(
+        withQueryTimeout(
+          { text: recordAttempts, values: recordAttemptsValues(requests, this.leaseMs) },
+          WRITE_QUERY_TIMEOUT_MS,
+        ),
+      );
+      return rows;
+    });
   }
 
   onApplicationBootstrap(): void {
@@ -284,12 +300,12 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     });
   }
 
-  /** Delivers the claimed line's head, then the next ones while RECORD_ATTEMPT keeps the line. */
+  /** Delivers the claimed line's head, then the next ones while RECORD_ATTEMPTS keeps the line. */
   private async run(job: Job): Promise<void> {
     for (let inARow = 1; ; inARow++) {
       const next = await this.deliverHead(job, inARow < HEADS_IN_A_ROW);
       if (!next) return;
-      job.line = next; // the same lease token, renewed by RECORD_ATTEMPT
+      job.line = next; // the same lease token, renewed by RECORD_ATTEMPTS
     }
   }
 
@@ -436,35 +452,29 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
             { statusCode: result.statusCode ?? undefined, retryAfter: result.retryAfter },
           )
         : 0;
-    const params = [
-      line.webhook_id,
-      line.partition_key,
-      line.lease_token,
+    const request: RecordRequest = {
+      webhookId: line.webhook_id,
+      partitionKey: line.partition_key,
+      leaseToken: line.lease_token,
+      head: line.sequence,
       outcome,
-      delay,
-      line.delivery_id,
+      retryDelaySeconds: delay,
+      deliveryId: line.delivery_id!,
       attempt,
-      result.statusCode,
-      result.error,
-      startedAt.toISOString(),
-      result.durationMs,
-      result.responseBody === null ? null : result.responseBody.replace(/\0/g, ''),
+      statusCode: result.statusCode,
+      error: result.error,
+      startedAt,
+      durationMs: result.durationMs,
+      responseBody: result.responseBody === null ? null : result.responseBody.replace(/\0/g, ''),
       keep,
-      this.leaseMs,
-      line.sequence,
-    ];
+    };
     const sentAt = Date.now();
     // The statement is idempotent (fenced on the head as well as the token): retrying it after
     // an error that may have followed its commit cannot apply it twice.
-    const fenced = await this.withRetries(job, 'record attempt', () =>
-      this.pool.query<RecordedAttempt>(
-        withQueryTimeout({ text: RECORD_ATTEMPT, values: params }, WRITE_QUERY_TIMEOUT_MS),
-      ),
-    );
-    if (fenced === undefined) return undefined;
+    const row = await this.withRetries(job, 'record attempt', () => this.recorder.record(request));
+    if (row === undefined) return undefined;
     const what = `${result.ok ? `HTTP ${result.statusCode}` : result.error} in ${result.durationMs} ms`;
     const about = fields(line, attempt);
-    const row = fenced.rows[0];
     if (!row.fenced) {
       if (row.still_held || row.recorded_before) {
         // An earlier run of this statement committed and its reply was lost. If it kept the
@@ -474,7 +484,7 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
         if (outcome !== 'pending') await this.release([{ line, head: next, delayMs: 0 }]);
       } else {
         this.metrics.leaseLost();
-        this.logger.warn(`${what}; result dropped, ${lostReason(row.line_exists)}`, about);
+        this.logger.warn(`${what}; result dropped, ${lostReason(row.line_exists!)}`, about);
       }
       return undefined;
     }

@@ -2,11 +2,11 @@
  * Every statement of the delivery path: claim → POST → record result (or release). Values go in
  * $n parameters only. Each statement is one round trip and fenced where it writes after a claim.
  *
- * The hot ones (claim, record, renew) are PL/pgSQL functions created by the migration
- * src/database/migrations/1795633463950-DeliveryFunctions.ts, which holds their SQL and why each
- * is safe; here are the calls. A function's statement is planned once per server session, so a
- * call sent unnamed costs what a named prepared statement costs, through a transaction-mode
- * pooler too (README, "Behind a pooler").
+ * The hot ones (claim, record, renew) are PL/pgSQL functions created by the migrations
+ * src/database/migrations/1795633463950-DeliveryFunctions.ts and 1795633464000-GroupRecord.ts
+ * (the record), which hold their SQL and why each is safe; here are the calls. A function's
+ * statement is planned once per server session, so a call sent unnamed costs what a named
+ * prepared statement costs, through a transaction-mode pooler too (README, "Behind a pooler").
  *
  * Every fenced write matches the lease token AND the head sequence it expects, so it is
  * idempotent: a statement whose commit succeeded but whose reply was lost (a reset, a failover)
@@ -51,19 +51,72 @@ export interface RenewedLease {
 }
 
 /**
- * Record one attempt's outcome, fenced by the lease token ($3) and the head it was for ($15),
- * and, with $13, keep the line and return its next head (pgwq_record_attempt, which lists the
- * parameters and says why a second run changes nothing).
+ * Record attempts' outcomes, any number of lines at once, in one statement and one commit
+ * (pgwq_record_attempts: arrays with an element per attempt, in its parameters' order; see
+ * RecordRequest). Each attempt is fenced by its own lease token and head and, when asked, keeps
+ * its line and returns the next head; one row per attempt, in order. The function lists the
+ * parameters and says why a second run changes nothing.
  */
-export const RECORD_ATTEMPT = `SELECT * FROM pgwq_record_attempt($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`;
+export const RECORD_ATTEMPTS = `SELECT * FROM pgwq_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`;
 
-/** One row of RECORD_ATTEMPT: the claim's columns are null unless the line was kept. */
+/**
+ * RECORD_ATTEMPTS whose commit does not wait for the WAL flush (RECORD_SYNCHRONOUS_COMMIT=off):
+ * set_config(…, true) lasts until the end of the call's own transaction, also through a
+ * transaction-mode pooler. README, "Synchronous commit of results", says what it risks.
+ */
+export const RECORD_ATTEMPTS_ASYNC = `SELECT r.* FROM set_config('synchronous_commit', 'off', true),
+  pgwq_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) AS r`;
+
+/** One attempt's outcome to record, with the fence it was sent under. */
+export interface RecordRequest {
+  webhookId: number;
+  partitionKey: string;
+  leaseToken: string;
+  /** The head the attempt was for: the fence, with the token. */
+  head: string;
+  outcome: 'delivered' | 'pending' | 'dead';
+  /** Seconds until a pending head is due again. */
+  retryDelaySeconds: number;
+  deliveryId: string;
+  attempt: number;
+  statusCode: number | null;
+  error: string | null;
+  startedAt: Date;
+  durationMs: number;
+  responseBody: string | null;
+  /** Keep the line and return its next head, if there is one. */
+  keep: boolean;
+}
+
+/** RECORD_ATTEMPTS's parameters for these requests and lease. */
+export function recordAttemptsValues(requests: readonly RecordRequest[], leaseMs: number) {
+  const column = <T>(f: (r: RecordRequest) => T) => requests.map(f);
+  return [
+    column((r) => r.webhookId),
+    column((r) => r.partitionKey),
+    column((r) => r.leaseToken),
+    column((r) => r.head),
+    column((r) => r.outcome),
+    column((r) => r.retryDelaySeconds),
+    column((r) => r.deliveryId),
+    column((r) => r.attempt),
+    column((r) => r.statusCode),
+    column((r) => r.error),
+    column((r) => r.startedAt.toISOString()),
+    column((r) => r.durationMs),
+    column((r) => r.responseBody),
+    column((r) => r.keep),
+    leaseMs,
+  ];
+}
+
+/** One row of RECORD_ATTEMPTS: the claim's columns are null unless the line was kept. */
 export type RecordedAttempt = {
   fenced: boolean;
-  recorded: number;
-  still_held: boolean;
-  recorded_before: boolean;
-  line_exists: boolean;
+  /** Set only when not fenced, like the two after it. */
+  still_held: boolean | null;
+  recorded_before: boolean | null;
+  line_exists: boolean | null;
 } & (ClaimedLine | { [K in keyof ClaimedLine]: null });
 
 /**
@@ -96,7 +149,7 @@ LEFT JOIN LATERAL (
 /**
  * The line's columns after its head moved to `next` (a NEXT_HEAD row): due now when there is more
  * (or a rewind to apply), idle otherwise; lease released. (Due even when the webhook is paused,
- * for the reason RECORD_ATTEMPT gives: the claim's filter passes over it.)
+ * for the reason RECORD_ATTEMPTS gives: the claim's filter passes over it.)
  */
 export const MOVE_HEAD_TO_NEXT = `
     head_sequence = least(n.sequence, l.tail_sequence + 1),
@@ -113,7 +166,7 @@ export const MOVE_HEAD_TO_NEXT = `
 /**
  * The head delivery is not pending (its message was deleted, or a rewind walks over a delivered or
  * dead one): move the line on to the next pending delivery (NEXT_HEAD), fenced, with the same
- * "is there more?" rule as RECORD_ATTEMPT.
+ * "is there more?" rule as RECORD_ATTEMPTS.
  *
  * The NOT EXISTS runs in this statement's fresh snapshot. CLAIM_LINES can lock a line version
  * committed after its own snapshot (another worker's late but still fenced result moved the head

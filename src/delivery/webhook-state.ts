@@ -17,7 +17,7 @@ export type DisabledReason = 'gone' | 'failing';
 
 /**
  * Park the webhook's waiting lines. Lines in flight (leased) are left alone: their attempt
- * finishes and RECORD_ATTEMPT parks them. The lines are locked in primary-key order, the order
+ * finishes and RECORD_ATTEMPTS parks them. The lines are locked in primary-key order, the order
  * the fan-out's upsert locks them in, so a producer and this never deadlock; a line's lease is
  * re-checked on the locked row.
  */

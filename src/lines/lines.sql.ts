@@ -90,7 +90,7 @@ WHERE webhook_id = $1 AND partition_key = $2 AND blocked
  * - Run after LOCK_WEBHOOKS (rewind.service.ts) in the same transaction: the webhooks' rows
  *   first, then the lines in primary-key order (the order the fan-out's upsert and PATCH take
  *   them, so none of them deadlock with this), then their deliveries, as a worker's
- *   RECORD_ATTEMPT does (line, then delivery). A worker's head is
+ *   RECORD_ATTEMPTS does (lines, then deliveries). A worker's head is
  *   pending, and only dead (redrive) or delivered and dead (replay) deliveries change here, so
  *   this never rewrites the delivery a worker is sending.
  * - Redrive: the dead deliveries that match, and a blocked line's head with them (a blocked line

@@ -52,10 +52,10 @@ export class DeliveryFunctions1795633463950 implements MigrationInterface {
   }
 }
 
-const pinned = (schema: string) => `SET search_path = ${schema}, pg_temp`;
+export const pinned = (schema: string) => `SET search_path = ${schema}, pg_temp`;
 
 /** The columns of a claimed line (ClaimedLine in delivery.sql.ts). bigints as text. */
-const CLAIMED_LINE_COLUMNS = `
+export const CLAIMED_LINE_COLUMNS = `
   webhook_id integer,
   partition_key text,
   sequence text,
@@ -82,7 +82,7 @@ const CLAIMED_LINE_COLUMNS = `
  * - Nothing for a deleted webhook (DELETE /webhooks/{id}); its lines wait for the purge.
  * - failing: the webhook has a run of failed attempts (failing_since), which a success ends.
  */
-const headOfLines = (lines: string) => `
+export const headOfLines = (lines: string) => `
 SELECT c.webhook_id,
        c.partition_key,
        c.head_sequence::text AS sequence,
@@ -267,7 +267,7 @@ $fn$`;
  * head_created_at follows the head: the next head's publication time, read by its unique key (a
  * next head committed after this statement's snapshot was published just now: now()).
  */
-const RECORD_ATTEMPT = `
+export const RECORD_ATTEMPT = `
 CREATE FUNCTION pgwq_record_attempt(
   integer, text, uuid, text, double precision, bigint, integer, integer, text, timestamptz,
   integer, text, boolean, double precision, bigint)
