@@ -8,6 +8,7 @@ import { QueueGauges1795633463800 } from './1795633463800-QueueGauges.js';
 import { WebhookOperations1795633463850 } from './1795633463850-WebhookOperations.js';
 import { Retention1795633463900 } from './1795633463900-Retention.js';
 import { DeliveryFunctions1795633463950 } from './1795633463950-DeliveryFunctions.js';
+import { LeanerPublish1795633464100 } from './1795633464100-LeanerPublish.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   WebhookOperations1795633463850,
   Retention1795633463900,
   DeliveryFunctions1795633463950,
+  LeanerPublish1795633464100,
 ];
