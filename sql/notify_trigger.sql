@@ -92,7 +92,7 @@ $$;
 -- one sequence are that sequence, every webhook fanned out to has that row's delivery), written
 -- out so that its plans are small: for one row, starting the set path's grouping, sorting and
 -- semi-join cost more than running them (backend CPU of a 1-row transaction with one webhook,
--- PostgreSQL 15: about a quarter less; bench/results/publish-evidence.txt). A statement that
+-- PostgreSQL 15: a fifth to a quarter less; bench/results/publish-evidence.txt). A statement that
 -- inserted nothing (every row skipped by ON CONFLICT DO NOTHING) returns at once.
 --
 -- A deleted webhook (deleted_at set by DELETE /webhooks/{id}) gets nothing more; the worker's
