@@ -143,6 +143,70 @@ describe('message trigger: sequences and fan-out', () => {
     expect(Number(deliveries.rows[0].n)).toBe(200);
   });
 
+  it('numbers 1-row and multi-row statements of 8 concurrent producers on one key alike (issue 13, point 3)', async () => {
+    // A 1-row statement takes the fan-out's row path, a 3-row one its set path, a replayed
+    // idempotency key inserts nothing: all three interleave on one partition and one line.
+    const topic = await createTopic(db.pool);
+    const active = await createWebhook(db.pool, topic.id);
+    const paused = await createWebhook(db.pool, topic.id);
+    await db.pool.query(`UPDATE webhooks SET status = 'paused' WHERE id = $1`, [paused.id]);
+    await concurrently(8, async (pool, producer) => {
+      for (let i = 0; i < 10; i++) {
+        await insertMessage(pool, topic.id, 'mixed', { producer, i, rows: 1 });
+        await pool.query(
+          `INSERT INTO messages (topic_id, partition_key, payload)
+           SELECT $1, 'mixed', jsonb_build_object('producer', $2::int, 'i', $3::int, 'rows', 3)
+           FROM generate_series(1, 3)`,
+          [topic.id, producer, i],
+        );
+        await pool.query(
+          `INSERT INTO messages (topic_id, partition_key, payload, idempotency_key)
+           VALUES ($1, 'mixed', '{}', 'once')
+           ON CONFLICT (topic_id, idempotency_key) DO NOTHING`,
+          [topic.id],
+        );
+      }
+    });
+    const n = 8 * 10 * 4 + 1;
+    const all = Array.from({ length: n }, (_, i) => i + 1);
+    expect(await sequences(topic.id, 'mixed')).toEqual(all);
+    for (const webhook of [active, paused]) {
+      const { rows } = await db.pool.query<{ sequence: string }>(
+        `SELECT d.sequence FROM deliveries d JOIN messages m ON m.id = d.message_id
+         WHERE d.webhook_id = $1 AND m.sequence = d.sequence ORDER BY d.sequence`,
+        [webhook.id],
+      );
+      expect(rows.map((r) => Number(r.sequence))).toEqual(all);
+    }
+    const lines = await db.pool.query<{
+      webhook_id: number;
+      head_sequence: string;
+      tail_sequence: string;
+      due: boolean;
+    }>(
+      `SELECT webhook_id, head_sequence, tail_sequence, next_attempt_at IS NOT NULL AS due
+       FROM delivery_lines WHERE partition_key = 'mixed' AND webhook_id IN ($1, $2)
+       ORDER BY webhook_id`,
+      [active.id, paused.id],
+    );
+    expect(
+      lines.rows.map((l) => [
+        l.webhook_id,
+        Number(l.head_sequence),
+        Number(l.tail_sequence),
+        l.due,
+      ]),
+    ).toEqual([
+      [active.id, 1, n, true],
+      [paused.id, 1, n, false],
+    ]);
+    const counter = await db.pool.query<{ last_sequence: string }>(
+      `SELECT last_sequence FROM partition_sequences WHERE topic_id = $1 AND partition_key = 'mixed'`,
+      [topic.id],
+    );
+    expect(Number(counter.rows[0].last_sequence)).toBe(n);
+  });
+
   it('keeps keys and topics independent', async () => {
     const t1 = await createTopic(db.pool);
     const t2 = await createTopic(db.pool);

@@ -9,6 +9,7 @@ import { WebhookOperations1795633463850 } from './1795633463850-WebhookOperation
 import { Retention1795633463900 } from './1795633463900-Retention.js';
 import { DeliveryFunctions1795633463950 } from './1795633463950-DeliveryFunctions.js';
 import { GroupRecord1795633464000 } from './1795633464000-GroupRecord.js';
+import { LeanerPublish1795633464100 } from './1795633464100-LeanerPublish.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   Retention1795633463900,
   DeliveryFunctions1795633463950,
   GroupRecord1795633464000,
+  LeanerPublish1795633464100,
 ];
