@@ -60,6 +60,11 @@ describe('recording results together (pgwq_record_attempts)', () => {
     return rows;
   }
 
+  /** The rows of `record` in the order of its requests, as the worker reads them. */
+  async function recordInOrder(requests: RecordRequest[], text = RECORD_ATTEMPTS) {
+    return (await record(requests, text)).sort((a, b) => a.nth - b.nth);
+  }
+
   it('records each attempt behind its own fence, in the order given, and keeps each line', async () => {
     const topic = await createTopic(db.pool);
     const webhook = await createWebhook(db.pool, topic.id);
@@ -71,8 +76,15 @@ describe('recording results together (pgwq_record_attempts)', () => {
     );
     const [a, b, c] = await claimAll();
     const stale = { ...success(b), leaseToken: '00000000-0000-4000-8000-000000000000' };
-    // Out of key order on purpose: the rows come back in the order of the requests.
+    // Out of key order on purpose: the lines are locked, and the rows come back, in key order;
+    // nth maps them to the requests.
     const rows = await record([success(c), stale, success(a)]);
+    expect(rows.map((r) => [r.nth, r.partition_key])).toEqual([
+      [3, 'a'],
+      [2, null],
+      [1, 'c'],
+    ]);
+    rows.sort((x, y) => x.nth - y.nth);
 
     expect(rows.map((r) => [r.fenced, r.partition_key, r.sequence])).toEqual([
       [true, 'c', '2'],
@@ -98,7 +110,7 @@ describe('recording results together (pgwq_record_attempts)', () => {
     ]);
 
     // Sent again (a reply lost after the commit): nothing changes, and each row says so.
-    const again = await record([success(c), success(a)]);
+    const again = await recordInOrder([success(c), success(a)]);
     expect(again.map((r) => [r.fenced, r.still_held])).toEqual([
       [false, true],
       [false, true],
@@ -132,7 +144,7 @@ describe('recording results together (pgwq_record_attempts)', () => {
          SELECT $1, k, '{"late": true}' FROM unnest(ARRAY['y', 'x']) k`,
         [topic.id],
       );
-      const recorded = record([success(y), success(x)], RECORD_ATTEMPTS_ASYNC);
+      const recorded = recordInOrder([success(y), success(x)], RECORD_ATTEMPTS_ASYNC);
       await eventually(
         async () =>
           (
@@ -145,12 +157,16 @@ describe('recording results together (pgwq_record_attempts)', () => {
       );
       await producer.query('COMMIT');
       const rows = await recorded;
-      // Kept, one head on. That head committed after the statement's snapshot, so its
-      // delivery is not in the row (the worker then re-checks it with SKIP_MISSING_HEAD).
-      expect(rows.map((r) => [r.fenced, r.partition_key, r.sequence, r.delivery_id])).toEqual([
-        [true, 'y', '2', null],
-        [true, 'x', '2', null],
+      // Kept, one head on. Each attempt runs in its own snapshot: x's, taken before the
+      // producer committed, does not show the new head's delivery (the worker then re-checks it
+      // with SKIP_MISSING_HEAD); y's, taken after, shows it.
+      expect(rows.map((r) => [r.fenced, r.partition_key, r.sequence])).toEqual([
+        [true, 'y', '2'],
+        [true, 'x', '2'],
       ]);
+      for (const row of rows) {
+        if (row.delivery_id !== null) expect(JSON.parse(row.body!)).toEqual({ late: true });
+      }
     } finally {
       producer.release();
     }

@@ -51,11 +51,11 @@ export interface RenewedLease {
 }
 
 /**
- * Record attempts' outcomes, any number of lines at once, in one statement and one commit
+ * Record attempts' outcomes, any number of lines at once, in one call and one commit
  * (pgwq_record_attempts: arrays with an element per attempt, in its parameters' order; see
  * RecordRequest). Each attempt is fenced by its own lease token and head and, when asked, keeps
- * its line and returns the next head; one row per attempt, in order. The function lists the
- * parameters and says why a second run changes nothing.
+ * its line and returns the next head; one row per attempt, `nth` its place in the arrays. The
+ * function lists the parameters and says why a second run changes nothing.
  */
 export const RECORD_ATTEMPTS = `SELECT * FROM pgwq_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`;
 
@@ -112,11 +112,13 @@ export function recordAttemptsValues(requests: readonly RecordRequest[], leaseMs
 
 /** One row of RECORD_ATTEMPTS: the claim's columns are null unless the line was kept. */
 export type RecordedAttempt = {
+  /** The attempt's place in the call's arrays, from 1. */
+  nth: number;
   fenced: boolean;
-  /** Set only when not fenced, like the two after it. */
-  still_held: boolean | null;
-  recorded_before: boolean | null;
-  line_exists: boolean | null;
+  recorded: number;
+  still_held: boolean;
+  recorded_before: boolean;
+  line_exists: boolean;
 } & (ClaimedLine | { [K in keyof ClaimedLine]: null });
 
 /**
