@@ -14,7 +14,7 @@ import {
   startProcess,
   until,
 } from './lib/util.mjs';
-import { ours } from './systems/index.mjs';
+import { BENCH_APPLICATION_NAME, ours } from './systems/index.mjs';
 
 /** n messages round-robin over `partitions` keys, numbered per partition from 1. */
 export function makeMessages(n, partitions, payloadBytes, prefix = 'p') {
@@ -61,15 +61,17 @@ export async function deliveryRun(env, system, o) {
       env: env.oursEnv,
     });
     let rss = [];
-    // CPU per delivered message, by process: the workers, the database's server processes of
-    // this database (none when a pooler stands between), the receiver.
+    // CPU per delivered message, by process: the workers, the server processes of this database
+    // but the bench's own (its enqueue, the publishing, is not delivery), the receiver.
     const backends = async () =>
-      (
-        await ctx.pool.query(
-          `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
-          [ctx.db.name],
-        )
-      ).rows.map((r) => r.pid);
+      !ctx.pool
+        ? [] // raw HTTP: no database
+        : (
+            await ctx.pool.query(
+              `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name <> $2`,
+              [ctx.db.name, BENCH_APPLICATION_NAME],
+            )
+          ).rows.map((r) => r.pid);
     // pid → CPU ms now, per group; a process gone by the end is left out of both counts.
     const cpu = async () => ({
       workers: new Map(workers.pids.map((pid) => [pid, cpuMs(pid)])),
