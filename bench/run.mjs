@@ -242,6 +242,9 @@ for (let round = 0; round < rounds; round++) {
           messages: P.hotMessages,
           partitions: 1,
           workers: 1,
+          // The raw reference for one partition is the sequential loop: one request at a time
+          // (with the others' 10 lanes it would not keep the partition's order).
+          concurrency: system === raw ? 1 : undefined,
           prefix: 'hot',
           timeoutMs: deadline(system),
         }),
@@ -249,7 +252,6 @@ for (let round = 0; round < rounds; round++) {
       log(
         `  hot ${system.name}: ${r?.throughput?.toFixed(0)} msg/s; CPU per message ${cpuLine(r?.cpuPerMessageUs)}`,
       );
-      // The raw reference for one partition is the sequential loop: one request at a time.
       record(
         'hot partition',
         `${P.hotMessages} msgs on one key`,

@@ -57,7 +57,7 @@ export async function deliveryRun(env, system, o) {
     await env.receiver.reset({ delayMs: env.receiverDelayMs, failRate: o.failRate ?? 0 });
     const workers = await system.startWorkers(ctx, {
       workers: o.workers,
-      concurrency: env.concurrency,
+      concurrency: o.concurrency ?? env.concurrency,
       env: env.oursEnv,
     });
     let rss = [];

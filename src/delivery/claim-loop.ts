@@ -484,7 +484,7 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
         if (outcome !== 'pending') await this.release([{ line, head: next, delayMs: 0 }]);
       } else {
         this.metrics.leaseLost();
-        this.logger.warn(`${what}; result dropped, ${lostReason(row.line_exists)}`, about);
+        this.logger.warn(`${what}; result dropped, ${lostReason(row.line_exists!)}`, about);
       }
       return undefined;
     }

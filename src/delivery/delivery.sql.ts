@@ -116,9 +116,10 @@ export type RecordedAttempt = {
   nth: number;
   fenced: boolean;
   recorded: number;
-  still_held: boolean;
-  recorded_before: boolean;
-  line_exists: boolean;
+  /** Set only when not fenced, like the two after it. */
+  still_held: boolean | null;
+  recorded_before: boolean | null;
+  line_exists: boolean | null;
 } & (ClaimedLine | { [K in keyof ClaimedLine]: null });
 
 /**
