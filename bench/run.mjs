@@ -339,9 +339,9 @@ await bouncer?.stop();
 await server.stop();
 
 for (const r of rows) r.median = median(r.values);
-const get = (scenario, variant, system) =>
-  rows.find((r) => r.scenario === scenario && r.variant.startsWith(variant) && r.system === system)
-    ?.median ?? null;
+const rowOf = (scenario, variant, system) =>
+  rows.find((r) => r.scenario === scenario && r.variant.startsWith(variant) && r.system === system);
+const get = (scenario, variant, system) => rowOf(scenario, variant, system)?.median ?? null;
 const ratio = (a, b) => (a != null && b != null && b !== 0 ? a / b : null);
 /** Arrivals out of order summed over a row's rounds ('' when the row has none recorded). */
 const outOfOrder = (r) =>
@@ -349,9 +349,7 @@ const outOfOrder = (r) =>
     ? String(r.extras.reduce((n, e) => n + (e.violations ?? 0), 0))
     : '';
 const outOfOrderTotal = (scenario, variant, system) => {
-  const row = rows.find(
-    (r) => r.scenario === scenario && r.variant.startsWith(variant) && r.system === system,
-  );
+  const row = rowOf(scenario, variant, system);
   return row && outOfOrder(row) !== '' ? Number(outOfOrder(row)) : null;
 };
 

@@ -1,7 +1,7 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
-import { createTestApp } from './helpers/app.js';
+import { createTestApp, expectErrorResponse as expectError } from './helpers/app.js';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
 
 const SECRET = 'whsec_' + randomBytes(24).toString('base64');
@@ -29,16 +29,6 @@ describe('REST API', () => {
               (SELECT count(*) FROM delivery_lines) l`,
     );
     return rows[0];
-  }
-
-  function expectError(res: request.Response, status: number, message?: RegExp) {
-    expect(res.status).toBe(status);
-    expect(res.body).toEqual({
-      status_code: status,
-      error: expect.any(String),
-      message: expect.any(String),
-    });
-    if (message) expect(res.body.message).toMatch(message);
   }
 
   describe('the walk-through: topic, webhook, message, deliveries', () => {

@@ -1,6 +1,6 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
-import { createTestApp } from './helpers/app.js';
+import { createTestApp, expectErrorResponse } from './helpers/app.js';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
 import { createTopic, createWebhook, insertMessage } from './helpers/factories.js';
 
@@ -38,14 +38,7 @@ describe('operations API', () => {
 
   async function expectError(req: request.Test, status: number, message?: RegExp) {
     const before = await state();
-    const res = await req;
-    expect(res.status).toBe(status);
-    expect(res.body).toEqual({
-      status_code: status,
-      error: expect.any(String),
-      message: expect.any(String),
-    });
-    if (message) expect(res.body.message).toMatch(message);
+    expectErrorResponse(await req, status, message);
     expect(await state()).toEqual(before);
   }
 
