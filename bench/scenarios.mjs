@@ -185,9 +185,26 @@ const PLAIN_TABLE = `CREATE TABLE bench_plain (topic_id integer, partition_key t
                      created_at timestamptz DEFAULT now())`;
 
 /**
- * Direct SQL publish into one database with topics t0, t1, t3 (0, 1, 3 webhooks) and an
- * unindexed plain table as the ceiling: single-row transactions from `producers` clients for
- * `seconds`, and one 1,000-row INSERT (median of `batches`).
+ * Copies of the messages and deliveries tables (columns, indexes, checks, foreign keys) without
+ * triggers, numbered by a plain sequence: what DESIGN's tables cost before the gap-free
+ * numbering and the lines, the floor of any SQL publish into them. 'messages, no triggers'
+ * inserts the message alone, 'messages + 1 delivery, no triggers' the message and its one
+ * webhook's delivery in one statement.
+ */
+const TABLES_WITHOUT_TRIGGERS = [
+  `CREATE TABLE bench_messages (LIKE messages INCLUDING ALL)`,
+  `ALTER TABLE bench_messages ADD FOREIGN KEY (topic_id) REFERENCES topics (id)`,
+  `CREATE SEQUENCE bench_messages_sequence`,
+  `CREATE TABLE bench_deliveries (LIKE deliveries INCLUDING ALL)`,
+  `ALTER TABLE bench_deliveries ADD FOREIGN KEY (message_id) REFERENCES bench_messages (id),
+     ADD FOREIGN KEY (webhook_id) REFERENCES webhooks (id)`,
+];
+
+/**
+ * Direct SQL publish into one database with topics t0, t1, t3 (0, 1, 3 webhooks), an unindexed
+ * plain table as the ceiling and the messages table without triggers as the floor: single-row
+ * transactions from `producers` clients for `seconds`, and one 1,000-row INSERT (median of
+ * `batches`).
  */
 export async function sqlPublishRound(env, o) {
   const db = await createDatabase(env.server.url, 'pub');
@@ -195,7 +212,12 @@ export async function sqlPublishRound(env, o) {
   const out = {};
   try {
     await ctx.pool.query(PLAIN_TABLE);
-    const targets = { plain: null };
+    for (const ddl of TABLES_WITHOUT_TRIGGERS) await ctx.pool.query(ddl);
+    const targets = {
+      plain: null,
+      'messages, no triggers': null,
+      'messages + 1 delivery, no triggers': null,
+    };
     for (const hooks of [0, 1, 3]) {
       const { rows } = await ctx.pool.query(`INSERT INTO topics (name) VALUES ($1) RETURNING id`, [
         `t${hooks}`,
@@ -209,7 +231,23 @@ export async function sqlPublishRound(env, o) {
       }
       targets[`${hooks} webhooks`] = rows[0].id;
     }
-    const table = (target) => (target === 'plain' ? 'bench_plain' : 'messages');
+    const { rows: hooks } = await ctx.pool.query(`SELECT id FROM webhooks WHERE topic_id = $1`, [
+      targets['1 webhooks'],
+    ]);
+    // Each target's INSERT of the rows `select` gives (topic_id, partition_key, payload).
+    const insert = (target, select) => {
+      if (target === 'plain')
+        return `INSERT INTO bench_plain (topic_id, partition_key, payload) ${select}`;
+      if (!target.endsWith('no triggers'))
+        return `INSERT INTO messages (topic_id, partition_key, payload) ${select}`;
+      const message = `INSERT INTO bench_messages (topic_id, partition_key, payload, sequence)
+        SELECT s.*, nextval('bench_messages_sequence') FROM (${select}) AS s`;
+      return target === 'messages, no triggers'
+        ? message
+        : `WITH m AS (${message} RETURNING *)
+           INSERT INTO bench_deliveries (message_id, webhook_id, topic_id, partition_key, sequence)
+           SELECT m.id, ${hooks[0].id}, m.topic_id, m.partition_key, m.sequence FROM m`;
+    };
     const body = JSON.stringify(makePayload(env.payloadBytes, 0));
     const clients = await Promise.all(
       Array.from({ length: o.producers }, async () => {
@@ -221,7 +259,7 @@ export async function sqlPublishRound(env, o) {
     );
     try {
       for (const [target, topicId] of Object.entries(targets)) {
-        const sql = `INSERT INTO ${table(target)} (topic_id, partition_key, payload) VALUES ($1, $2, $3::jsonb)`;
+        const sql = insert(target, `VALUES ($1::integer, $2::text, $3::jsonb)`);
         let count = 0;
         const stopAt = now() + o.seconds * 1000;
         await Promise.all(
@@ -230,7 +268,7 @@ export async function sqlPublishRound(env, o) {
               await c.query({
                 name: `pub_${target}`,
                 text: sql,
-                values: [topicId ?? 0, `p${(k * 7919 + i) % 100}`, body],
+                values: [topicId ?? targets['0 webhooks'], `p${(k * 7919 + i) % 100}`, body],
               });
               count++;
             }
@@ -242,9 +280,11 @@ export async function sqlPublishRound(env, o) {
         for (let b = 0; b < o.batches; b++) {
           const t = now();
           await clients[0].query(
-            `INSERT INTO ${table(target)} (topic_id, partition_key, payload)
-             SELECT $1, 'p' || (g % 100), $2::jsonb FROM generate_series(1, 1000) g`,
-            [topicId ?? 0, body],
+            insert(
+              target,
+              `SELECT $1::integer, 'p' || (g % 100), $2::jsonb FROM generate_series(1, 1000) g`,
+            ),
+            [topicId ?? targets['0 webhooks'], body],
           );
           times.push(now() - t);
         }

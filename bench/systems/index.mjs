@@ -295,4 +295,39 @@ export const raw = {
   async close() {},
 };
 
-export const SYSTEMS = { ours, graphile, graphileDefault, pgboss, raw };
+/**
+ * The floor of any queue that keeps DESIGN's promise and records: the raw loop in ordered lanes,
+ * committing after each 2xx the records DESIGN §4 asks for (raw-runner.mjs) on our schema,
+ * before that partition's next POST. What ours costs beyond it is the queue's own (claims,
+ * leases, fences); what it costs beyond raw HTTP is the records'.
+ */
+export const rawRecorded = {
+  name: 'raw + durable record',
+  async prepare(db, receiverUrl) {
+    const ctx = await ours.prepare(db, receiverUrl, { webhooks: 1 });
+    const { rows } = await ctx.pool.query(`SELECT id FROM webhooks`);
+    return { ...ctx, receiverUrl, webhookId: rows[0].id };
+  },
+  /** The backlog goes in as ours does (deliveries and lines by the trigger), then to the lanes. */
+  async enqueue(ctx, messages) {
+    await ours.enqueue(ctx, messages);
+    ctx.done = ctx.proc.request({
+      cmd: 'go',
+      messages: messages.map(toJob),
+      concurrency: ctx.concurrency,
+      url: ctx.receiverUrl,
+    });
+  },
+  async startWorkers(ctx, { workers, concurrency }) {
+    ctx.concurrency = workers * concurrency;
+    const proc = forkModule(join(ROOT, 'bench/systems/raw-runner.mjs'), {
+      RECORD_DATABASE_URL: ctx.db.url,
+      RECORD_WEBHOOK_ID: String(ctx.webhookId),
+      CONCURRENCY: String(ctx.concurrency),
+    });
+    await proc.next((m) => m.ready);
+    ctx.proc = proc;
+    return { ready: true, pids: [proc.child.pid], stop: () => proc.stop(), errors: () => '' };
+  },
+  close: ours.close,
+};
