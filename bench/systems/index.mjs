@@ -263,6 +263,18 @@ export const pgboss = runnerSystem('pg-boss', 'pgboss-runner.mjs', {
   },
 });
 
+/** Forks raw-runner.mjs with `workers` × `concurrency` lanes and waits until it is ready. */
+async function startRawRunner(ctx, { workers, concurrency }, env = {}) {
+  ctx.concurrency = workers * concurrency;
+  const proc = forkModule(join(ROOT, 'bench/systems/raw-runner.mjs'), {
+    CONCURRENCY: String(ctx.concurrency),
+    ...env,
+  });
+  await proc.next((m) => m.ready);
+  ctx.proc = proc;
+  return { ready: true, pids: [proc.child.pid], stop: () => proc.stop(), errors: () => '' };
+}
+
 /** No queue: the messages go straight from memory to the socket. */
 export const raw = {
   name: 'raw HTTP',
@@ -278,13 +290,7 @@ export const raw = {
       url: ctx.receiverUrl,
     });
   },
-  async startWorkers(ctx, { workers, concurrency }) {
-    const proc = forkModule(join(ROOT, 'bench/systems/raw-runner.mjs'));
-    await proc.next((m) => m.ready);
-    ctx.proc = proc;
-    ctx.concurrency = workers * concurrency;
-    return { ready: true, pids: [proc.child.pid], stop: () => proc.stop(), errors: () => '' };
-  },
+  startWorkers: (ctx, o) => startRawRunner(ctx, o),
   async publish(ctx, m) {
     for (
       let attempt = 1;
@@ -311,23 +317,12 @@ export const rawRecorded = {
   /** The backlog goes in as ours does (deliveries and lines by the trigger), then to the lanes. */
   async enqueue(ctx, messages) {
     await ours.enqueue(ctx, messages);
-    ctx.done = ctx.proc.request({
-      cmd: 'go',
-      messages: messages.map(toJob),
-      concurrency: ctx.concurrency,
-      url: ctx.receiverUrl,
-    });
+    await raw.enqueue(ctx, messages);
   },
-  async startWorkers(ctx, { workers, concurrency }) {
-    ctx.concurrency = workers * concurrency;
-    const proc = forkModule(join(ROOT, 'bench/systems/raw-runner.mjs'), {
+  startWorkers: (ctx, o) =>
+    startRawRunner(ctx, o, {
       RECORD_DATABASE_URL: ctx.db.url,
       RECORD_WEBHOOK_ID: String(ctx.webhookId),
-      CONCURRENCY: String(ctx.concurrency),
-    });
-    await proc.next((m) => m.ready);
-    ctx.proc = proc;
-    return { ready: true, pids: [proc.child.pid], stop: () => proc.stop(), errors: () => '' };
-  },
+    }),
   close: ours.close,
 };

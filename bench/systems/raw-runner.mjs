@@ -9,29 +9,8 @@
 // head's payload, as a worker must. No claim, lease, fence or retry bookkeeping: what is left is
 // the cost of the records themselves.
 import pg from 'pg';
+import { RECORD_DELIVERED } from '../lib/durable-record.mjs';
 import { makeClient, postWebhook } from '../lib/sender.mjs';
-
-const RECORD_DELIVERED = `
-WITH line AS (
-  UPDATE delivery_lines
-  SET head_sequence = $3 + 1,
-      next_attempt_at = CASE WHEN $3 < tail_sequence THEN clock_timestamp() + interval '30 s' END,
-      head_created_at = CASE WHEN $3 < tail_sequence THEN now() END
-  WHERE webhook_id = $1 AND partition_key = $2
-  RETURNING webhook_id
-), delivery AS (
-  UPDATE deliveries
-  SET status = 'delivered', attempts = $4, last_status_code = 200, delivered_at = now(),
-      next_attempt_at = NULL
-  WHERE webhook_id = $1 AND partition_key = $2 AND sequence = $3
-  RETURNING id
-), attempt AS (
-  INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code)
-  SELECT id, $4, $5, $6, 200 FROM delivery
-)
-SELECT m.payload::text AS body
-FROM deliveries d JOIN messages m ON m.id = d.message_id
-WHERE d.webhook_id = $1 AND d.partition_key = $2 AND d.sequence = $3 + 1`;
 
 const recordUrl = process.env.RECORD_DATABASE_URL;
 const webhookId = Number(process.env.RECORD_WEBHOOK_ID);
