@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { RECORD_DELIVERED } from './lib/durable-record.mjs';
-import { BENCH_SECRET } from './lib/sender.mjs';
 import {
   cpuMs,
   createDatabase,
@@ -22,6 +21,7 @@ import {
   serverVersion,
   startDatabaseServer,
 } from './lib/util.mjs';
+import { rawRecorded } from './systems/index.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,7 +31,6 @@ const { values: args } = parseArgs({
 });
 const rounds = Number(args.rounds);
 const messages = Number(args.messages);
-const { runMigrations } = await import(join(ROOT, 'dist/database/migrate.js'));
 const { CLAIM_LINES, RECORD_ATTEMPTS, recordAttemptsValues } = await import(
   join(ROOT, 'dist/delivery/delivery.sql.js')
 );
@@ -89,23 +88,15 @@ try {
   for (let round = 0; round < rounds; round++) {
     for (const [name, run] of Object.entries(statements)) {
       const db = await createDatabase(server.url, 'record');
+      // The floor's schema, topic and webhook; the records go through their own connection.
+      const ctx = await rawRecorded.prepare(db, 'http://127.0.0.1:9/');
       const client = new pg.Client({ connectionString: db.url });
       try {
-        await runMigrations(db.url);
         await client.connect();
-        const {
-          rows: [topic],
-        } = await client.query(`INSERT INTO topics (name) VALUES ('bench') RETURNING id`);
-        const {
-          rows: [webhook],
-        } = await client.query(
-          `INSERT INTO webhooks (topic_id, url, secret) VALUES ($1, 'http://127.0.0.1:9/', $2) RETURNING id`,
-          [topic.id, BENCH_SECRET],
-        );
-        await client.query(
+        await ctx.pool.query(
           `INSERT INTO messages (topic_id, partition_key, payload)
            SELECT $1, 'hot', jsonb_build_object('pad', repeat('x', 1000)) FROM generate_series(1, $2)`,
-          [topic.id, messages],
+          [ctx.topicId, messages],
         );
         await client.query('CHECKPOINT');
         const {
@@ -113,7 +104,7 @@ try {
         } = await client.query(`SELECT pg_backend_pid() AS pid, pg_current_wal_lsn() AS lsn`);
         const cpuBefore = cpuMs(session.pid);
         const startedAt = now();
-        await run(client, webhook.id);
+        await run(client, ctx.webhookId);
         const ms = now() - startedAt;
         const cpu = cpuMs(session.pid) - cpuBefore;
         const {
@@ -133,6 +124,7 @@ try {
         );
       } finally {
         await client.end();
+        await rawRecorded.close(ctx);
         await db.drop();
       }
     }
