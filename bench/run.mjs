@@ -14,14 +14,16 @@
 // --systems a,b (ours, pgbouncer, async, graphile, graphile-default, pgboss, raw, raw-recorded;
 // all by default; graphile is graphile-worker with its fastest settings, graphile-default with
 // its defaults, raw-recorded the raw loop that commits DESIGN's records after each 2xx),
-// --no-build.
+// --no-build,
+// --baseline DIR (another checkout, built: its `ours, baseline` runs beside ours in the delivery
+// and hot rows, so a change shows before and after side by side in one run).
 //
 // "ours via PgBouncer" runs our workers through a PgBouncer in transaction mode that the bench
 // starts on its server (skipped when the pgbouncer binary is missing).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderChart } from './chart.mjs';
 import { deliveryRun, latencyRun, sqlPublishRound } from './scenarios.mjs';
@@ -32,6 +34,7 @@ import {
   graphileDefault,
   ours,
   oursAsyncCommit,
+  oursBaseline,
   oursThroughPgBouncer,
   pgboss,
   raw,
@@ -50,13 +53,14 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     systems: { type: 'string' },
     'no-build': { type: 'boolean', default: false },
+    baseline: { type: 'string' },
   },
 });
 const full = args.full;
 const rounds = Number(args.rounds ?? (full ? 5 : 3));
 const only = args.only ? new Set(args.only.split(',')) : null;
 /** A run of some scenarios or systems only: it must not replace the README's chart and table. */
-const partial = Boolean(args.only || args.systems);
+const partial = Boolean(args.only || args.systems || args.baseline);
 const wants = (s) => (only ? only.has(s) : !['scale', 'retention'].includes(s) || full);
 const log = (...a) => console.error(...a);
 
@@ -79,6 +83,7 @@ const bouncer = findPgBouncer()
 if (bouncer) log(`PgBouncer ${bouncer.version} in transaction mode for "ours via PgBouncer"`);
 else log('pgbouncer is not installed (apt-get install pgbouncer): "ours via PgBouncer" skipped');
 const oursPooled = bouncer ? oursThroughPgBouncer(bouncer) : null;
+const baseline = args.baseline ? oursBaseline(resolve(args.baseline)) : null;
 const env = {
   server,
   receiver,
@@ -115,6 +120,7 @@ const SHORT = new Map([
   [pgboss, 'pgboss'],
   [raw, 'raw'],
   [rawRecorded, 'raw-recorded'],
+  [baseline, 'baseline'],
 ]);
 const chosen = args.systems ? new Set(args.systems.split(',')) : null;
 const rotate = (xs, k) =>
@@ -125,7 +131,7 @@ const rotate = (xs, k) =>
 const queues = [ours, graphile, pgboss];
 // Ours again where ours alone is measured: through PgBouncer, and with results committed
 // without waiting for the WAL flush.
-const variants = [oursPooled, oursAsyncCommit];
+const variants = [baseline, oursPooled, oursAsyncCommit];
 // pg-boss delivers ~200 msg/s here and would sit out every quick run's 15-s deadline; its rate
 // is what it delivered in its time either way, so the quick run gives it 6 s.
 const deadline = (system) => (system === pgboss && !full ? 6_000 : undefined);
@@ -181,7 +187,7 @@ for (let round = 0; round < rounds; round++) {
       // 4 workers (--full) for docs/scaling.md: ours against the raw ceiling and floor only.
       const systems =
         workers === 4
-          ? [ours, raw, rawRecorded]
+          ? [ours, baseline, raw, rawRecorded]
           : [...queues, graphileDefault, ...variants, raw, rawRecorded];
       for (const system of rotate(systems, round)) {
         const r = await safely(system.name, () =>

@@ -57,9 +57,14 @@ export function cpuMs(pid) {
 const CLOCK_TICKS = 100;
 
 /** A child process that ends with the bench, and a promise of its exit. */
-export function startProcess(command, args, env, { quiet = true, label = command } = {}) {
+export function startProcess(
+  command,
+  args,
+  env,
+  { quiet = true, label = command, cwd = ROOT } = {},
+) {
   const child = spawn(command, args, {
-    cwd: ROOT,
+    cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', quiet ? 'ignore' : 'inherit', 'pipe'],
   });

@@ -36,69 +36,80 @@ async function listeners(pool, database, n, timeoutMs = 30_000) {
   }, timeoutMs);
 }
 
-export const ours = {
-  name: 'ours',
-  async prepare(db, receiverUrl, { webhooks = 1 } = {}) {
-    const { runMigrations } = await import(join(ROOT, 'dist/database/migrate.js'));
-    await runMigrations(db.url);
-    const pool = newPool(db.url, 10);
-    const { rows } = await pool.query(`INSERT INTO topics (name) VALUES ($1) RETURNING id`, [
-      TOPIC,
-    ]);
-    const topicId = rows[0].id;
-    for (let i = 0; i < webhooks; i++) {
-      await pool.query(`INSERT INTO webhooks (topic_id, url, secret) VALUES ($1, $2, $3)`, [
-        topicId,
-        receiverUrl,
-        BENCH_SECRET,
+/**
+ * Ours as built in `root` (a checkout with its dist/): the bench's own checkout, or with
+ * `--baseline DIR` another one, so a change is measured against its base side by side.
+ */
+function oursBuiltIn(root, name) {
+  return {
+    name,
+    async prepare(db, receiverUrl, { webhooks = 1 } = {}) {
+      const { runMigrations } = await import(join(root, 'dist/database/migrate.js'));
+      await runMigrations(db.url);
+      const pool = newPool(db.url, 10);
+      const { rows } = await pool.query(`INSERT INTO topics (name) VALUES ($1) RETURNING id`, [
+        TOPIC,
       ]);
-    }
-    return { db, pool, topicId };
-  },
-  async enqueue(ctx, messages) {
-    // One statement: the BEFORE ROW trigger numbers the rows in input order (WITH ORDINALITY),
-    // the statement trigger fans them out at once.
-    await ctx.pool.query(
-      `INSERT INTO messages (topic_id, partition_key, payload)
+      const topicId = rows[0].id;
+      for (let i = 0; i < webhooks; i++) {
+        await pool.query(`INSERT INTO webhooks (topic_id, url, secret) VALUES ($1, $2, $3)`, [
+          topicId,
+          receiverUrl,
+          BENCH_SECRET,
+        ]);
+      }
+      return { db, pool, topicId };
+    },
+    async enqueue(ctx, messages) {
+      // One statement: the BEFORE ROW trigger numbers the rows in input order (WITH ORDINALITY),
+      // the statement trigger fans them out at once.
+      await ctx.pool.query(
+        `INSERT INTO messages (topic_id, partition_key, payload)
        SELECT $1, k, p::jsonb FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(k, p, n)
        ORDER BY n`,
-      [ctx.topicId, messages.map((m) => m.partition), messages.map((m) => m.body)],
-    );
-  },
-  async startWorkers(ctx, { workers, concurrency, env = {} }) {
-    const procs = Array.from({ length: workers }, (_, i) =>
-      startProcess(
-        process.execPath,
-        ['dist/worker.js'],
-        {
-          DATABASE_URL: ctx.db.url,
-          WORKER_CONCURRENCY: String(concurrency),
-          WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
-          POLL_INTERVAL_MS: '1000',
-          METRICS_PORT: '0', // several workers on one host
-          ...env,
-        },
-        { label: `ours-worker-${i}` },
-      ),
-    );
-    const ready = await listeners(ctx.pool, ctx.db.name, workers, 20_000);
-    return {
-      ready,
-      pids: procs.map((p) => p.child.pid),
-      stop: () => Promise.all(procs.map((p) => p.stop())),
-      errors: () => procs.map((p) => p.stderr()).join(''),
-    };
-  },
-  async publish(ctx, m) {
-    await ctx.pool.query(
-      `INSERT INTO messages (topic_id, partition_key, payload) VALUES ($1, $2, $3::jsonb)`,
-      [ctx.topicId, m.partition, m.body],
-    );
-  },
-  async close(ctx) {
-    await ctx.pool.end();
-  },
-};
+        [ctx.topicId, messages.map((m) => m.partition), messages.map((m) => m.body)],
+      );
+    },
+    async startWorkers(ctx, { workers, concurrency, env = {} }) {
+      const procs = Array.from({ length: workers }, (_, i) =>
+        startProcess(
+          process.execPath,
+          ['dist/worker.js'],
+          {
+            DATABASE_URL: ctx.db.url,
+            WORKER_CONCURRENCY: String(concurrency),
+            WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+            POLL_INTERVAL_MS: '1000',
+            METRICS_PORT: '0', // several workers on one host
+            ...env,
+          },
+          { label: `${name}-worker-${i}`, cwd: root },
+        ),
+      );
+      const ready = await listeners(ctx.pool, ctx.db.name, workers, 20_000);
+      return {
+        ready,
+        pids: procs.map((p) => p.child.pid),
+        stop: () => Promise.all(procs.map((p) => p.stop())),
+        errors: () => procs.map((p) => p.stderr()).join(''),
+      };
+    },
+    async publish(ctx, m) {
+      await ctx.pool.query(
+        `INSERT INTO messages (topic_id, partition_key, payload) VALUES ($1, $2, $3::jsonb)`,
+        [ctx.topicId, m.partition, m.body],
+      );
+    },
+    async close(ctx) {
+      await ctx.pool.end();
+    },
+  };
+}
+
+export const ours = oursBuiltIn(ROOT, 'ours');
+
+/** Ours as built in another checkout (`--baseline DIR`). */
+export const oursBaseline = (root) => oursBuiltIn(root, 'ours, baseline');
 
 /**
  * Ours with the workers' DATABASE_URL through a transaction-mode PgBouncer (`bouncer`, from
