@@ -90,11 +90,20 @@ export class MessagesService {
     messages: MessageToPublish[],
     where: (index: number) => string,
   ): Promise<Published[]> {
+    // Both as sent and as PostgreSQL prints it (what a receiver gets and every claim builds):
+    // `[1e131071]` is 11 bytes sent and 131,074 printed.
+    const limit = this.config.maxPayloadBytes;
     messages.forEach((message, index) => {
       const size = Buffer.byteLength(message.payload);
-      if (size > this.config.maxPayloadBytes) {
+      if (size > limit) {
         throw new PayloadTooLargeException(
-          `${where(index)}payload is ${size} bytes; the limit is MAX_PAYLOAD_BYTES=${this.config.maxPayloadBytes}`,
+          `${where(index)}payload is ${size} bytes; the limit is MAX_PAYLOAD_BYTES=${limit}`,
+        );
+      }
+      if (message.printedBytes > limit) {
+        throw new PayloadTooLargeException(
+          `${where(index)}payload prints to ${message.printedBytes} bytes as stored JSON ` +
+            `(numbers written out in full); the limit is MAX_PAYLOAD_BYTES=${limit}`,
         );
       }
     });
