@@ -94,9 +94,9 @@ describe('security: hostile requests', () => {
     const res = await post(`/topics/${topic.name}/messages/batch`, body);
     expectErrorResponse(res, 400, /messages must be an array of 1 to 1000 messages \(got more\)/);
     // The scanner gives up at the item after the limit: its position, not the body's end.
-    expect(() =>
-      scanJson(body, { maxDepth: 64, keepDepth: 3, maxKeptItems: 1000 }),
-    ).toThrow(/more than 1000 items at position 2013\b/);
+    expect(() => scanJson(body, { maxDepth: 64, keepDepth: 3, maxKeptItems: 1000 })).toThrow(
+      /more than 1000 items at position 2013\b/,
+    );
   });
 
   it('answers a partition key PostgreSQL would refuse with a 400 on every route that takes one', async () => {

@@ -312,6 +312,7 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
   private async deliverHead(job: Job, keep: boolean): Promise<ClaimedLine | undefined> {
     const { line } = job;
     try {
+      if (line.body_problem) return await this.refuseUnsendable(job, line.body_problem, keep);
       if (line.delivery_id === null || line.message_id === null || line.body === null) {
         await this.skipMissingHead(job);
         return undefined;
@@ -356,6 +357,30 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       );
       return undefined;
     }
+  }
+
+  /**
+   * A head whose payload cannot be sent (body_problem): one attempt, recorded dead at once with
+   * the reason, so its line moves on (or blocks, with on_exhausted = block). Retrying would
+   * print the payload again on every claim, and it never gets smaller. Not a failure of the
+   * webhook: its breaker and failure run are left alone.
+   */
+  private async refuseUnsendable(
+    job: Job,
+    problem: string,
+    keep: boolean,
+  ): Promise<ClaimedLine | undefined> {
+    const result: WebhookResult = {
+      ok: false,
+      statusCode: null,
+      error: `not sent: ${problem}`,
+      unreachable: false,
+      responseBody: null,
+      retryAfter: undefined,
+      durationMs: 0,
+    };
+    const attempt = (job.line.attempts ?? 0) + 1;
+    return this.record(job, attempt, new Date(), result, keep && this.running, 'dead');
   }
 
   /** POSTs the head, renewing the lease while the request runs. */
@@ -437,13 +462,12 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     startedAt: Date,
     result: WebhookResult,
     keep: boolean,
+    unsendable?: 'dead',
   ): Promise<ClaimedLine | undefined> {
     const { line } = job;
-    const outcome: Outcome = result.ok
-      ? 'delivered'
-      : attempt >= this.config.maxRetries
-        ? 'dead'
-        : 'pending';
+    const outcome: Outcome =
+      unsendable ??
+      (result.ok ? 'delivered' : attempt >= this.config.maxRetries ? 'dead' : 'pending');
     const delay =
       outcome === 'pending'
         ? retryDelaySeconds(
@@ -489,7 +513,7 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       return undefined;
     }
     this.metrics.attemptRecorded(outcome, result.durationMs);
-    const disabled = await this.noteWebhookHealth(line, result);
+    const disabled = unsendable ? false : await this.noteWebhookHealth(line, result);
     if (outcome === 'delivered') {
       this.logger.debug(what, about);
     } else if (outcome === 'dead') {
