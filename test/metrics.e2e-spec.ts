@@ -232,24 +232,6 @@ describe("the worker's /health when its database is gone", () => {
       await worker.stop();
     }
   }, 180_000);
-
-  it('a METRICS_PORT already in use stops the worker at start, naming the variable', async () => {
-    const own = await createTestDatabase();
-    const taken = net.createServer();
-    await new Promise<void>((resolve) => taken.listen(0, resolve));
-    const port = (taken.address() as net.AddressInfo).port;
-    const worker = WorkerProcess.spawn(own.url, { METRICS_PORT: String(port) });
-    try {
-      expect((await worker.exited).code).toBe(1);
-      expect(worker.output).toMatch(
-        new RegExp(`cannot start: METRICS_PORT ${port} cannot be used`),
-      );
-    } finally {
-      await worker.stop();
-      await new Promise((resolve) => taken.close(resolve));
-      await own.drop();
-    }
-  }, 180_000);
 });
 
 /** The triggers behind pgwq_webhook_dead_deliveries follow every way into and out of dead. */
