@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import net from 'node:net';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { FOLD_DEAD_COUNTS } from '../src/metrics/queue-stats.sql.js';
