@@ -33,7 +33,7 @@ import { DeliveryMetrics } from './delivery-metrics.js';
 import { NotifyListener } from './notify-listener.js';
 import { ResultRecorder } from './result-recorder.js';
 import { noteAttemptOutcome } from './webhook-state.js';
-import { signatureHeader } from './signature.js';
+import { DeliveryMetadata, metadataSignatureHeader, signatureHeader } from './signature.js';
 import { WebhookResult, WebhookSender } from './webhook-sender.js';
 
 export type Outcome = RecordRequest['outcome'];
@@ -389,14 +389,25 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     const timestamp = Math.floor(Date.now() / 1000);
     const secrets = line.previous_secret ? [line.secret, line.previous_secret] : [line.secret];
     const body = line.body!;
+    const metadata: DeliveryMetadata = {
+      id: line.message_id!,
+      timestamp: String(timestamp),
+      topic: line.topic,
+      partitionKey: line.partition_key,
+      sequence: line.sequence,
+      // Signed as "" until their headers are sent.
+      previousSequence: '',
+      eventType: '',
+    };
     const headers = {
       'content-type': 'application/json',
-      'webhook-id': line.message_id!,
-      'webhook-timestamp': String(timestamp),
-      'webhook-signature': signatureHeader(secrets, line.message_id!, timestamp, body),
-      'webhook-topic': line.topic,
-      'webhook-partition-key': line.partition_key,
-      'webhook-sequence': line.sequence,
+      'webhook-id': metadata.id,
+      'webhook-timestamp': metadata.timestamp,
+      'webhook-signature': signatureHeader(secrets, metadata.id, timestamp, body),
+      'webhook-topic': metadata.topic,
+      'webhook-partition-key': metadata.partitionKey,
+      'webhook-sequence': metadata.sequence,
+      'webhook-metadata-signature': metadataSignatureHeader(secrets, metadata),
       'webhook-attempt': String(attempt),
     };
     const renewal = setInterval(
