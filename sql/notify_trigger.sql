@@ -51,8 +51,13 @@
 -- the highest sequence among its messages and among its lines' tails, so a new number is never
 -- at or below a line's head. The lines are found through the topic's webhooks and the lines'
 -- primary key, one probe per webhook, and only on this path.
+--
+-- enable_seqscan = off: every lookup here is an index probe. PL/pgSQL caches a generic plan
+-- after five calls, and one made while the tables were analyzed empty scans them whole; within
+-- one INSERT of many new partitions each row then rescans the rows inserted before it (20,000
+-- new partitions: 42 s, against 2.9 s with index scans).
 CREATE OR REPLACE FUNCTION pgwq_assign_sequence() RETURNS trigger
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = public, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   last_taken bigint;
 BEGIN

@@ -1,5 +1,6 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import pg from 'pg';
 import request from 'supertest';
 import { createTestApp, expectErrorResponse } from './helpers/app.js';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
@@ -53,6 +54,40 @@ describe('security: payloads written with SQL', () => {
     });
     await expect(insert(topic.id, 'k', bomb(10_000))).rejects.toMatchObject({ code: '23514' });
     await insert(topic.id, 'k', bomb(511));
+  });
+
+  it('numbers a statement of many new partitions with index lookups, even on tables analyzed empty', async () => {
+    const own = await createTestDatabase();
+    const client = new pg.Client({ connectionString: own.url });
+    await client.connect();
+    try {
+      const topic = await createTopic(own.pool, 'many-partitions');
+      await createWebhook(own.pool, topic.id);
+      await client.query('VACUUM ANALYZE');
+      const plans: string[] = [];
+      client.on('notice', (notice) => plans.push(notice.message ?? ''));
+      await client.query(`LOAD 'auto_explain'`);
+      await client.query(`SET auto_explain.log_min_duration = 0`);
+      await client.query(`SET auto_explain.log_nested_statements = on`);
+      await client.query(`SET auto_explain.log_level = notice`);
+      // Past the fifth call PL/pgSQL keeps a generic plan: every row after uses it.
+      await client.query(
+        `INSERT INTO messages (topic_id, partition_key, payload)
+         SELECT $1, 'p' || g, '{}' FROM generate_series(1, 20) g`,
+        [topic.id],
+      );
+      // The sequence trigger's two statements (the fan-out's runs once per statement).
+      const lookups = plans.filter((plan) => plan.includes('max(m.sequence) FROM messages m'));
+      expect(lookups.length).toBeGreaterThan(20);
+      expect(
+        lookups.filter((plan) =>
+          /Seq Scan on (messages|partition_sequences|delivery_lines)/.test(plan),
+        ),
+      ).toEqual([]);
+    } finally {
+      await client.end();
+      await own.drop();
+    }
   });
 
   it('dead-letters (or blocks) only the line of a payload that cannot be delivered', async () => {

@@ -11,6 +11,7 @@ import { DeliveryFunctions1795633463950 } from './1795633463950-DeliveryFunction
 import { GroupRecord1795633464000 } from './1795633464000-GroupRecord.js';
 import { LeanerPublish1795633464100 } from './1795633464100-LeanerPublish.js';
 import { BoundedPayloads1795633464300 } from './1795633464300-BoundedPayloads.js';
+import { SequencePlans1795633464301 } from './1795633464301-SequencePlans.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -27,4 +28,5 @@ export const MIGRATIONS = [
   GroupRecord1795633464000,
   LeanerPublish1795633464100,
   BoundedPayloads1795633464300,
+  SequencePlans1795633464301,
 ];
