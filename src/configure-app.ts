@@ -49,6 +49,18 @@ function limitConnections(server: Server, config: AppConfig): void {
   (server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = 1000;
 }
 
+/**
+ * Every answer, /docs included: never shown in a frame (a page of another site cannot overlay
+ * the OpenAPI UI to make a user click in it) and never sniffed into another type than it says.
+ * The admin UI sets its own, stricter policy (which also forbids framing).
+ */
+function noFramingNoSniffing(_req: Request, res: Response, next: NextFunction): void {
+  res.setHeader('Content-Security-Policy', "frame-ancestors 'none'");
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  next();
+}
+
 export const API_KEY_SCHEME = 'api-key';
 
 /**
@@ -80,6 +92,7 @@ function declareSecurity(document: OpenAPIObject): OpenAPIObject {
 export function configureApp(app: NestExpressApplication): void {
   const config = app.get(AppConfig);
   app.use(app.get(HttpMetrics).middleware);
+  app.use(noFramingNoSniffing);
   limitConnections(app.getHttpServer() as Server, config);
   // In this order, before any body is read: cross-site browser requests are refused (Nest's
   // CrossOriginProtection: Sec-Fetch-Site, else Origin against Host), then the request gate
@@ -122,7 +135,8 @@ export function configureApp(app: NestExpressApplication): void {
   const document = buildOpenApiDocument(app);
   SwaggerModule.setup('docs', app, document, {
     jsonDocumentUrl: 'docs-json',
-    swaggerOptions: { persistAuthorization: true },
+    // The key stays in the page's memory only: a reload forgets it, no storage keeps it.
+    swaggerOptions: { persistAuthorization: false },
   });
 }
 

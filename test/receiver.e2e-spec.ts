@@ -7,6 +7,7 @@ import { createTestDatabase, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook, insertMessage } from './helpers/factories.js';
 import { ReceiverProcess } from './helpers/receiver-process.js';
+import { metadataSignatureHeader } from '../src/delivery/signature.js';
 import { startInProcessWorker } from './helpers/worker.js';
 
 const SECRET = 'whsec_' + Buffer.alloc(32, 7).toString('base64');
@@ -16,20 +17,34 @@ const OTHER_SECRET = 'whsec_' + Buffer.alloc(32, 8).toString('base64');
 async function post(
   url: string,
   sequence: number,
-  options: { partition?: string; secret?: string } = {},
+  options: { partition?: string; secret?: string; resentAs?: number } = {},
 ): Promise<number> {
   const body = JSON.stringify({ n: sequence });
   const id = `msg_${sequence}`;
+  const secret = options.secret ?? SECRET;
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const metadata = {
+    id,
+    timestamp,
+    topic: 'orders',
+    partitionKey: options.partition ?? 'user-1',
+    sequence: String(sequence),
+    previousSequence: '',
+    eventType: '',
+  };
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     'webhook-id': id,
-    'webhook-timestamp': String(Math.floor(Date.now() / 1000)),
-    'webhook-topic': 'orders',
-    'webhook-partition-key': options.partition ?? 'user-1',
-    'webhook-sequence': String(sequence),
+    'webhook-timestamp': timestamp,
+    'webhook-topic': metadata.topic,
+    'webhook-partition-key': metadata.partitionKey,
+    'webhook-sequence': metadata.sequence,
     'webhook-attempt': '1',
+    'webhook-signature': new Webhook(secret).sign(id, new Date(Number(timestamp) * 1000), body),
+    'webhook-metadata-signature': metadataSignatureHeader([secret], metadata),
   };
-  headers['webhook-signature'] = new Webhook(options.secret ?? SECRET).sign(id, new Date(), body);
+  // A captured delivery sent again with another sequence: every signature as captured.
+  if (options.resentAs !== undefined) headers['webhook-sequence'] = String(options.resentAs);
   const response = await fetch(url, { method: 'POST', headers, body });
   return response.status;
 }
@@ -131,6 +146,18 @@ describe('npm run receiver', () => {
     const { summary } = await receiver.interrupt();
     expect(summary).toContain('partitions 1: duplicates 0, gaps 1, order breaks 0');
     expect(summary).toMatch(/orders-gap user-1 +1 +2 +0 +1 +0 +#1/);
+  });
+
+  it('refuses a captured delivery sent again with a forged webhook-sequence, reporting no gap', async () => {
+    const receiver = await start(['--secret', SECRET]);
+    expect(await post(receiver.url, 1, { partition: 'user-9' })).toBe(204);
+    expect(await post(receiver.url, 1, { partition: 'user-9', resentAs: 1_000_000 })).toBe(401);
+    await eventually(() => receiver.arrivals.length === 2, { what: '2 lines' });
+    expect(receiver.arrivals[1]).toContain(
+      '-> 401  BAD SIGNATURE: webhook-metadata-signature does not match the ordering headers',
+    );
+    const { summary } = await receiver.interrupt();
+    expect(summary).toContain('partitions 1: duplicates 0, gaps 0, order breaks 0');
   });
 
   it('tells duplicates, gaps and order breaks apart, per partition', async () => {

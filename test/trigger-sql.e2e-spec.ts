@@ -35,6 +35,7 @@ describe('sql/notify_trigger.sql', () => {
         'pgwq_count_dead_deleted',
         'pgwq_fan_out',
         'pgwq_refuse_moving_message',
+        'pgwq_refuse_unprintable_payload',
       ]);
       await client.query('BEGIN');
       await client.query(
@@ -57,7 +58,9 @@ describe('sql/notify_trigger.sql', () => {
     for (const row of rows) {
       expect({ name: row.name, config: row.config }).toEqual({
         name: row.name,
-        config: ['search_path=public, pg_temp'],
+        config: ['search_path=public, pg_temp'].concat(
+          row.name === 'pgwq_assign_sequence' ? ['enable_seqscan=off'] : [],
+        ),
       });
     }
   });

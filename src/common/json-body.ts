@@ -5,7 +5,7 @@ import {
   PayloadTooLargeException,
 } from '@nestjs/common';
 import type { Request } from 'express';
-import { JsonScanError, ScannedValue, scanJson } from './json-scan.js';
+import { JsonScanError, JsonScanLimitError, ScannedValue, scanJson } from './json-scan.js';
 
 /**
  * Request bodies arrive as text (one body reader for all JSON, registered in configureApp) and
@@ -23,12 +23,19 @@ export const MAX_JSON_DEPTH = 64;
  */
 export const DTO_BODY_MAX_BYTES = 64 * 1024;
 
-/** Checks a body's syntax and nesting; see scanJson for `keepDepth`. A bad body is a 400. */
-export function scanRequestBody(body: string, keepDepth: number): ScannedValue {
+/**
+ * Checks a body's syntax and nesting; see scanJson for `keepDepth` and `maxKeptItems` (a
+ * JsonScanLimitError is left to the caller, which knows what the limit means). A bad body is a 400.
+ */
+export function scanRequestBody(
+  body: string,
+  keepDepth: number,
+  maxKeptItems?: number,
+): ScannedValue {
   try {
-    return scanJson(body, { maxDepth: MAX_JSON_DEPTH, keepDepth });
+    return scanJson(body, { maxDepth: MAX_JSON_DEPTH, keepDepth, maxKeptItems });
   } catch (error) {
-    if (error instanceof JsonScanError) {
+    if (error instanceof JsonScanError && !(error instanceof JsonScanLimitError)) {
       throw new BadRequestException(`request body is not valid JSON: ${error.message}`);
     }
     throw error;

@@ -41,8 +41,13 @@ export abstract class AppConfig {
   /** Disable a webhook whose attempts have all failed this long (DESIGN §7); 0 = never. */
   abstract readonly webhookDisableAfterSeconds: number;
   abstract readonly pollIntervalMs: number;
-  /** The worker's /metrics and /health port; 0 = no metrics server. */
+  /**
+   * The worker's /metrics and /health port; 0 = no metrics server. Taken: the next free one
+   * (WorkerMetricsServer), so a second worker on a host does not die of the default.
+   */
   abstract readonly metricsPort: number;
+  /** The address the worker's metrics listener binds. */
+  abstract readonly metricsHost: string;
   abstract readonly logFormat: LogFormat;
   abstract readonly logLevel: LogLevel;
   /** DNS servers for webhook host names (ip or ip:port); empty: the system's (resolv.conf). */
@@ -195,6 +200,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     webhookDisableAfterSeconds: vars.WEBHOOK_DISABLE_AFTER_SECONDS,
     pollIntervalMs: vars.POLL_INTERVAL_MS,
     metricsPort: vars.METRICS_PORT,
+    metricsHost: vars.METRICS_HOST,
     logFormat: vars.LOG_FORMAT,
     logLevel: vars.LOG_LEVEL,
     webhookDnsServers: Object.freeze(dnsServers),

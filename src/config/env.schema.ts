@@ -207,6 +207,11 @@ export class EnvironmentVariables {
   @Max(65535)
   METRICS_PORT = 9464;
 
+  /** Where the worker's metrics listener binds: loopback unless told (compose: 0.0.0.0). */
+  @ValidateIf((vars: EnvironmentVariables) => vars.METRICS_HOST !== 'localhost')
+  @IsIP(undefined, { message: 'METRICS_HOST must be an IP address or localhost' })
+  METRICS_HOST = '127.0.0.1';
+
   @Transform(toLowerCase)
   @IsIn(LOG_FORMATS, { message: `LOG_FORMAT must be one of ${LOG_FORMATS.join(', ')}` })
   LOG_FORMAT: LogFormat = 'text';

@@ -33,7 +33,7 @@ import { DeliveryMetrics } from './delivery-metrics.js';
 import { NotifyListener } from './notify-listener.js';
 import { ResultRecorder } from './result-recorder.js';
 import { noteAttemptOutcome } from './webhook-state.js';
-import { signatureHeader } from './signature.js';
+import { DeliveryMetadata, metadataSignatureHeader, signatureHeader } from './signature.js';
 import { WebhookResult, WebhookSender } from './webhook-sender.js';
 
 export type Outcome = RecordRequest['outcome'];
@@ -312,6 +312,7 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
   private async deliverHead(job: Job, keep: boolean): Promise<ClaimedLine | undefined> {
     const { line } = job;
     try {
+      if (line.body_problem) return await this.refuseUnsendable(job, line.body_problem, keep);
       if (line.delivery_id === null || line.message_id === null || line.body === null) {
         await this.skipMissingHead(job);
         return undefined;
@@ -358,20 +359,55 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     }
   }
 
+  /**
+   * A head whose payload cannot be sent (body_problem): one attempt, recorded dead at once with
+   * the reason, so its line moves on (or blocks, with on_exhausted = block). Retrying would
+   * print the payload again on every claim, and it never gets smaller. Not a failure of the
+   * webhook: its breaker and failure run are left alone.
+   */
+  private async refuseUnsendable(
+    job: Job,
+    problem: string,
+    keep: boolean,
+  ): Promise<ClaimedLine | undefined> {
+    const result: WebhookResult = {
+      ok: false,
+      statusCode: null,
+      error: `not sent: ${problem}`,
+      unreachable: false,
+      responseBody: null,
+      retryAfter: undefined,
+      durationMs: 0,
+    };
+    const attempt = (job.line.attempts ?? 0) + 1;
+    return this.record(job, attempt, new Date(), result, keep && this.running, 'dead');
+  }
+
   /** POSTs the head, renewing the lease while the request runs. */
   private async send(job: Job, attempt: number): Promise<WebhookResult> {
     const { line } = job;
     const timestamp = Math.floor(Date.now() / 1000);
     const secrets = line.previous_secret ? [line.secret, line.previous_secret] : [line.secret];
     const body = line.body!;
+    const metadata: DeliveryMetadata = {
+      id: line.message_id!,
+      timestamp: String(timestamp),
+      topic: line.topic,
+      partitionKey: line.partition_key,
+      sequence: line.sequence,
+      // Signed as "" until their headers are sent.
+      previousSequence: '',
+      eventType: '',
+    };
     const headers = {
       'content-type': 'application/json',
-      'webhook-id': line.message_id!,
-      'webhook-timestamp': String(timestamp),
-      'webhook-signature': signatureHeader(secrets, line.message_id!, timestamp, body),
-      'webhook-topic': line.topic,
-      'webhook-partition-key': line.partition_key,
-      'webhook-sequence': line.sequence,
+      'webhook-id': metadata.id,
+      'webhook-timestamp': metadata.timestamp,
+      'webhook-signature': signatureHeader(secrets, metadata.id, timestamp, body),
+      'webhook-topic': metadata.topic,
+      'webhook-partition-key': metadata.partitionKey,
+      'webhook-sequence': metadata.sequence,
+      'webhook-metadata-signature': metadataSignatureHeader(secrets, metadata),
       'webhook-attempt': String(attempt),
     };
     const renewal = setInterval(
@@ -437,13 +473,12 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     startedAt: Date,
     result: WebhookResult,
     keep: boolean,
+    unsendable?: 'dead',
   ): Promise<ClaimedLine | undefined> {
     const { line } = job;
-    const outcome: Outcome = result.ok
-      ? 'delivered'
-      : attempt >= this.config.maxRetries
-        ? 'dead'
-        : 'pending';
+    const outcome: Outcome =
+      unsendable ??
+      (result.ok ? 'delivered' : attempt >= this.config.maxRetries ? 'dead' : 'pending');
     const delay =
       outcome === 'pending'
         ? retryDelaySeconds(
@@ -489,7 +524,7 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       return undefined;
     }
     this.metrics.attemptRecorded(outcome, result.durationMs);
-    const disabled = await this.noteWebhookHealth(line, result);
+    const disabled = unsendable ? false : await this.noteWebhookHealth(line, result);
     if (outcome === 'delivered') {
       this.logger.debug(what, about);
     } else if (outcome === 'dead') {

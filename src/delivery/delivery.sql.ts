@@ -230,4 +230,9 @@ export interface ClaimedLine {
   previous_secret: string | null;
   topic: string;
   failing: boolean;
+  /**
+   * Why the head's payload cannot be sent (it prints to more than a delivery may carry), from
+   * CLAIM_LINES only; body is then null. Such a head is recorded dead at once, nothing sent.
+   */
+  body_problem?: string | null;
 }

@@ -1,5 +1,11 @@
 import { Webhook } from 'standardwebhooks';
-import { signatureHeader } from './signature.js';
+import { createHmac } from 'node:crypto';
+import {
+  metadataSignatureHeader,
+  metadataSignedContent,
+  signatureHeader,
+  verifyMetadataSignature,
+} from './signature.js';
 
 describe('signature', () => {
   const current = 'whsec_' + Buffer.alloc(32, 1).toString('base64');
@@ -38,5 +44,35 @@ describe('signature', () => {
     expect(() =>
       new Webhook(current).verify(body, { ...headers(signature, ts), 'webhook-id': '43' }),
     ).toThrow();
+  });
+
+  describe('webhook-metadata-signature', () => {
+    const metadata = {
+      id: '42',
+      timestamp: '1700000000',
+      topic: 'orders',
+      partitionKey: 'user-1',
+      sequence: '7',
+      previousSequence: '',
+      eventType: '',
+    };
+
+    it('signs the seven header values joined by newlines, keyed with the decoded secret', () => {
+      const content = '42\n1700000000\norders\nuser-1\n7\n\n';
+      expect(metadataSignedContent(metadata)).toBe(content);
+      const expected = createHmac('sha256', Buffer.alloc(32, 1)).update(content).digest('base64');
+      expect(metadataSignatureHeader([current], metadata)).toBe(`v1,${expected}`);
+    });
+
+    it('verifies with any secret of a rotation, and not once a value changes', () => {
+      const header = metadataSignatureHeader([current, previous], metadata);
+      expect(verifyMetadataSignature(current, metadata, header)).toBe(true);
+      expect(verifyMetadataSignature(previous, metadata, header)).toBe(true);
+      expect(verifyMetadataSignature(other, metadata, header)).toBe(false);
+      for (const field of Object.keys(metadata) as (keyof typeof metadata)[]) {
+        const forged = { ...metadata, [field]: metadata[field] + '1' };
+        expect([field, verifyMetadataSignature(current, forged, header)]).toEqual([field, false]);
+      }
+    });
   });
 });

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /** Standard Webhooks secrets carry this prefix before the base64 key. */
 const SECRET_PREFIX = 'whsec_';
@@ -7,6 +7,15 @@ const SECRET_PREFIX = 'whsec_';
 export function signingKey(secret: string): Buffer {
   const encoded = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
   return Buffer.from(encoded, 'base64');
+}
+
+/** `v1,<base64 HMAC-SHA256 of content>` per secret, space-separated. */
+function sign(secrets: readonly string[], content: string): string {
+  return secrets
+    .map(
+      (secret) => 'v1,' + createHmac('sha256', signingKey(secret)).update(content).digest('base64'),
+    )
+    .join(' ');
 }
 
 /**
@@ -20,10 +29,58 @@ export function signatureHeader(
   timestampSeconds: number,
   body: string,
 ): string {
-  const signed = `${messageId}.${timestampSeconds}.${body}`;
-  return secrets
-    .map(
-      (secret) => 'v1,' + createHmac('sha256', signingKey(secret)).update(signed).digest('base64'),
-    )
-    .join(' ');
+  return sign(secrets, `${messageId}.${timestampSeconds}.${body}`);
+}
+
+/**
+ * The header values the metadata signature covers, exactly as sent (an absent header is ""):
+ * the Standard Webhooks signature covers only id, timestamp and body, and a replayed delivery
+ * with a forged webhook-sequence would otherwise pass as a real one (a false gap).
+ */
+export interface DeliveryMetadata {
+  id: string;
+  timestamp: string;
+  topic: string;
+  partitionKey: string;
+  sequence: string;
+  previousSequence: string;
+  eventType: string;
+}
+
+/**
+ * What webhook-metadata-signature signs: the values of webhook-id, webhook-timestamp,
+ * webhook-topic, webhook-partition-key, webhook-sequence, webhook-previous-sequence and
+ * webhook-event-type, in this order, joined by "\n" (no header value can hold a newline).
+ */
+export function metadataSignedContent(m: DeliveryMetadata): string {
+  return [
+    m.id,
+    m.timestamp,
+    m.topic,
+    m.partitionKey,
+    m.sequence,
+    m.previousSequence,
+    m.eventType,
+  ].join('\n');
+}
+
+/** The webhook-metadata-signature header: the Standard Webhooks scheme over the metadata. */
+export function metadataSignatureHeader(
+  secrets: readonly string[],
+  metadata: DeliveryMetadata,
+): string {
+  return sign(secrets, metadataSignedContent(metadata));
+}
+
+/** Whether any `v1,` signature of `header` is the metadata's, signed with `secret`. */
+export function verifyMetadataSignature(
+  secret: string,
+  metadata: DeliveryMetadata,
+  header: string,
+): boolean {
+  const expected = Buffer.from(metadataSignatureHeader([secret], metadata));
+  return header.split(' ').some((candidate) => {
+    const given = Buffer.from(candidate);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
 }

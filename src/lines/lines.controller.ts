@@ -2,6 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/com
 import { ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import { ApiErrors } from '../common/error-responses.js';
 import { ParseIdPipe } from '../common/id.pipe.js';
+import { ParsePartitionKeyPipe } from '../common/partition-key.pipe.js';
 import { LineDto, ListLinesDto } from './dto/line.dto.js';
 import { ReplayDto, ReplayedDto } from './dto/replay.dto.js';
 import { LinesService } from './lines.service.js';
@@ -33,7 +34,7 @@ export class LinesController {
   @ApiErrors(400, 404, 409)
   skip(
     @Param('id', ParseIdPipe) id: number,
-    @Param('partition_key') partitionKey: string,
+    @Param('partition_key', ParsePartitionKeyPipe) partitionKey: string,
   ): Promise<LineDto> {
     return this.lines.skip(id, partitionKey);
   }

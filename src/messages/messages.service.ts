@@ -90,11 +90,20 @@ export class MessagesService {
     messages: MessageToPublish[],
     where: (index: number) => string,
   ): Promise<Published[]> {
+    // Both as sent and as PostgreSQL prints it (what a receiver gets and every claim builds):
+    // `[1e131071]` is 11 bytes sent and 131,074 printed.
+    const limit = this.config.maxPayloadBytes;
     messages.forEach((message, index) => {
       const size = Buffer.byteLength(message.payload);
-      if (size > this.config.maxPayloadBytes) {
+      if (size > limit) {
         throw new PayloadTooLargeException(
-          `${where(index)}payload is ${size} bytes; the limit is MAX_PAYLOAD_BYTES=${this.config.maxPayloadBytes}`,
+          `${where(index)}payload is ${size} bytes; the limit is MAX_PAYLOAD_BYTES=${limit}`,
+        );
+      }
+      if (message.printedBytes > limit) {
+        throw new PayloadTooLargeException(
+          `${where(index)}payload prints to ${message.printedBytes} bytes as stored JSON ` +
+            `(numbers written out in full); the limit is MAX_PAYLOAD_BYTES=${limit}`,
         );
       }
     });
@@ -235,24 +244,32 @@ export class MessagesService {
 
   /**
    * One message as JSON text, its payload exactly as PostgreSQL stores it (jsonb's text form,
-   * never parsed into JavaScript numbers). The stored text form of an API-published payload is at
-   * most about twice what was sent; anything larger (only a SQL producer can write it) is not
-   * brought into the API's memory at all.
+   * never parsed into JavaScript numbers). An API-published payload prints to at most
+   * MAX_PAYLOAD_BYTES; anything larger (only a SQL producer can write it) is not brought into the
+   * API's memory at all, and one that prints to more than PostgreSQL can build
+   * (pgwq_payload_text) is a 422 too, never an error after building a gigabyte.
    */
   async showJson(id: number): Promise<string> {
     const limit = 2 * this.config.maxPayloadBytes;
     const rows = await this.db.query<
-      (InsertedRow & { payload_bytes: number; payload: string | null })[]
+      (InsertedRow & {
+        payload_bytes: number | null;
+        problem: string | null;
+        payload: string | null;
+      })[]
     >(
       `SELECT m.id, m.topic_id, m.partition_key, m.sequence, m.created_at, m.idempotency_key,
-              octet_length(p.text) AS payload_bytes,
-              CASE WHEN octet_length(p.text) <= $2 THEN p.text END AS payload
-       FROM messages m CROSS JOIN LATERAL (SELECT m.payload::text AS text) p
+              octet_length(p.body) AS payload_bytes, p.problem,
+              CASE WHEN octet_length(p.body) <= $2 THEN p.body END AS payload
+       FROM messages m CROSS JOIN LATERAL pgwq_payload_text(m.payload) p
        WHERE m.id = $1`,
       [id, limit],
     );
     if (rows.length === 0) throw new NotFoundException(`message ${id} does not exist`);
     const [row] = rows;
+    if (row.problem !== null) {
+      throw new UnprocessableEntityException(`message ${id} cannot be shown: ${row.problem}`);
+    }
     if (row.payload === null) {
       throw new UnprocessableEntityException(
         `the payload of message ${id} is ${row.payload_bytes} bytes, over the ${limit} bytes ` +

@@ -1,18 +1,22 @@
 import { BadRequestException } from '@nestjs/common';
 import { scanRequestBody } from '../common/json-body.js';
-import type { ScannedValue } from '../common/json-scan.js';
+import { JsonScanLimitError, ScannedValue } from '../common/json-scan.js';
 import { PARTITION_KEY_PATTERN } from '../database/entities/message.entity.js';
 
 /** One message to publish: the payload is the exact JSON text that was sent. */
 export interface MessageToPublish {
   partitionKey: string;
   payload: string;
+  /** The payload's size as PostgreSQL prints it, what receivers get (ScannedValue.printedBytes). */
+  printedBytes: number;
   /** Unique per topic: a repeat publishes nothing and answers with the original. */
   idempotencyKey?: string;
 }
 
 /** The most messages one `POST /topics/{name}/messages/batch` takes. */
 export const MAX_BATCH_MESSAGES = 1000;
+
+const TOO_MANY_MESSAGES = `messages must be an array of 1 to ${MAX_BATCH_MESSAGES} messages`;
 
 /** An idempotency key's length in characters (PostgreSQL's char_length). */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
@@ -59,6 +63,7 @@ export function readMessage(body: string, object: ScannedValue, where = ''): Mes
   const message: MessageToPublish = {
     partitionKey,
     payload: body.slice(payload.start, payload.end),
+    printedBytes: payload.printedBytes,
   };
   if (fields.has('idempotency_key')) {
     const key = stringOf(body, fields.get('idempotency_key'));
@@ -91,7 +96,14 @@ export function readPublishRequest(body: string): MessageToPublish {
  */
 export function readBatchRequest(body: string): MessageToPublish[] {
   // Depth 1 the body, 2 the array, 3 its items: their members are kept, payloads are spans.
-  const scanned = scanRequestBody(body, 3);
+  // The scan stops at the item after the limit: an 8 MiB array of a million items is not built.
+  let scanned: ScannedValue;
+  try {
+    scanned = scanRequestBody(body, 3, MAX_BATCH_MESSAGES);
+  } catch (error) {
+    if (!(error instanceof JsonScanLimitError)) throw error;
+    throw new BadRequestException(TOO_MANY_MESSAGES + ' (got more)');
+  }
   if (scanned.kind !== 'object' || !scanned.members) {
     throw new BadRequestException('request body must be a JSON object');
   }
@@ -105,10 +117,7 @@ export function readBatchRequest(body: string): MessageToPublish[] {
   }
   const items = list?.kind === 'array' ? list.items : undefined;
   if (!items || items.length < 1 || items.length > MAX_BATCH_MESSAGES) {
-    throw new BadRequestException(
-      `messages must be an array of 1 to ${MAX_BATCH_MESSAGES} messages` +
-        (items ? ` (got ${items.length})` : ''),
-    );
+    throw new BadRequestException(TOO_MANY_MESSAGES + (items ? ` (got ${items.length})` : ''));
   }
   return items.map((item, index) => readMessage(body, item, `messages[${index}].`));
 }

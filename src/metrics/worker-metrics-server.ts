@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import pg from 'pg';
 import { Registry } from 'prom-client';
@@ -7,8 +8,26 @@ import { PG_POOL } from '../database/database.module.js';
 import { DeliveryMetrics } from '../delivery/delivery-metrics.js';
 import { databaseAnswers } from '../health/database-answers.js';
 
+/** Ports tried after METRICS_PORT when it is taken, before any free one the system gives. */
+const NEXT_PORTS_TRIED = 20;
+
 /**
- * The worker's own small HTTP server on METRICS_PORT (the worker has no Nest HTTP app):
+ * What one scraper and a few probes need, and no more: a flood of connections must not take the
+ * file descriptors the worker's own sockets to receivers and the database need. A connection
+ * over the cap is closed as it arrives; one that has not sent its headers in 2 s, or its request
+ * in 5 s, or idles 5 s between requests, is closed (Node checks every second).
+ */
+const MAX_CONNECTIONS = 32;
+const HEADERS_TIMEOUT_MS = 2_000;
+const REQUEST_TIMEOUT_MS = 5_000;
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
+/** How long /health reuses its database check: probes in a tight loop cost one query a second. */
+const DATABASE_CHECK_TTL_MS = 1_000;
+
+/**
+ * The worker's own small HTTP server on METRICS_PORT, bound to METRICS_HOST (loopback unless
+ * told), bounded as above (the worker has no Nest HTTP app):
  *
  * - GET /metrics: this worker's metrics (claims, attempts, leases, LISTEN, process).
  * - GET /health: 200 while the database answers and the claim loop is alive, else 503 with the
@@ -23,6 +42,7 @@ export class WorkerMetricsServer implements OnModuleInit, OnApplicationShutdown 
   private readonly logger = new Logger('Metrics');
   private readonly stalledAfterMs: number;
   private server: http.Server | undefined;
+  private databaseCheck: { at: number; answers: Promise<boolean> } | undefined;
 
   constructor(
     private readonly config: AppConfig,
@@ -33,25 +53,55 @@ export class WorkerMetricsServer implements OnModuleInit, OnApplicationShutdown 
     this.stalledAfterMs = Math.max(5 * config.pollIntervalMs, 10_000);
   }
 
-  /** Before the claim loop starts (onApplicationBootstrap): a port in use stops the worker first. */
+  /**
+   * Before the claim loop starts (onApplicationBootstrap). A taken METRICS_PORT is not fatal: a
+   * second worker on the same host takes the next free port (or, after NEXT_PORTS_TRIED, any)
+   * and says which. An address that cannot be bound at all (METRICS_HOST not on this host)
+   * stops the worker, naming the variable.
+   */
   async onModuleInit(): Promise<void> {
-    const port = this.config.metricsPort;
-    if (port === 0) return;
+    const wanted = this.config.metricsPort;
+    if (wanted === 0) return;
+    const host = this.config.metricsHost;
     const server = http.createServer((req, res) => void this.answer(req, res));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    }).catch((error: NodeJS.ErrnoException) => {
-      throw new ConfigError(
-        `METRICS_PORT ${port} cannot be used (${error.code ?? error.message}); give each worker ` +
-          'on one host its own port, or 0 for no metrics server',
-      );
-    });
+    server.maxConnections = MAX_CONNECTIONS;
+    server.headersTimeout = HEADERS_TIMEOUT_MS;
+    server.requestTimeout = REQUEST_TIMEOUT_MS;
+    server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    (server as http.Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval =
+      1000;
+    const candidates = [
+      ...Array.from({ length: NEXT_PORTS_TRIED + 1 }, (_, i) => wanted + i).filter(
+        (port) => port <= 65535,
+      ),
+      0,
+    ];
+    let port: number | undefined;
+    for (const candidate of candidates) {
+      try {
+        await listen(server, candidate, host);
+        port = (server.address() as AddressInfo).port;
+        break;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE' || code === 'EACCES') continue;
+        throw new ConfigError(
+          `METRICS_HOST ${host} cannot be used (${code ?? (error as Error).message}); ` +
+            'give an address of this host, or METRICS_PORT=0 for no metrics server',
+        );
+      }
+    }
+    if (port === undefined) throw new ConfigError(`METRICS_PORT: no port free on ${host}`);
     this.server = server;
-    this.logger.log(`metrics on http://localhost:${port}/metrics, health on /health`);
+    const where = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    if (port === wanted) {
+      this.logger.log(`metrics on ${where}/metrics, health on /health`);
+    } else {
+      this.logger.warn(
+        `METRICS_PORT ${wanted} is taken (another worker on this host?): metrics on ` +
+          `${where}/metrics, health on /health`,
+      );
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -64,13 +114,22 @@ export class WorkerMetricsServer implements OnModuleInit, OnApplicationShutdown 
 
   /** Why the worker is unhealthy, or undefined when it is not. */
   private async problem(): Promise<string | undefined> {
-    if (!(await databaseAnswers(this.pool))) return 'the database does not answer';
+    if (!(await this.databaseAnswers())) return 'the database does not answer';
     const saturated = this.delivery.inFlight() >= this.config.workerConcurrency;
     const sinceClaim = this.delivery.msSinceClaim();
     if (!saturated && sinceClaim > this.stalledAfterMs) {
       return `the claim loop has not claimed for ${Math.round(sinceClaim / 1000)} s`;
     }
     return undefined;
+  }
+
+  /** databaseAnswers, asked at most once a second (a check under way is shared). */
+  private databaseAnswers(): Promise<boolean> {
+    const now = Date.now();
+    if (!this.databaseCheck || now - this.databaseCheck.at >= DATABASE_CHECK_TTL_MS) {
+      this.databaseCheck = { at: now, answers: databaseAnswers(this.pool) };
+    }
+    return this.databaseCheck.answers;
   }
 
   private async answer(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -92,6 +151,16 @@ export class WorkerMetricsServer implements OnModuleInit, OnApplicationShutdown 
       else res.destroy();
     }
   }
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 /** The API's error shape (DESIGN §5), so a probe reads the same JSON from both. */

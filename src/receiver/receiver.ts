@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
+import { verifyMetadataSignature } from '../delivery/signature.js';
 import { SequenceTracker, Verdict } from './sequence-tracker.js';
 
 export interface ReceiverOptions {
@@ -166,6 +167,16 @@ export class WebhookReceiver {
         this.totals.badSignatures += 1;
         return { status: 401, note: `BAD SIGNATURE: ${(error as Error).message}`, where };
       }
+      // The ordering headers are outside the body's signature: a captured delivery sent again
+      // with another webhook-sequence must not pass for a real one (and show as a gap).
+      if (!this.metadataVerifies(req)) {
+        this.totals.badSignatures += 1;
+        return {
+          status: 401,
+          note: 'BAD SIGNATURE: webhook-metadata-signature does not match the ordering headers',
+          where,
+        };
+      }
     }
     if (Math.random() < this.options.failRate) {
       this.totals.failedOnPurpose += 1;
@@ -177,6 +188,25 @@ export class WebhookReceiver {
       return { status: 204, note: 'no webhook-topic/-partition-key/-sequence: not tracked', where };
     }
     return { status: 204, note: describe(this.tracker.observe(topic, partition, sequence)), where };
+  }
+
+  private metadataVerifies(req: http.IncomingMessage): boolean {
+    const signature = header(req, 'webhook-metadata-signature');
+    if (signature === undefined || !this.options.secret) return false;
+    const value = (name: string) => header(req, name) ?? '';
+    return verifyMetadataSignature(
+      this.options.secret,
+      {
+        id: value('webhook-id'),
+        timestamp: value('webhook-timestamp'),
+        topic: value('webhook-topic'),
+        partitionKey: value('webhook-partition-key'),
+        sequence: value('webhook-sequence'),
+        previousSequence: value('webhook-previous-sequence'),
+        eventType: value('webhook-event-type'),
+      },
+      signature,
+    );
   }
 
   /** The lines printed on Ctrl-C. */

@@ -70,6 +70,27 @@ export function requestGate(keys: ApiKeys) {
           (contentType ? ` (got "${contentType.slice(0, 100)}")` : ''),
       );
     }
+    const charset = charsetOf(contentType);
+    if (charset !== undefined && !UTF8.has(charset)) {
+      return refuseEarly(
+        req,
+        res,
+        415,
+        `request bodies are UTF-8 JSON: send charset=utf-8 or no charset (got "${charset.slice(0, 40)}")`,
+      );
+    }
     next();
   };
+}
+
+const UTF8 = new Set(['utf-8', 'utf8']);
+
+/**
+ * The charset parameter of a Content-Type, lower-cased, unquoted. Any other than UTF-8 is refused:
+ * the body reader would decode it (utf-7 turns "+ADw-" into "<"), so what is stored would not be
+ * the text the client's bytes show.
+ */
+function charsetOf(contentType: string | undefined): string | undefined {
+  const match = /;\s*charset\s*=\s*("[^"]*"|[^;\s]*)/i.exec(contentType ?? '');
+  return match?.[1].replace(/^"|"$/g, '').toLowerCase();
 }

@@ -40,8 +40,21 @@ export class WorkerProcess {
     );
   }
 
-  static spawn(databaseUrl: string, env: Env = {}): WorkerProcess {
-    const child = spawn(process.execPath, [built('worker.js')], {
+  /** `fileLimit`: the worker runs under `ulimit -n fileLimit` (its file descriptors). */
+  static spawn(databaseUrl: string, env: Env = {}, fileLimit?: number): WorkerProcess {
+    const [command, args] =
+      fileLimit === undefined
+        ? [process.execPath, [built('worker.js')]]
+        : [
+            '/bin/sh',
+            [
+              '-c',
+              `ulimit -n ${fileLimit} && exec "$0" "$1"`,
+              process.execPath,
+              built('worker.js'),
+            ],
+          ];
+    const child = spawn(command, args, {
       cwd: childCwd(),
       env: { PATH: process.env.PATH, ...FAST_WORKER_ENV, DATABASE_URL: databaseUrl, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -138,7 +138,7 @@ LEFT JOIN messages m ON m.id = d.message_id
  *   from clock_timestamp(), the time of the write.
  * - Then the head of each claimed line (headOfLines).
  */
-const CLAIM_LINES = `
+export const CLAIM_LINES = `
 CREATE FUNCTION pgwq_claim_lines(integer, double precision, integer[], integer[], integer[], integer)
 RETURNS TABLE (${CLAIMED_LINE_COLUMNS})
 LANGUAGE plpgsql AS $fn$
