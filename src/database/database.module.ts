@@ -2,7 +2,7 @@ import { Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nest
 import { TypeOrmModule } from '@nestjs/typeorm';
 import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
-import { dataSourceOptions } from './data-source.js';
+import { dataSourceOptions } from './data-source-options.js';
 import { isTransientConnectionError } from './pg-errors.js';
 import { DATABASE_TIMEOUTS, poolOptions, settledWithin } from './pool-options.js';
 
