@@ -38,7 +38,9 @@ try {
   log(`DATABASE_URL=${db.url}`);
   log('in other terminals, with that DATABASE_URL exported (Ctrl-C here stops the database):');
   // What npm start sets by itself: an open API on loopback, receivers on this machine allowed.
-  console.log('  API_LISTEN_ADDRESS=127.0.0.1 WEBHOOK_ALLOW_PRIVATE_NETWORKS=true node dist/main.js');
+  console.log(
+    '  API_LISTEN_ADDRESS=127.0.0.1 WEBHOOK_ALLOW_PRIVATE_NETWORKS=true node dist/main.js',
+  );
   console.log('  WEBHOOK_ALLOW_PRIVATE_NETWORKS=true node dist/worker.js   # as many as you like');
 } catch (error) {
   await db?.stop();

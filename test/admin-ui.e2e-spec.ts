@@ -43,8 +43,11 @@ describe('admin UI files at /ui', () => {
     const root = await request(server).get('/');
     expect([root.status, root.headers.location]).toEqual([302, '/ui/']);
     const icon = await request(server).get('/favicon.ico');
-    expect([icon.status, icon.headers['content-type']]).toEqual([200, 'image/svg+xml; charset=utf-8']);
-    expect(icon.text).toMatch(/^<svg /);
+    expect([icon.status, icon.headers['content-type']]).toEqual([
+      200,
+      'image/svg+xml; charset=utf-8',
+    ]);
+    expect(String(icon.body)).toMatch(/^<svg /);
   });
 
   it('holds no data: the API behind it still wants the key', async () => {

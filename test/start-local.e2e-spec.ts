@@ -202,7 +202,11 @@ describe('npm run db', () => {
     const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     expect({ code, lines: stderr.trim().split('\n') }).toEqual({
       code: 1,
-      lines: [expect.stringMatching(/cannot start: the embedded PostgreSQL runs as user "postgres", who cannot enter .*home \(mode 700\)/)],
+      lines: [
+        expect.stringMatching(
+          /cannot start: the embedded PostgreSQL runs as user "postgres", who cannot enter .*home \(mode 700\)/,
+        ),
+      ],
     });
   });
 });
