@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { StartupError } from './common/startup-error.js';
+import { loadConfig } from './config/app-config.js';
 import { cliDatabaseUrl } from './database/cli-database-url.js';
 import { describeDatabase } from './database/database-check.js';
 import {
@@ -8,6 +9,7 @@ import {
   revertLastMigration,
   runMigrations,
 } from './database/migrate.js';
+import { apiExposureProblem } from './security/api-exposure.js';
 
 /**
  * `npm run migration:run` (node dist/migrate.js), `migration:show` (… show), `migration:revert`
@@ -19,8 +21,21 @@ const log = (line: string) => console.log(`[pgwq-migrate] ${line}`);
 
 const databaseUrl = () => cliDatabaseUrl(log);
 
+/**
+ * Compose runs this before the API (it passes API_PUBLISH_ADDRESS to both): a configuration the
+ * API would refuse stops the stack here, in one line, instead of an API container that restarts
+ * in a loop.
+ */
+function checkApiExposure(): void {
+  const config = loadConfig(process.env);
+  if (config.apiPublishAddress === undefined) return;
+  const problem = apiExposureProblem(config);
+  if (problem) throw new StartupError(`the API would refuse to start: ${problem}`);
+}
+
 async function main(command = 'run', name?: string) {
   if (command === 'run') {
+    checkApiExposure();
     const url = databaseUrl();
     const applied = await runMigrations(url, log);
     log(

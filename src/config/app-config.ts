@@ -31,6 +31,8 @@ export abstract class AppConfig {
   abstract readonly apiOpen: boolean;
   /** The address the API binds; undefined: every interface. */
   abstract readonly apiListenAddress: string | undefined;
+  /** Where the host publishes the API's port (compose); undefined: where it listens. */
+  abstract readonly apiPublishAddress: string | undefined;
   abstract readonly apiRequestTimeoutMs: number;
   abstract readonly apiKeepAliveTimeoutMs: number;
   abstract readonly apiMaxConnections: number;
@@ -124,6 +126,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     'DATABASE_LISTEN_URL',
     'API_KEYS',
     'API_LISTEN_ADDRESS',
+    'API_PUBLISH_ADDRESS',
     'WORKER_CONCURRENCY_PER_WEBHOOK',
     'WEBHOOK_DNS_SERVERS',
     'MAX_BATCH_BODY_BYTES',
@@ -186,6 +189,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     apiKeys: parseApiKeys(vars.API_KEYS),
     apiOpen: vars.API_OPEN,
     apiListenAddress: vars.API_LISTEN_ADDRESS,
+    apiPublishAddress: vars.API_PUBLISH_ADDRESS,
     apiRequestTimeoutMs: vars.API_REQUEST_TIMEOUT_MS,
     apiKeepAliveTimeoutMs: vars.API_KEEP_ALIVE_TIMEOUT_MS,
     apiMaxConnections: vars.API_MAX_CONNECTIONS,

@@ -150,6 +150,15 @@ export class EnvironmentVariables {
   @IsIP(undefined, { message: 'API_LISTEN_ADDRESS must be an IP address or localhost' })
   API_LISTEN_ADDRESS?: string;
 
+  /**
+   * Where the host publishes the API's port, when that is not where the API listens: compose
+   * sets it (the API listens on every interface of its container). Loopback: an open API is fine.
+   */
+  @IsOptional()
+  @ValidateIf((vars: EnvironmentVariables) => vars.API_PUBLISH_ADDRESS !== 'localhost')
+  @IsIP(undefined, { message: 'API_PUBLISH_ADDRESS must be an IP address or localhost' })
+  API_PUBLISH_ADDRESS?: string;
+
   @Transform(toNumber)
   @IsInt({ message: 'API_REQUEST_TIMEOUT_MS must be an integer' })
   @Min(1000)
