@@ -17,7 +17,7 @@ export abstract class AppConfig {
   /** Lines of one webhook in flight at once, per worker: what one hung receiver can hold. */
   abstract readonly workerConcurrencyPerWebhook: number;
   abstract readonly deliveryTimeoutMs: number;
-  /** Whether recording a result waits for the WAL flush (false: README says what it risks). */
+  /** Whether recording a result waits for the WAL flush (false: docs/delivery.md says what it risks). */
   abstract readonly recordSynchronousCommit: boolean;
   abstract readonly maxPayloadBytes: number;
   /** The largest request body of a batch publish. */

@@ -103,7 +103,7 @@ export class EnvironmentVariables {
   @Max(10 * 60 * 1000)
   DELIVERY_TIMEOUT_MS = 10000;
 
-  // false trades durability of the last results for speed: README, "Synchronous commit of results".
+  // false trades durability of the last results for speed: docs/delivery.md, "Synchronous commit of results".
   @Transform(toBoolean)
   @IsBoolean({ message: 'RECORD_SYNCHRONOUS_COMMIT must be true or false' })
   RECORD_SYNCHRONOUS_COMMIT = true;

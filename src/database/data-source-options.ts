@@ -41,7 +41,7 @@ export class MigrationDataSource extends DataSource {
    * connection holds a transaction open. Through a transaction-mode pooler that other connection
    * gets the server connection the first statement ran on (PgBouncer hands back the most recently
    * used one), so the next statement runs elsewhere and the setting is gone. A pooler that hands
-   * out server connections in another order may go unnoticed; the README says it either way.
+   * out server connections in another order may go unnoticed; docs/pooler.md says it either way.
    */
   private async requireOwnSession(): Promise<void> {
     const session = this.createQueryRunner();

@@ -10,7 +10,7 @@ import { dataSourceOptions, MigrationDataSource } from './data-source-options.js
  * Runs `fn` holding a session advisory lock on a connection of its own, so processes that
  * migrate at the same moment (two `npm start` on one database, a deploy job started twice) take
  * turns: the second finds the work done. A session lock needs a direct connection, not a
- * transaction-mode pooler (README, "Migrations").
+ * transaction-mode pooler (docs/deployment.md, "Migrations").
  */
 async function withMigrationLock<T>(
   databaseUrl: string,

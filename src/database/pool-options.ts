@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import pg from 'pg';
 
 /**
- * Time limits of every pooled connection, API and worker alike (README, "Database timeouts").
+ * Time limits of every pooled connection, API and worker alike (docs/configuration.md, "Database timeouts").
  * Without them a black-holed connection hangs a query until the kernel gives up (many minutes),
  * and requests queued behind a lock hold their connections until the pool is empty.
  */
