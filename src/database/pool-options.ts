@@ -108,8 +108,8 @@ async function probeServerTimeouts(databaseUrl: string): Promise<ServerTimeouts>
           `the database (a pooler) refuses startup parameters, so ${unenforced.join(' and ')} ` +
             'are not enforced: a publish may wait on a lock and a statement run until the ' +
             `client gives up after ${DATABASE_TIMEOUTS.queryMs / 1000} s. Set them on the role ` +
-            "(ALTER ROLE … SET lock_timeout = '5s') or list them in PgBouncer's " +
-            'ignore_startup_parameters',
+            "the app logs in as (ALTER ROLE … IN DATABASE … SET lock_timeout = '5s'; " +
+            'docs/pooler.md)',
         );
       }
     } finally {
