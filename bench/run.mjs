@@ -1,11 +1,11 @@
-// `npm run bench` (quick: 3 rounds; the README says how long it takes here) and
+// `npm run bench` (quick: 3 rounds; docs/benchmarks.md says how long it takes here) and
 // `npm run bench -- --full` (20,000-message runs, delivery with 4 workers too, and scale).
 //
 // Builds the project, starts its own PostgreSQL (DATABASE_URL, else an embedded one in a temp
 // dir) and a receiver process, then runs every scenario for each system in turn, round after
 // round (the order of systems rotates each round), and prints one table of medians with ratios.
 // Results go to bench/results/<timestamp>.json and .svg; a complete run (no --only, no
-// --systems) also to latest.svg and latest.md, the chart and table the README shows.
+// --systems) also to latest.svg and latest.md, the chart and table docs/benchmarks.md shows.
 //
 // Options: --full, --rounds N, --receiver-delay-ms N, --concurrency N, --payload-bytes N,
 // --retention-rows N (delivered rows the retention scenario deletes; 1,000,000),
@@ -59,7 +59,7 @@ const { values: args } = parseArgs({
 const full = args.full;
 const rounds = Number(args.rounds ?? (full ? 5 : 3));
 const only = args.only ? new Set(args.only.split(',')) : null;
-/** A run of some scenarios or systems only: it must not replace the README's chart and table. */
+/** A run of some scenarios or systems only: it must not replace the chart and table of docs/benchmarks.md. */
 const partial = Boolean(args.only || args.systems || args.baseline);
 const wants = (s) => (only ? only.has(s) : !['scale', 'retention'].includes(s) || full);
 const log = (...a) => console.error(...a);
@@ -558,7 +558,7 @@ writeFileSync(join(dir, `${stamp}.svg`), svg);
 if (partial) {
   log(
     `\nwrote bench/results/${stamp}.json and .svg (a partial run: latest.svg and latest.md, ` +
-      'which the README shows, keep the last complete run)',
+      'which docs/benchmarks.md shows, keep the last complete run)',
   );
 } else {
   writeFileSync(join(dir, 'latest.svg'), svg);

@@ -96,11 +96,19 @@ export async function startApi(
   }
   // PORT=0 asks for any free port: say which one it got.
   const { port } = app.getHttpServer().address() as AddressInfo;
-  const url = listenUrl(config.apiListenAddress, port);
+  const url = listenUrl(config.apiPublishAddress ?? config.apiListenAddress, port);
   logger.log(
     `API listening on ${url} (admin UI ${url}${ADMIN_UI_PATH}, OpenAPI UI ${url}/docs)`,
     'Bootstrap',
   );
+  // Published by compose: the first receiver people try runs on the host, a private address.
+  if (config.apiPublishAddress !== undefined && !config.webhookAllowPrivateNetworks) {
+    logger.log(
+      'a receiver on this host is http://host.docker.internal:<port>/… from here, a private ' +
+        'address: allow it with WEBHOOK_ALLOW_PRIVATE_NETWORKS=true docker compose up',
+      'Bootstrap',
+    );
+  }
   return app;
 }
 

@@ -1,34 +1,41 @@
 import { resolve } from 'node:path';
 import { StartupError } from './common/startup-error.js';
-import { loadConfig, loadDotEnv } from './config/app-config.js';
+import { loadConfig } from './config/app-config.js';
+import { cliDatabaseUrl } from './database/cli-database-url.js';
 import { describeDatabase } from './database/database-check.js';
-import { LOCAL_DATA_DIR, runningServer } from './database/embedded-postgres.js';
-import { generateMigration, revertLastMigration, runMigrations } from './database/migrate.js';
+import {
+  generateMigration,
+  migrationStatus,
+  revertLastMigration,
+  runMigrations,
+} from './database/migrate.js';
+import { apiExposureProblem } from './security/api-exposure.js';
 
 /**
- * `npm run migration:run` (node dist/migrate.js), `migration:revert` (… revert) and
- * `migration:generate -- Name` (… generate Name). The database is DATABASE_URL (environment or
- * .env), else the embedded PostgreSQL that `npm start` is running in .data/postgres.
+ * `npm run migration:run` (node dist/migrate.js), `migration:show` (… show), `migration:revert`
+ * (… revert) and `migration:generate -- Name` (… generate Name). The database is DATABASE_URL
+ * (environment or .env), else the embedded PostgreSQL that `npm start` is running in
+ * .data/postgres.
  */
 const log = (line: string) => console.log(`[pgwq-migrate] ${line}`);
 
-function databaseUrl(): string {
-  loadDotEnv();
-  const configured = loadConfig(process.env).databaseUrl;
-  if (configured) return configured;
-  const local = runningServer(LOCAL_DATA_DIR);
-  if (!local) {
-    throw new StartupError(
-      `DATABASE_URL is not set and no embedded PostgreSQL is running in ${LOCAL_DATA_DIR} ` +
-        '(npm start runs one, and migrates it by itself)',
-    );
-  }
-  log(`DATABASE_URL is not set: using the embedded PostgreSQL of npm start`);
-  return local.url;
+const databaseUrl = () => cliDatabaseUrl(log);
+
+/**
+ * Compose runs this before the API (it passes API_PUBLISH_ADDRESS to both): a configuration the
+ * API would refuse stops the stack here, in one line, instead of an API container that restarts
+ * in a loop.
+ */
+function checkApiExposure(): void {
+  const config = loadConfig(process.env);
+  if (config.apiPublishAddress === undefined) return;
+  const problem = apiExposureProblem(config);
+  if (problem) throw new StartupError(`the API would refuse to start: ${problem}`);
 }
 
 async function main(command = 'run', name?: string) {
   if (command === 'run') {
+    checkApiExposure();
     const url = databaseUrl();
     const applied = await runMigrations(url, log);
     log(
@@ -36,6 +43,12 @@ async function main(command = 'run', name?: string) {
         ? `applied ${applied.join(', ')} to ${describeDatabase(url)}`
         : `${describeDatabase(url)} is up to date`,
     );
+  } else if (command === 'show') {
+    const url = databaseUrl();
+    const { applied, pending } = await migrationStatus(url);
+    log(`${describeDatabase(url)}: ${applied.length} applied, ${pending.length} pending`);
+    for (const name of applied) console.log(`  [X] ${name}`);
+    for (const name of pending) console.log(`  [ ] ${name}`);
   } else if (command === 'revert') {
     const url = databaseUrl();
     const reverted = await revertLastMigration(url);
@@ -50,8 +63,8 @@ async function main(command = 'run', name?: string) {
     );
   } else {
     throw new StartupError(
-      'usage: node dist/migrate.js [run | revert | generate <Name>] ' +
-        '(npm run migration:run, migration:revert, migration:generate -- <Name>)',
+      'usage: node dist/migrate.js [run | show | revert | generate <Name>] ' +
+        '(npm run migration:run, migration:show, migration:revert, migration:generate -- <Name>)',
     );
   }
 }

@@ -78,9 +78,7 @@ async function main() {
       );
     }
     const applied = await runMigrations(process.env.DATABASE_URL!, (line) => logger.log(line));
-    logger.log(
-      applied.length ? `applied migrations: ${applied.join(', ')}` : 'schema is up to date',
-    );
+    logger.log(applied.length ? `applied ${applied.length} migrations` : 'schema is up to date');
     app = await startApi(process.env, { withWorker: true, role: 'local', exitOnSignal: false });
     if (db) logger.log(`publish with SQL: psql ${db.url}`);
   } catch (error) {

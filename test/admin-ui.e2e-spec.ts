@@ -38,6 +38,18 @@ describe('admin UI files at /ui', () => {
     expect((await request(server).get('/ui/style.css')).status).toBe(200);
   });
 
+  it('sends / to the UI and answers the favicon, without a key', async () => {
+    const server = app.getHttpServer();
+    const root = await request(server).get('/');
+    expect([root.status, root.headers.location]).toEqual([302, '/ui/']);
+    const icon = await request(server).get('/favicon.ico');
+    expect([icon.status, icon.headers['content-type']]).toEqual([
+      200,
+      'image/svg+xml; charset=utf-8',
+    ]);
+    expect(String(icon.body)).toMatch(/^<svg /);
+  });
+
   it('holds no data: the API behind it still wants the key', async () => {
     expect((await request(app.getHttpServer()).get('/topics')).status).toBe(401);
   });

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { dataSourceOptions } from '../src/database/data-source.js';
+import { dataSourceOptions } from '../src/database/data-source-options.js';
 import { generateMigration, runMigrations } from '../src/database/migrate.js';
 import { MIGRATIONS } from '../src/database/migrations/index.js';
 import { createTestApp } from './helpers/app.js';
@@ -126,6 +126,33 @@ describe('migrations', () => {
       });
       const again = await node([built('migrate.js'), 'run'], { DATABASE_URL: db.url });
       expect(again.stdout).toBe(`[pgwq-migrate] ${where(db)} is up to date\n`);
+    });
+
+    it('migration:show lists what is applied and what is pending', async () => {
+      const db = await emptyDatabase();
+      const show = () => node([built('migrate.js'), 'show'], { DATABASE_URL: db.url });
+      const before = await show();
+      expect(before.code).toBe(0);
+      expect(before.stdout).toContain(`${where(db)}: 0 applied, ${NAMES.length} pending`);
+      expect(before.stdout).toContain(`  [ ] ${NAMES[0]}\n`);
+      await runMigrations(db.url);
+      const after = await show();
+      expect(after.stdout).toContain(`${where(db)}: ${NAMES.length} applied, 0 pending`);
+      expect(after.stdout).toContain(`  [X] ${NAMES.at(-1)}\n`);
+    });
+
+    it('the plain TypeORM CLI takes dist/database/data-source.js', async () => {
+      const db = await emptyDatabase();
+      await runMigrations(db.url);
+      const cli = resolve('node_modules/typeorm/cli.js');
+      const { code, stdout } = await node(
+        [cli, 'migration:show', '-d', built('database/data-source.js')],
+        { DATABASE_URL: db.url },
+      );
+      expect(code).toBe(0);
+      expect(stdout).toContain(`[X] `);
+      expect(stdout).toContain(NAMES.at(-1));
+      expect(stdout).not.toContain('[ ]');
     });
 
     function where(db: TestDatabase) {

@@ -7,7 +7,7 @@ import { createTestDatabase, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook, insertMessage } from './helpers/factories.js';
 import { Receiver } from './helpers/receiver.js';
-import { FAST_WORKER_ENV, startInProcessWorker } from './helpers/worker.js';
+import { FAST_WORKER_ENV, startInProcessWorker, WorkerProcess } from './helpers/worker.js';
 
 const KEY = 'rotation-test-key-0123456789abcdefgh';
 
@@ -125,6 +125,42 @@ describe('security: delivery', () => {
       );
       expect(row.last_error).not.toMatch(/127\.0\.0\.1|::1|loopback/);
       expect(hook.arrivals).toHaveLength(0);
+    });
+  });
+
+  describe('a worker stricter than the API that registered the webhooks', () => {
+    let own: TestDatabase;
+    const workers: WorkerProcess[] = [];
+    beforeAll(async () => {
+      own = await createTestDatabase();
+      const topic = await createTopic(own.pool);
+      // Inserted by SQL, as an API with WEBHOOK_ALLOW_PRIVATE_NETWORKS=true would have accepted.
+      await createWebhook(own.pool, topic.id, 'http://localhost:9/first');
+      await createWebhook(own.pool, topic.id, 'http://127.0.0.1:9/second');
+    });
+    afterAll(async () => {
+      await Promise.all(workers.map((w) => w.stop()));
+      await own?.drop();
+    });
+
+    it('warns once, in one line, at start', async () => {
+      const worker = WorkerProcess.spawn(own.url, { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false' });
+      workers.push(worker);
+      const warning = /2 registered webhook\(s\) point at private or loopback addresses.*$/m;
+      await eventually(() => warning.test(worker.output), {
+        what: `the warning; output so far:\n${worker.output}`,
+      });
+      expect(worker.output.match(/registered webhook\(s\)/g)).toHaveLength(1);
+      expect(worker.output).toMatch(/e\.g\. webhook \d+ \(host localhost\)/);
+    });
+
+    it('says nothing when it allows private networks too', async () => {
+      const worker = WorkerProcess.spawn(own.url, { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true' });
+      workers.push(worker);
+      await eventually(() => worker.output.includes('delivering: concurrency'), {
+        what: 'the worker to start',
+      });
+      expect(worker.output).not.toMatch(/registered webhook\(s\)/);
     });
   });
 });

@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -149,5 +149,64 @@ describe('npm start (all-in-one)', () => {
     expect(await next.exited).toBe(0);
     expect(alive(pid)).toBe(false);
     expect(existsSync(pidFile)).toBe(false);
+  });
+});
+
+/** `npm run db`: only the embedded PostgreSQL, migrated, for separate API and worker processes. */
+describe('npm run db', () => {
+  it('prints a DATABASE_URL of a migrated database, and Ctrl-C stops it', async () => {
+    const cwd = scratchDir('db-');
+    const child = spawn(process.execPath, [built('start-db.js')], {
+      cwd,
+      env: { PATH: process.env.PATH },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      const url = await eventually(() => /^\[pgwq-db\] DATABASE_URL=(\S+)$/m.exec(output)?.[1], {
+        timeoutMs: 60_000,
+        what: `the DATABASE_URL line; output so far:\n${output}`,
+      });
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        const { rows } = await client.query('SELECT count(*)::int AS n FROM typeorm_migrations');
+        expect(rows[0].n).toBeGreaterThan(0);
+      } finally {
+        await client.end();
+      }
+      expect(output).toMatch(/node dist\/main\.js/);
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      expect(existsSync(join(cwd, '.data', 'postgres', 'postmaster.pid'))).toBe(false);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});
+
+// As root the embedded PostgreSQL runs as the OS user postgres, who cannot enter a 0700 folder.
+(process.getuid?.() === 0 ? describe : describe.skip)('npm start as root in a 0700 folder', () => {
+  it('stops with one line that says what to do', async () => {
+    const cwd = join(scratchDir('closed-'), 'home');
+    mkdirSync(cwd, { mode: 0o700 });
+    const child = spawn(process.execPath, [built('start-local.js')], {
+      cwd,
+      env: { PATH: process.env.PATH, PORT: '0' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect({ code, lines: stderr.trim().split('\n') }).toEqual({
+      code: 1,
+      lines: [
+        expect.stringMatching(
+          /cannot start: the embedded PostgreSQL runs as user "postgres", who cannot enter .*home \(mode 700\)/,
+        ),
+      ],
+    });
   });
 });

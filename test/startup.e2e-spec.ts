@@ -13,8 +13,9 @@ import { built, childCwd, scratchDir } from './helpers/scratch.js';
  */
 function start(entry: string, env: Record<string, string>, cwd = childCwd()) {
   const child = spawn(process.execPath, [built(entry)], {
-    // Loopback: without API_KEYS the API refuses any other address (fail closed).
-    env: { PATH: process.env.PATH ?? '', API_LISTEN_ADDRESS: '127.0.0.1', ...env },
+    // Loopback: without API_KEYS the API refuses any other address (fail closed). PORT 0:
+    // never the default 8000, which npm start may hold while the tests run.
+    env: { PATH: process.env.PATH ?? '', API_LISTEN_ADDRESS: '127.0.0.1', PORT: '0', ...env },
     cwd,
   });
   const out = { stdout: '', stderr: '' };
@@ -88,10 +89,10 @@ describe('start-up', () => {
 
     it('reads .env from its working directory (the tests run theirs where there is none)', async () => {
       const dir = scratchDir('dotenv-');
-      writeFileSync(join(dir, '.env'), 'PORT=abc\n');
+      writeFileSync(join(dir, '.env'), 'MAX_RETRIES=-1\n');
       await expectOneLine(
         run('main.js', { DATABASE_URL: migrated.url }, dir),
-        'PORT must be an integer',
+        'MAX_RETRIES must not be less than 1',
       );
     });
   });

@@ -1,4 +1,4 @@
-// The floor of the contract's records (README, Benchmarks): one statement, committed on its
+// The floor of the contract's records (docs/benchmarks.md): one statement, committed on its
 // own, that writes what DESIGN §4 keeps of a delivered message on our schema (the line's head
 // moved on, the delivery marked delivered, the attempt's row) and reads the next head's
 // payload, as a worker must. No claim, lease or fence. $1 webhook id, $2 partition key,

@@ -134,7 +134,7 @@ export function oursThroughPgBouncer(bouncer) {
 
 /**
  * Ours with RECORD_SYNCHRONOUS_COMMIT=false: results commit without waiting for the WAL flush
- * (README, "Synchronous commit of results", says what a crash of PostgreSQL can then cause).
+ * (docs/delivery.md, "Synchronous commit of results", says what a crash of PostgreSQL can then cause).
  */
 export const oursAsyncCommit = {
   ...ours,

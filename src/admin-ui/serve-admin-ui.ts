@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { Express } from 'express';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,14 +26,27 @@ const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+/** The tab icon: a small blue square with a white arrow, inline so no file has to ship. */
+const FAVICON_SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">' +
+  '<rect width="16" height="16" rx="3" fill="#2563eb"/>' +
+  '<path d="M3 8h8M8 4.5 11.5 8 8 11.5" stroke="#fff" stroke-width="2" fill="none"/></svg>';
+
 /**
- * Serves the admin UI's static files at /ui. Like /docs they hold no data and need no key; the
+ * Serves the admin UI's static files at /ui, sends / there (what a browser opens first) and
+ * answers /favicon.ico. Like /docs they hold no data and need no key; the
  * data comes from the API, which asks the browser for one when API_KEYS is set.
  */
 export function serveAdminUi(app: NestExpressApplication): void {
   if (!existsSync(join(UI_DIR, 'index.html'))) {
     new Logger('AdminUi').warn(`the admin UI is not built (${UI_DIR}): run npm run build`);
   }
+  const http = app.getHttpAdapter().getInstance() as Express;
+  http.get('/', (_req, res) => res.redirect(302, `${ADMIN_UI_PATH}/`));
+  http.get('/favicon.ico', (_req, res) => {
+    res.setHeader('Cache-Control', 'public, max-age=86400');
+    res.type('image/svg+xml').send(FAVICON_SVG);
+  });
   app.useStaticAssets(UI_DIR, {
     prefix: ADMIN_UI_PATH,
     setHeaders: (res) => {

@@ -17,7 +17,7 @@ export abstract class AppConfig {
   /** Lines of one webhook in flight at once, per worker: what one hung receiver can hold. */
   abstract readonly workerConcurrencyPerWebhook: number;
   abstract readonly deliveryTimeoutMs: number;
-  /** Whether recording a result waits for the WAL flush (false: README says what it risks). */
+  /** Whether recording a result waits for the WAL flush (false: docs/delivery.md says what it risks). */
   abstract readonly recordSynchronousCommit: boolean;
   abstract readonly maxPayloadBytes: number;
   /** The largest request body of a batch publish. */
@@ -31,6 +31,8 @@ export abstract class AppConfig {
   abstract readonly apiOpen: boolean;
   /** The address the API binds; undefined: every interface. */
   abstract readonly apiListenAddress: string | undefined;
+  /** Where the host publishes the API's port (compose); undefined: where it listens. */
+  abstract readonly apiPublishAddress: string | undefined;
   abstract readonly apiRequestTimeoutMs: number;
   abstract readonly apiKeepAliveTimeoutMs: number;
   abstract readonly apiMaxConnections: number;
@@ -129,6 +131,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     'DATABASE_LISTEN_URL',
     'API_KEYS',
     'API_LISTEN_ADDRESS',
+    'API_PUBLISH_ADDRESS',
     'WORKER_CONCURRENCY_PER_WEBHOOK',
     'WEBHOOK_DNS_SERVERS',
     'MAX_BATCH_BODY_BYTES',
@@ -191,6 +194,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     apiKeys: parseApiKeys(vars.API_KEYS),
     apiOpen: vars.API_OPEN,
     apiListenAddress: vars.API_LISTEN_ADDRESS,
+    apiPublishAddress: vars.API_PUBLISH_ADDRESS,
     apiRequestTimeoutMs: vars.API_REQUEST_TIMEOUT_MS,
     apiKeepAliveTimeoutMs: vars.API_KEEP_ALIVE_TIMEOUT_MS,
     apiMaxConnections: vars.API_MAX_CONNECTIONS,

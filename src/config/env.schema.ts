@@ -103,7 +103,7 @@ export class EnvironmentVariables {
   @Max(10 * 60 * 1000)
   DELIVERY_TIMEOUT_MS = 10000;
 
-  // false trades durability of the last results for speed: README, "Synchronous commit of results".
+  // false trades durability of the last results for speed: docs/delivery.md, "Synchronous commit of results".
   @Transform(toBoolean)
   @IsBoolean({ message: 'RECORD_SYNCHRONOUS_COMMIT must be true or false' })
   RECORD_SYNCHRONOUS_COMMIT = true;
@@ -149,6 +149,15 @@ export class EnvironmentVariables {
   @ValidateIf((vars: EnvironmentVariables) => vars.API_LISTEN_ADDRESS !== 'localhost')
   @IsIP(undefined, { message: 'API_LISTEN_ADDRESS must be an IP address or localhost' })
   API_LISTEN_ADDRESS?: string;
+
+  /**
+   * Where the host publishes the API's port, when that is not where the API listens: compose
+   * sets it (the API listens on every interface of its container). Loopback: an open API is fine.
+   */
+  @IsOptional()
+  @ValidateIf((vars: EnvironmentVariables) => vars.API_PUBLISH_ADDRESS !== 'localhost')
+  @IsIP(undefined, { message: 'API_PUBLISH_ADDRESS must be an IP address or localhost' })
+  API_PUBLISH_ADDRESS?: string;
 
   @Transform(toNumber)
   @IsInt({ message: 'API_REQUEST_TIMEOUT_MS must be an integer' })

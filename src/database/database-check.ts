@@ -98,7 +98,7 @@ export function describePending(pending: string[], withNames = true): string | u
 /**
  * What the API and the worker check before they start: the database answers (waiting a little
  * for one that is starting) and has every migration of this build. They never migrate it
- * themselves (README, "Migrations"), so a missing one stops them here in one line.
+ * themselves (docs/deployment.md, "Migrations"), so a missing one stops them here in one line.
  */
 export async function checkDatabase(
   databaseUrl: string,

@@ -2,9 +2,9 @@ import { Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nest
 import { TypeOrmModule } from '@nestjs/typeorm';
 import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
-import { dataSourceOptions } from './data-source.js';
+import { dataSourceOptions } from './data-source-options.js';
 import { isTransientConnectionError } from './pg-errors.js';
-import { DATABASE_TIMEOUTS, poolOptions, settledWithin } from './pool-options.js';
+import { DATABASE_TIMEOUTS, poolOptions, serverTimeouts, settledWithin } from './pool-options.js';
 
 /** The pg pool for hand-written SQL (the delivery path, health checks). */
 export const PG_POOL = Symbol('PG_POOL');
@@ -30,11 +30,13 @@ export function requireDatabaseUrl(config: AppConfig): string {
   imports: [
     TypeOrmModule.forRootAsync({
       inject: [AppConfig],
-      useFactory: (config: AppConfig) => {
+      useFactory: async (config: AppConfig) => {
+        const url = requireDatabaseUrl(config);
         const { connectionString, ...extra } = poolOptions(
-          requireDatabaseUrl(config),
+          url,
           'pgwq-typeorm',
           10,
+          await serverTimeouts(url),
         );
         return {
           ...dataSourceOptions(connectionString!),
@@ -50,9 +52,10 @@ export function requireDatabaseUrl(config: AppConfig): string {
     {
       provide: PG_POOL,
       inject: [AppConfig],
-      useFactory: (config: AppConfig) => {
+      useFactory: async (config: AppConfig) => {
+        const url = requireDatabaseUrl(config);
         const pool = new pg.Pool(
-          poolOptions(requireDatabaseUrl(config), 'pgwq', config.workerConcurrency + 4),
+          poolOptions(url, 'pgwq', config.workerConcurrency + 4, await serverTimeouts(url)),
         );
         // An idle client losing its connection (server restart, pg_terminate_backend) emits
         // 'error' on the pool; without a listener that would crash the process.

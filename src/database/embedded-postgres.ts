@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { StartupError } from '../common/startup-error.js';
 
 export interface EmbeddedDatabase {
   /** Connection URL of the `postgres` database on the embedded server. */
@@ -53,7 +54,7 @@ function checkReachableByOthers(path: string): void {
   if (process.getuid?.() !== 0) return;
   for (let dir = resolve(path); dir !== dirname(dir); dir = dirname(dir)) {
     if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) {
-      throw new Error(
+      throw new StartupError(
         `the embedded PostgreSQL runs as user "postgres", who cannot enter ${dir} (mode ` +
           `${(statSync(dir).mode & 0o777).toString(8)}). Move the project to a folder others ` +
           `can enter, or set DATABASE_URL to a PostgreSQL server of your own.`,

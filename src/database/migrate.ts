@@ -4,13 +4,13 @@ import type pg from 'pg';
 import { DataSource } from 'typeorm';
 import { StartupError } from '../common/startup-error.js';
 import { connectOrExplain, describePending, pendingMigrations } from './database-check.js';
-import { dataSourceOptions, MigrationDataSource } from './data-source.js';
+import { dataSourceOptions, MigrationDataSource } from './data-source-options.js';
 
 /**
  * Runs `fn` holding a session advisory lock on a connection of its own, so processes that
  * migrate at the same moment (two `npm start` on one database, a deploy job started twice) take
  * turns: the second finds the work done. A session lock needs a direct connection, not a
- * transaction-mode pooler (README, "Migrations").
+ * transaction-mode pooler (docs/deployment.md, "Migrations").
  */
 async function withMigrationLock<T>(
   databaseUrl: string,
@@ -51,6 +51,25 @@ export async function runMigrations(
       return applied.map((m) => m.name);
     }),
   );
+}
+
+/**
+ * The migrations the database has, in the order applied (with any this build does not know),
+ * and those of this build it lacks.
+ */
+export async function migrationStatus(
+  databaseUrl: string,
+): Promise<{ applied: string[]; pending: string[] }> {
+  const client = await connectOrExplain(databaseUrl);
+  try {
+    const pending = await pendingMigrations(client);
+    const { rows } = await client
+      .query<{ name: string }>('SELECT name FROM typeorm_migrations ORDER BY id')
+      .catch(() => ({ rows: [] }));
+    return { applied: rows.map((r) => r.name), pending };
+  } finally {
+    await client.end();
+  }
 }
 
 /** Reverts the last migration applied; returns its name, or undefined when none is applied. */

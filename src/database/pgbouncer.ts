@@ -45,6 +45,11 @@ export async function startPgBouncer(options: {
   poolMode: 'transaction' | 'session';
   /** Server connections per (database, user). */
   poolSize: number;
+  /**
+   * false: PgBouncer's stock configuration, which refuses the startup parameters the pools send
+   * (the app then connects without them and warns); default true.
+   */
+  ignoreTimeoutParameters?: boolean;
 }): Promise<RunningPgBouncer> {
   const binary = findPgBouncer();
   if (!binary) throw new Error('pgbouncer is not installed (Debian: apt-get install pgbouncer)');
@@ -75,7 +80,9 @@ export async function startPgBouncer(options: {
     'max_client_conn = 1000',
     // The pools send these as startup parameters (src/database/pool-options.ts); PgBouncer
     // refuses a connection with any it does not know, unless told to ignore them.
-    'ignore_startup_parameters = statement_timeout,lock_timeout',
+    ...(options.ignoreTimeoutParameters === false
+      ? []
+      : ['ignore_startup_parameters = statement_timeout,lock_timeout']),
     'log_connections = 0',
     'log_disconnections = 0',
   ].join('\n');

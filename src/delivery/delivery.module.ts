@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AddressPolicyCheck } from './address-policy-check.js';
 import { ClaimLoop } from './claim-loop.js';
 import { DeliveryMetrics } from './delivery-metrics.js';
 import { Maintenance } from './maintenance.js';
@@ -21,6 +22,7 @@ import { WebhookSender } from './webhook-sender.js';
     WebhookPurge,
     Retention,
     Maintenance,
+    AddressPolicyCheck,
   ],
   exports: [DeliveryMetrics],
 })

@@ -6,7 +6,7 @@
  * src/database/migrations/1795633463950-DeliveryFunctions.ts and 1795633464000-GroupRecord.ts
  * (the record), which hold their SQL and why each is safe; here are the calls. A function's
  * statement is planned once per server session, so a call sent unnamed costs what a named
- * prepared statement costs, through a transaction-mode pooler too (README, "Behind a pooler").
+ * prepared statement costs, through a transaction-mode pooler too (docs/pooler.md).
  *
  * Every fenced write matches the lease token AND the head sequence it expects, so it is
  * idempotent: a statement whose commit succeeded but whose reply was lost (a reset, a failover)
@@ -62,7 +62,7 @@ export const RECORD_ATTEMPTS = `SELECT * FROM pgwq_record_attempts($1, $2, $3, $
 /**
  * RECORD_ATTEMPTS whose commit does not wait for the WAL flush (RECORD_SYNCHRONOUS_COMMIT=off):
  * set_config(…, true) lasts until the end of the call's own transaction, also through a
- * transaction-mode pooler. README, "Synchronous commit of results", says what it risks.
+ * transaction-mode pooler. docs/delivery.md, "Synchronous commit of results", says what it risks.
  */
 export const RECORD_ATTEMPTS_ASYNC = `SELECT r.* FROM set_config('synchronous_commit', 'off', true),
   pgwq_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) AS r`;

@@ -5,12 +5,26 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startEmbeddedPostgres } from '../../dist/database/embedded-postgres.js';
 import { runMigrations } from '../../dist/database/migrate.js';
 
+/** Listens on `port` on every interface; the server, or undefined when it is taken. */
+function holdPort(port) {
+  return new Promise((resolve) => {
+    const server = createServer((socket) => socket.destroy());
+    server.once('error', () => resolve(undefined));
+    server.listen(port, () => resolve(server));
+  });
+}
+
 export default async function globalSetup() {
+  // `npm test` must pass while `npm start` serves on the default port 8000: every test binds
+  // port 0 or a free port. Holding 8000 here (when free) makes a test that forgets fail every
+  // time, not only on a machine where npm start happens to run.
+  globalThis.__PGWQ_PORT_HELD__ = await holdPort(8000);
   // One temp folder for everything the tests write (global-teardown removes it). Child processes
   // run in its empty `cwd` folder: the API, the worker and npm start read .env from their working
   // directory, and the project's .env must not configure them.

@@ -2,6 +2,7 @@ import { rmSync } from 'node:fs';
 import pg from 'pg';
 
 export default async function globalTeardown() {
+  globalThis.__PGWQ_PORT_HELD__?.close();
   if (globalThis.__PGWQ_EMBEDDED__) {
     await globalThis.__PGWQ_EMBEDDED__.stop();
   } else {
