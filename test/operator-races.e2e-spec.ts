@@ -21,9 +21,9 @@ describe('operator actions and open transactions race with delivery', () => {
   let db: TestDatabase;
   let app: NestExpressApplication;
   let http: ReturnType<typeof request>;
-  let workers: INestApplicationContext[] = [];
-  let receivers: Receiver[] = [];
-  let clients: pg.PoolClient[] = [];
+  const workers: INestApplicationContext[] = [];
+  const receivers: Receiver[] = [];
+  const clients: pg.PoolClient[] = [];
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -291,7 +291,7 @@ describe('operator actions and open transactions race with delivery', () => {
 
   it('4. a producer holding one line does not hold up the worker’s other lines', async () => {
     const { receiver, hold } = await gatedReceiver();
-    const { topic, hook } = await setup(receiver.url);
+    const { topic } = await setup(receiver.url);
     const a1 = hold('a:1');
     await publish(topic.id, 'a', 1);
     await worker();

@@ -193,7 +193,8 @@ describe('operator soak', () => {
       await eventually(
         async () => {
           const dead = await deadDeliveries();
-          if (dead.length > 0) (await redrive(dead)).status === 200 || failures.push('redrive');
+          const res = dead.length > 0 ? await redrive(dead) : undefined;
+          if (res && res.status !== 200) failures.push(`redrive answered ${res.status}`);
           const { rows } = await db.pool.query(
             `SELECT count(*)::int AS n FROM delivery_lines
              WHERE webhook_id = $1 AND (head_sequence <= tail_sequence OR blocked
