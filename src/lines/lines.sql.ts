@@ -123,7 +123,8 @@ CROSS JOIN LATERAL (
  *   earlier slices rewound. A slice that does not move the head changes only deliveries at or
  *   beyond its upper slices' lowest, and the line's head stays where it is: the worker goes on
  *   forward and never reaches back below its head, so nothing is sent out of order while the
- *   slices run. The last one moves the head back to the lowest rewound of them all.
+ *   slices run. The last one moves the head back to the lowest rewound of them all. (Those
+ *   slices run without the line's lock, RewindService says why; the last one takes it.)
  * - Redrive: the dead deliveries that match, and a blocked line's head with them (a blocked line
  *   never passes its dead head silently). Replay: every delivered or dead delivery of the line
  *   from its first sequence on; the last statement also takes those below the line's head now,

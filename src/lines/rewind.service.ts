@@ -146,7 +146,11 @@ export class RewindService {
   /**
    * A line too big for one batch: slices of DELIVERIES_PER_BATCH from its highest sequences down,
    * each in its own transaction, and last the statement that moves its head back (REWIND_LINES
-   * says why the order holds meanwhile). Each waits for the one line's lock only.
+   * says why the order holds meanwhile). Only that last one locks the line (waiting for it, and
+   * holding no other): the slices before it change only deliveries that are not pending and
+   * leave the line's row alone, so neither a producer on the partition nor the worker's record
+   * of its head (a pending delivery) ever waits for them; what the worker finishes meanwhile
+   * the last statement takes, after the lock.
    */
   private async rewindInSlices(
     line: LineToRewind,
@@ -157,7 +161,7 @@ export class RewindService {
     let lowest: string | null = null;
     const step = (slice: { below: string | null; limit: number | null; movesHead: boolean }) =>
       inTransaction(this.pool, async (client) => {
-        await client.query(LOCK_LINE, [line.webhook_id, line.partition_key]);
+        if (slice.movesHead) await client.query(LOCK_LINE, [line.webhook_id, line.partition_key]);
         return this.rewindStatement(client, [line], mode, filters, { ...slice, lowest });
       });
     for (;;) {
