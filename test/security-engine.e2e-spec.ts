@@ -103,10 +103,24 @@ describe('security: payloads written with SQL', () => {
     const zeros = await insert(topic.id, 'over-zeros', `[${Array(60_000).fill('0e-16383')}]`);
     for (let i = 0; i < 5; i++) await insert(topic.id, `ok-${i}`, `{"n": ${i}}`);
     await insert(topic.id, 'over-1g', '{"after": "the bomb"}');
+    // A bomb behind a good message: the record that keeps the line hands it over, not the claim.
+    await insert(topic.id, 'kept-bomb', '{"before": "the bomb"}');
+    const keptBomb = await insert(topic.id, 'kept-bomb', bomb(10_000));
 
     worker = await startInProcessWorker(db.url, { WORKER_CONCURRENCY: '4' });
     // Every good message reaches both webhooks; the one behind a bomb only the dead-letter one.
-    await eventually(() => receiver.arrivals.length >= 11, { timeoutMs: 60_000, what: '11 POSTs' });
+    await eventually(() => receiver.arrivals.length >= 13, { timeoutMs: 60_000, what: '13 POSTs' });
+    const bombs = [over1g, overV8, zeros, keptBomb];
+    await eventually(
+      async () =>
+        (
+          await db.pool.query(
+            `SELECT 1 FROM deliveries WHERE message_id = ANY($1::bigint[]) AND status = 'pending'`,
+            [bombs],
+          )
+        ).rowCount === 0,
+      { timeoutMs: 30_000, what: 'every bomb recorded' },
+    );
     const { rows } = await db.pool.query<{
       message_id: string;
       webhook_id: number;
@@ -115,10 +129,10 @@ describe('security: payloads written with SQL', () => {
     }>(
       `SELECT message_id, webhook_id, status, last_error FROM deliveries
        WHERE message_id = ANY($1::bigint[]) ORDER BY message_id, webhook_id`,
-      [[over1g, overV8, zeros]],
+      [bombs],
     );
     expect(rows).toEqual(
-      [over1g, overV8, zeros].flatMap((id) =>
+      bombs.flatMap((id) =>
         [dead.id, blocking.id].map((webhookId) => ({
           message_id: String(id),
           webhook_id: webhookId,
@@ -131,9 +145,9 @@ describe('security: payloads written with SQL', () => {
     const attempts = await db.pool.query(
       `SELECT count(*)::int AS n FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
        WHERE d.message_id = ANY($1::bigint[])`,
-      [[over1g, overV8, zeros]],
+      [bombs],
     );
-    expect(attempts.rows[0].n).toBe(6);
+    expect(attempts.rows[0].n).toBe(8);
     const lines = await db.pool.query(
       `SELECT partition_key, blocked FROM delivery_lines
        WHERE webhook_id = $1 AND partition_key LIKE 'over-%' ORDER BY partition_key`,

@@ -39,7 +39,7 @@ export class LockThenRead1795633464200 implements MigrationInterface {
 }
 
 /** A busy attempt's row: its place, busy, and nothing else. */
-const BUSY_ROW = `req.nth::integer, true, NULL::boolean, NULL::integer, NULL::boolean,
+export const BUSY_ROW = `req.nth::integer, true, NULL::boolean, NULL::integer, NULL::boolean,
     NULL::boolean, NULL::boolean, NULL::boolean, NULL::integer, NULL::text, NULL::text,
     NULL::uuid, NULL::text, NULL::text, NULL::integer, NULL::text, NULL::text, NULL::text,
     NULL::text, NULL::text, NULL::boolean`;
@@ -80,7 +80,7 @@ const BUSY_ROW = `req.nth::integer, true, NULL::boolean, NULL::integer, NULL::bo
  * - a failed head whose line has a rewind to a later sequence waits out its backoff: that rewind
  *   does not send the line back past this head, so nothing is due sooner.
  */
-const RECORD_ATTEMPTS = `
+export const RECORD_ATTEMPTS = `
 CREATE FUNCTION pgwq_record_attempts(
   integer[], text[], uuid[], bigint[], text[], double precision[], bigint[], integer[],
   integer[], text[], timestamptz[], integer[], text[], boolean[], double precision, boolean)

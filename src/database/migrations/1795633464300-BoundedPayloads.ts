@@ -123,28 +123,40 @@ CREATE TRIGGER messages_payload_printable
   BEFORE INSERT OR UPDATE OF payload ON messages
   FOR EACH ROW EXECUTE FUNCTION pgwq_refuse_unprintable_payload()`;
 
-/** pgwq_claim_lines with each head's body from pgwq_payload_text, and its body_problem. */
-function boundedClaimLines(): string {
-  const head = headOfLines('claimed');
-  const columns = `RETURNS TABLE (${CLAIMED_LINE_COLUMNS})`;
+/**
+ * headOfLines(`lines`) with each head's body from pgwq_payload_text and a last column,
+ * body_problem: for every statement that hands a worker a head to send (the claim, and the
+ * record that keeps a line).
+ */
+export function boundedHeadOfLines(lines: string): string {
+  const head = headOfLines(lines);
   const printed = 'm.payload::text AS body,';
   const messageJoin = 'LEFT JOIN messages m ON m.id = d.message_id';
   const lastColumn = 'w.failing_since IS NOT NULL AS failing';
   if (![printed, messageJoin, lastColumn].every((part) => head.includes(part))) {
     throw new Error('headOfLines has changed');
   }
-  if (![head, columns].every((part) => CLAIM_LINES.includes(part))) {
-    throw new Error('pgwq_claim_lines has changed');
-  }
-  const boundedHead = head
+  return head
     .replace(printed, 'b.body,')
     .replace(lastColumn, `${lastColumn},\n       b.problem AS body_problem`)
     .replace(
       messageJoin,
       `${messageJoin}\nLEFT JOIN LATERAL pgwq_payload_text(m.payload) AS b ON true`,
     );
-  return CLAIM_LINES.replace(head, () => boundedHead).replace(
+}
+
+/** The result columns of a function that returns heads, with body_problem. */
+const BOUNDED_LINE_COLUMNS = `RETURNS TABLE (${CLAIMED_LINE_COLUMNS},\n  body_problem text)`;
+
+/** pgwq_claim_lines with each head's body from pgwq_payload_text, and its body_problem. */
+function boundedClaimLines(): string {
+  const head = headOfLines('claimed');
+  const columns = `RETURNS TABLE (${CLAIMED_LINE_COLUMNS})`;
+  if (![head, columns].every((part) => CLAIM_LINES.includes(part))) {
+    throw new Error('pgwq_claim_lines has changed');
+  }
+  return CLAIM_LINES.replace(head, () => boundedHeadOfLines('claimed')).replace(
     columns,
-    `RETURNS TABLE (${CLAIMED_LINE_COLUMNS},\n  body_problem text)`,
+    BOUNDED_LINE_COLUMNS,
   );
 }
