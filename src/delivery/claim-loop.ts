@@ -488,7 +488,7 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       }
       return undefined;
     }
-    this.metrics.attemptRecorded(outcome, result.durationMs);
+    this.metrics.attemptRecorded(line.webhook_id, outcome, result.durationMs);
     const disabled = await this.noteWebhookHealth(line, result);
     if (outcome === 'delivered') {
       this.logger.debug(what, about);

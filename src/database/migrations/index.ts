@@ -10,6 +10,7 @@ import { Retention1795633463900 } from './1795633463900-Retention.js';
 import { DeliveryFunctions1795633463950 } from './1795633463950-DeliveryFunctions.js';
 import { GroupRecord1795633464000 } from './1795633464000-GroupRecord.js';
 import { LeanerPublish1795633464100 } from './1795633464100-LeanerPublish.js';
+import { FindingAndAudit1795633464500 } from './1795633464500-FindingAndAudit.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -25,4 +26,5 @@ export const MIGRATIONS = [
   DeliveryFunctions1795633463950,
   GroupRecord1795633464000,
   LeanerPublish1795633464100,
+  FindingAndAudit1795633464500,
 ];
