@@ -81,7 +81,8 @@ export class MessagesController {
   }
 
   @ApiOperation({
-    summary: "Find a topic's messages: by partition key or idempotency key, newest first on request",
+    summary:
+      "Find a topic's messages: by partition key or idempotency key, newest first on request",
     description: 'Without payloads: GET /messages/{id} shows one with its payload.',
   })
   @Get('messages')

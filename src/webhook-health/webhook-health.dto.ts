@@ -13,7 +13,9 @@ export class ListWebhookHealthDto extends IntIdPaginationDto {
   })
   @IsOptional()
   @Transform(({ value }: { value: unknown }) =>
-    typeof value === 'string' ? value.split(',').map((id) => (/^\d+$/.test(id) ? Number(id) : NaN)) : value,
+    typeof value === 'string'
+      ? value.split(',').map((id) => (/^\d+$/.test(id) ? Number(id) : NaN))
+      : value,
   )
   @ArrayMaxSize(MAX_PAGE_SIZE)
   @IsInt({ each: true, message: 'topic_ids must be comma-separated topic ids' })

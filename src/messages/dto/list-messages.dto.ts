@@ -34,7 +34,10 @@ export class ListMessagesDto extends OrderedPaginationDto {
   })
   partition_key?: string;
 
-  @ApiPropertyOptional({ example: 'order-1001-created', description: 'The message published with this key' })
+  @ApiPropertyOptional({
+    example: 'order-1001-created',
+    description: 'The message published with this key',
+  })
   @IsOptional()
   @Length(1, 255)
   idempotency_key?: string;
