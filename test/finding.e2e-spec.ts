@@ -103,7 +103,7 @@ describe('finding messages and deliveries', () => {
         let next: string | undefined =
           `/messages?topic=orders&partition_key=k1&order=${order}&limit=2`;
         while (next) {
-          const res = await http.get(next).expect(200);
+          const res: request.Response = await http.get(next).expect(200);
           seen.push(...field(res.body, 'id').map(Number));
           next = /<([^>]+)>; rel="next"/.exec(res.headers.link ?? '')?.[1];
         }

@@ -31,7 +31,11 @@ export class AuditLog {
     const id = desc ? (query.after > 0 ? LessThan(query.after) : undefined) : MoreThan(query.after);
     return this.entries.find({
       where: { ...(id ? { id } : {}), ...(query.target ? { target: query.target } : {}) },
-      order: { id: desc ? 'DESC' : 'ASC' },
+      // With a target, audit_log_target_idx's order (target, id): the planner walks that index.
+      order: {
+        ...(query.target ? { target: desc ? 'DESC' : 'ASC' } : {}),
+        id: desc ? 'DESC' : 'ASC',
+      },
       take: query.limit,
     });
   }

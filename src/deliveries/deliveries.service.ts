@@ -36,7 +36,12 @@ export class DeliveriesService {
     if (query.partition_key === undefined) {
       const after = afterCondition(query, 'd.id');
       if (after) qb.andWhere(after);
-      return qb.orderBy('d.id', direction).getMany();
+      // Ordered by (webhook_id, id), with webhook_id as a range rather than an equality (which
+      // the planner would drop from the ORDER BY as a constant): only the indexes led by
+      // webhook_id give that order, so the plan never walks deliveries_dead_idx (id) reading
+      // every other webhook's dead rows to find this one's.
+      qb.andWhere('d.webhook_id BETWEEN :webhookId AND :webhookId');
+      return qb.orderBy('d.webhookId', direction).addOrderBy('d.id', direction).getMany();
     }
     qb.andWhere('d.partition_key = :partitionKey', { partitionKey: query.partition_key });
     if (query.after > 0) {

@@ -50,7 +50,10 @@ export class MessageSearch {
     if (query.partition_key === undefined) {
       const after = afterCondition(query, 'm.id');
       if (after) qb.andWhere(after);
-      return qb.orderBy('m.id', direction).getMany();
+      // By (topic_id, id), the topic a range (see DeliveriesService.listByWebhook): only
+      // messages_topic_id_idx gives that order, never the primary key filtering other topics.
+      qb.andWhere('m.topic_id BETWEEN :topicId AND :topicId');
+      return qb.orderBy('m.topicId', direction).addOrderBy('m.id', direction).getMany();
     }
     qb.andWhere('m.partition_key = :partitionKey', { partitionKey: query.partition_key });
     if (query.after > 0) {
