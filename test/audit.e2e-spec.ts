@@ -134,7 +134,7 @@ describe('audit log', () => {
     // Each action is a log line too.
     const audited = logs.lines.filter((line) => /^(alice|bob) [a-z_.]+ /.test(line));
     expect(audited).toHaveLength(7);
-    expect(audited).toContain(`bob line.skip ${target} {"partition_key":"k1"}`);
+    expect(audited).toContain(`bob line.skip ${target} {"partition_key":"k1"} Audit`);
   });
 
   it('pages newest first, filters by target, and pages oldest first on request', async () => {

@@ -138,7 +138,11 @@ describe('metrics', () => {
       BACKOFF_FACTOR: '0.1',
     });
     // Each outcome of each webhook is its own series (webhook_id).
-    const attempts = (text: string, outcome: string, hook = outcome === 'delivered' ? delivered : dead) =>
+    const attempts = (
+      text: string,
+      outcome: string,
+      hook = outcome === 'delivered' ? delivered : dead,
+    ) =>
       sampleValue(text, 'pgwq_delivery_attempts_total', { outcome, webhook_id: String(hook.id) }) ??
       0;
     const done = await eventually(

@@ -25,9 +25,16 @@ interface AuditedRoute {
 
 const AUDITED = Symbol('audited');
 
-/** The request's JSON body as validated (unknown fields are refused before the handler runs). */
-export const bodyOf = (req: Request): Record<string, unknown> =>
-  typeof req.body === 'object' && req.body !== null ? (req.body as Record<string, unknown>) : {};
+/**
+ * The request's JSON body, which the validation pipe has already checked (small, well formed, no
+ * unknown field) for the handler to have run: bodies arrive as JSON text (configureApp).
+ */
+export function bodyOf(req: Request): Record<string, unknown> {
+  const body: unknown = typeof req.body === 'string' ? JSON.parse(req.body) : req.body;
+  return typeof body === 'object' && body !== null && !Array.isArray(body)
+    ? (body as Record<string, unknown>)
+    : {};
+}
 
 /** `webhook:<id>`: the target of every action on one webhook, its lines included. */
 export const webhookTarget = (req: Request): string => `webhook:${String(req.params.id)}`;
