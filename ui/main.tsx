@@ -48,7 +48,12 @@ function Route(props: { path: string }) {
  * or an idempotency key; on a topic's pages keys are looked up in that topic.
  */
 function SearchBox(props: { path: string }) {
-  const [term, setTerm] = useState('');
+  // Keyed by the route: it shows the term searched on a search page, nothing elsewhere.
+  const [term, setTerm] = useState(() =>
+    props.path.startsWith('/search?')
+      ? (new URLSearchParams(props.path.split('?')[1]).get('q') ?? '')
+      : '',
+  );
   const topicId = /^\/topics\/(\d+)/.exec(props.path)?.[1];
   return (
     <form
@@ -142,7 +147,7 @@ function App() {
             API docs
           </a>
         </nav>
-        <SearchBox path={path} />
+        <SearchBox key={path} path={path} />
         <span class="top-end">
           refreshes every {REFRESH_MS / 1000} s
           {apiKey.get() && (
