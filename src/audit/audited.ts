@@ -26,11 +26,14 @@ interface AuditedRoute {
 const AUDITED = Symbol('audited');
 
 /**
- * The request's JSON body, which the validation pipe has already checked (small, well formed, no
- * unknown field) for the handler to have run: bodies arrive as JSON text (configureApp).
+ * The request's JSON body: bodies arrive as JSON text (configureApp), and a route that takes one
+ * has had it checked by the validation pipe (small, well formed, no unknown field) for the
+ * handler to have run. A route without a body may still have been sent an empty one.
  */
 export function bodyOf(req: Request): Record<string, unknown> {
-  const body: unknown = typeof req.body === 'string' ? JSON.parse(req.body) : req.body;
+  const text: unknown = req.body;
+  if (typeof text !== 'string' || text.trim() === '') return {};
+  const body: unknown = JSON.parse(text);
   return typeof body === 'object' && body !== null && !Array.isArray(body)
     ? (body as Record<string, unknown>)
     : {};
@@ -56,7 +59,7 @@ export const Audited = (
  * Records the @Audited routes' actions before their answer goes out, so an entry is readable at
  * GET /audit-log as soon as the action returned. The entry is written after the action committed
  * (the actions' own transactions stay theirs): should writing it fail, the answer still reports
- * the action, and the failure is logged as an error with the entry's content.
+ * the action, and the failure is logged as an error naming the actor, action and path.
  */
 @Injectable()
 export class AuditInterceptor implements NestInterceptor {
@@ -75,12 +78,12 @@ export class AuditInterceptor implements NestInterceptor {
     const actor = this.keys.actor(req.headers.authorization);
     return next.handle().pipe(
       concatMap(async (result: unknown) => {
-        const entry = { actor, action: route.action, ...route.describe(req, result) };
+        const done = { actor, action: route.action, path: req.path };
         try {
-          await this.log.record(entry);
+          await this.log.record({ actor, action: route.action, ...route.describe(req, result) });
         } catch (error) {
           this.logger.error(
-            `could not record ${JSON.stringify(entry)}: ${(error as Error).message}`,
+            `could not record ${JSON.stringify(done)}: ${(error as Error).message}`,
           );
         }
         return result;
