@@ -184,6 +184,11 @@ try {
   for (const [what, call] of lookups) statements.push([what, await statementOf(call)]);
   await orm.destroy();
   const { WEBHOOK_HEALTH } = await import(join(ROOT, 'dist/webhook-health/webhook-health.sql.js'));
+  const { QUEUE_STATS } = await import(join(ROOT, 'dist/metrics/queue-stats.sql.js'));
+  statements.push([
+    "the API's queue gauges, every webhook (GET /metrics; 20 webhooks, 100,000 lines)",
+    { query: QUEUE_STATS, parameters: [] },
+  ]);
   statements.push([
     "a topic's webhook health (GET /webhook-health?topic_ids=…)",
     { query: WEBHOOK_HEALTH, parameters: [[topicId], 0, 1000] },
