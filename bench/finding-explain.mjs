@@ -7,6 +7,7 @@
 //   npm run build && node bench/finding-explain.mjs > bench/results/finding-explain.txt
 //
 // DATABASE_URL: a server it may create and drop a database on; unset, an embedded one.
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createDatabase, ROOT, serverVersion, startDatabaseServer } from './lib/util.mjs';
@@ -201,6 +202,11 @@ try {
     `# ${Number(counts[0].deliveries).toLocaleString('en')} deliveries, ` +
       `${Number(counts[0].messages).toLocaleString('en')} messages, 100,000 audit entries over 1,000 targets ` +
       `(filled in ${Math.round(filledMs / 1000)} s); webhook ${webhookId}, topic ${topicId}`,
+  );
+  console.log(
+    `# ${cpus().length} cores, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} at the start of the EXPLAINs`,
   );
   const seqScans = [];
   for (const [what, { query, parameters }] of statements) {

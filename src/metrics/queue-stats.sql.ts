@@ -5,9 +5,21 @@ import type { WebhookStatus } from '../database/entities/webhook.entity.js';
  * each delivery_lines row once, one index entry per webhook and the few dead_delivery_counts rows.
  */
 
+/** Per webhook of delivery_lines l: its pending deliveries and blocked lines (see webhookStats). */
+const LINE_FIGURES = `
+SELECT l.webhook_id,
+       sum(l.tail_sequence - least(l.head_sequence, coalesce(l.rewind_to, l.head_sequence)) + 1
+           - l.blocked::int)
+         FILTER (WHERE least(l.head_sequence, coalesce(l.rewind_to, l.head_sequence)) <= l.tail_sequence)
+         AS pending,
+       count(*) FILTER (WHERE l.blocked) AS blocked
+FROM delivery_lines l`;
+
 /**
  * Per webhook: its status, pending deliveries, dead deliveries, the oldest pending delivery's
  * age, blocked lines; of the webhooks that `where` (a condition on w, the webhooks row) keeps.
+ * `grouped` (every webhook) reads delivery_lines in one pass; `per_webhook` (a few of them) reads
+ * each one's range of delivery_lines_pkey.
  *
  * - Pending: a line's pending deliveries are head_sequence..tail_sequence (only a line's head
  *   is ever attempted, and it moves on only when the head is delivered or dead), from the
@@ -19,7 +31,7 @@ import type { WebhookStatus } from '../database/entities/webhook.entity.js';
  * - Dead: the sum of the webhook's dead_delivery_counts rows, kept by triggers.
  * - Blocked lines: lines stopped at a dead head (on_exhausted = block, DESIGN §7).
  */
-export function webhookStats(where: string): string {
+export function webhookStats(where: string, lines: 'grouped' | 'per_webhook'): string {
   return `
 SELECT w.id AS webhook_id,
        t.name AS topic,
@@ -35,22 +47,18 @@ SELECT w.id AS webhook_id,
        )), 0)::float8 AS oldest_pending_age_seconds
 FROM webhooks w
 JOIN topics t ON t.id = w.topic_id
-LEFT JOIN LATERAL (
-  SELECT sum(tail_sequence - least(head_sequence, coalesce(rewind_to, head_sequence)) + 1
-             - blocked::int)
-           FILTER (WHERE least(head_sequence, coalesce(rewind_to, head_sequence)) <= tail_sequence)
-           AS pending,
-         count(*) FILTER (WHERE blocked) AS blocked
-  FROM delivery_lines l
-  WHERE l.webhook_id = w.id
-) AS lines ON true
+LEFT JOIN ${
+    lines === 'grouped'
+      ? `(${LINE_FIGURES} GROUP BY l.webhook_id) AS lines ON lines.webhook_id = w.id`
+      : `LATERAL (${LINE_FIGURES} WHERE l.webhook_id = w.id GROUP BY l.webhook_id) AS lines ON true`
+  }
 WHERE w.deleted_at IS NULL AND (${where})
 ORDER BY w.id
 `;
 }
 
 /** Every webhook's figures, for the API's gauges. */
-export const QUEUE_STATS = webhookStats('true');
+export const QUEUE_STATS = webhookStats('true', 'grouped');
 
 /**
  * Folds each webhook's dead_delivery_counts rows into one, so the table stays about one row per

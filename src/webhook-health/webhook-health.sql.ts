@@ -12,7 +12,10 @@ import { webhookStats } from '../metrics/queue-stats.sql.js';
 export const WEBHOOK_HEALTH = `
 SELECT s.*, w.topic_id, w.url, w.disabled_reason, w.on_exhausted,
        e.id AS last_error_delivery_id, e.last_error, e.last_status_code
-FROM (${webhookStats('($1::int[] IS NULL OR w.topic_id = ANY($1::int[])) AND w.id > $2')}) AS s
+FROM (${webhookStats(
+  '($1::int[] IS NULL OR w.topic_id = ANY($1::int[])) AND w.id > $2',
+  'per_webhook',
+)}) AS s
 JOIN webhooks w ON w.id = s.webhook_id
 LEFT JOIN LATERAL (
   SELECT * FROM (
