@@ -207,6 +207,7 @@ describe('admin UI at /ui (headless Chromium)', () => {
       expect.stringMatching(/^2orderspartition keyuser-422/),
       expect.stringMatching(/^1orderspartition keyuser-421/),
     ]);
+    await screenshot('07b-search-partition-key');
   });
 
   it('pauses and resumes a webhook from the UI', async () => {
