@@ -1,4 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { AuditModule } from './audit/audit.module.js';
 import { AppConfigModule } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { DeadLetterModule } from './dead-letter/dead-letter.module.js';
@@ -13,6 +14,7 @@ import { WorkerMetricsServer } from './metrics/worker-metrics-server.js';
 import { SecurityModule } from './security/security.module.js';
 import { TopicsModule } from './topics/topics.module.js';
 import { WebhooksModule } from './webhooks/webhooks.module.js';
+import { WebhookHealthModule } from './webhook-health/webhook-health.module.js';
 
 /** The environment a process was started with; tests pass their own. */
 export type Env = Record<string, string | undefined>;
@@ -37,6 +39,8 @@ export class AppModule {
         DeliveriesModule,
         DeadLetterModule,
         LinesModule,
+        WebhookHealthModule,
+        AuditModule,
         ApiMetricsModule,
         ...(options.withWorker ? [DeliveryModule] : []),
       ],

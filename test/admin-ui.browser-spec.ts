@@ -25,6 +25,8 @@ const CHROMIUM_FLAGS = [
   '--no-first-run',
 ];
 const API_KEY = 'ui-test-key-0123456789abcdefghijklmn';
+/** API_KEYS names the key: the audit log shows this name, never the key. */
+const KEY_NAME = 'operator';
 const WIDE = { width: 1280, height: 800 };
 const NARROW = { width: 390, height: 844 };
 /** The UI refreshes every 3 s; what it shows may take a refresh or two. */
@@ -83,7 +85,7 @@ describe('admin UI at /ui (headless Chromium)', () => {
     receiver = await Receiver.start(() => reply);
     app = await createTestApp(
       db.url,
-      { ...FAST_WORKER_ENV, API_KEYS: API_KEY, MAX_RETRIES: '2' },
+      { ...FAST_WORKER_ENV, API_KEYS: `${KEY_NAME}:${API_KEY}`, MAX_RETRIES: '2' },
       { withWorker: true },
     );
     await app.listen(0, '127.0.0.1');
@@ -168,22 +170,44 @@ describe('admin UI at /ui (headless Chromium)', () => {
     expect(await deliveryStatuses()).toEqual(['delivered', 'dead']);
   });
 
-  it('redrives the dead delivery from the UI and shows it delivered', async () => {
+  it('finds the webhook-id a receiver saw and redrives its dead delivery from the message', async () => {
     reply = { status: 204 };
-    await nav('Dead letters');
-    await page.getByLabel('select delivery 2').check();
-    await page.getByRole('button', { name: 'Redrive selected (1)' }).click();
-    await page.getByText('1 redriven').waitFor();
-    await page.getByText('0 dead').waitFor(SEEN);
+    // The ticket: "our webhook-id N failed". The receiver saw it in the webhook-id header.
+    const failed = receiver.where('webhook-sequence', '2')[0].headers['webhook-id'] as string;
+    await page.goto(`${ui}#/topics/1`);
+    await page.getByRole('search').getByLabel('search').fill(failed);
+    await page.getByRole('search').getByRole('button', { name: 'Find' }).click();
+    await page.getByText(`Message ${failed}: the webhook-id a receiver saw.`).waitFor();
+    await page.getByRole('heading', { name: `Message ${failed}` }).waitFor();
+    expect(await page.getByLabel('payload').textContent()).toContain('"order.created"');
+    const delivery = page.locator('section.delivery-card[data-delivery="2"]');
+    await delivery.getByText('dead', { exact: true }).waitFor();
+    await delivery.getByText('the receiver says no').first().waitFor();
+    expect(await delivery.locator('tbody tr').count()).toBe(2);
+    await screenshot('06b-ticket-message');
+
+    await delivery.getByRole('button', { name: 'Redrive' }).click();
+    await delivery.getByText('1 redriven').waitFor();
     await eventually(async () => (await deliveryStatuses()).join() === 'delivered,delivered', {
       what: 'the redriven delivery to be delivered',
     });
-    await page.goto(`${ui}#/topics/1/webhooks/1`);
     await page
-      .locator('tr[data-delivery="2"]')
+      .locator('section.delivery-card[data-delivery="2"]')
       .getByText('delivered', { exact: true })
       .waitFor(SEEN);
     await screenshot('07-redriven');
+
+    // A partition key finds every message of it, newest first; a delivery id lands on its message.
+    await page.getByRole('search').getByLabel('search').fill('user-42');
+    await page.getByRole('search').getByRole('button', { name: 'Find' }).click();
+    await page.getByRole('heading', { name: 'Search: user-42' }).waitFor();
+    const hits = page.locator('tbody tr');
+    await hits.first().waitFor();
+    expect(await hits.allTextContents()).toEqual([
+      expect.stringMatching(/^2orderspartition keyuser-422/),
+      expect.stringMatching(/^1orderspartition keyuser-421/),
+    ]);
+    await screenshot('07b-search-partition-key');
   });
 
   it('pauses and resumes a webhook from the UI', async () => {
@@ -203,16 +227,31 @@ describe('admin UI at /ui (headless Chromium)', () => {
     expect(receiver.where('webhook-partition-key', 'user-7')).toHaveLength(1);
   });
 
-  it('marks a blocked line and skips its dead head from the UI', async () => {
-    const patched = await fetch(new URL('../webhooks/1', ui), {
-      method: 'PATCH',
-      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ on_exhausted: 'block' }),
-    });
-    expect(patched.status).toBe(200);
+  it('edits a webhook to block, shows blocked and dead counts, skips and redrives after asking', async () => {
+    await page.goto(`${ui}#/topics/1/webhooks/1`);
+    await page.getByLabel('When retries run out').selectOption('block');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('saved', { exact: true }).waitFor();
+    await page.getByText('when retries run out: the line stops').waitFor();
     reply = { status: 500, body: 'down for maintenance' };
     await publish('user-9', 'sequence 1 of user-9');
     await publish('user-9', 'sequence 2 of user-9');
+
+    // Health at a glance: the topic page and the topic list show the blocked line and the dead.
+    await page.goto(`${ui}#/topics/1`);
+    const row = page.locator('tr[data-webhook="1"]');
+    await row.locator('td[data-figure="blocked"]').getByText('1', { exact: true }).waitFor(SEEN);
+    expect(await row.locator('td[data-figure="dead"]').textContent()).toBe('1');
+    expect(await row.locator('td[data-figure="pending"]').textContent()).toBe('1');
+    await row.getByText('HTTP 500').waitFor(SEEN);
+    await screenshot('09a-topic-health');
+    await nav('Topics');
+    const topic = page.locator('tr[data-topic="1"]');
+    await topic.getByText('HTTP 500').waitFor(SEEN);
+    expect(await topic.locator('td:nth-child(6)').textContent()).toBe('1'); // dead
+    expect(await topic.locator('td:nth-child(7)').textContent()).toBe('1'); // blocked lines
+    await screenshot('09b-topics-health');
+
     await page.goto(`${ui}#/topics/1/webhooks/1`);
     const line = lineRow('user-9');
     await line.getByText('blocked', { exact: true }).waitFor(SEEN);
@@ -220,9 +259,27 @@ describe('admin UI at /ui (headless Chromium)', () => {
     await screenshot('09-blocked-line');
     reply = { status: 204 };
     await line.getByRole('button', { name: 'Skip' }).click();
+    await line.getByText('It stays dead; the line moves on.', { exact: false }).waitFor();
+    await screenshot('09c-skip-confirm');
+    expect(receiver.where('webhook-partition-key', 'user-9')).toHaveLength(2);
+    await line.getByRole('button', { name: 'Yes, skip' }).click();
     await line.getByText('idle', { exact: true }).waitFor(SEEN);
     const arrived = receiver.where('webhook-partition-key', 'user-9');
     expect(arrived.map((a) => a.headers['webhook-sequence'])).toEqual(['1', '1', '2']);
+
+    // Bulk redrive asks first; Cancel changes nothing.
+    await page.goto(`${ui}#/dead-letter?webhook_id=1&topic_id=1`);
+    await page.getByText('1 dead matching the filter').waitFor(SEEN);
+    await page.getByRole('button', { name: 'Redrive all 1' }).click();
+    await page.getByText('Send all 1 dead deliveries matching the filter again?').waitFor();
+    await screenshot('09d-redrive-all-confirm');
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    expect(await page.getByRole('button', { name: 'Redrive all 1' }).count()).toBe(1);
+    expect((await deliveryStatuses()).filter((s) => s === 'dead')).toHaveLength(1);
+    await page.getByRole('button', { name: 'Redrive all 1' }).click();
+    await page.getByRole('button', { name: 'Yes, redrive all 1' }).click();
+    await page.getByText('1 redriven').waitFor();
+    await page.getByText('0 dead matching the filter').waitFor(SEEN);
   });
 
   it('replays a partition from a sequence from the UI, in order', async () => {
@@ -241,5 +298,53 @@ describe('admin UI at /ui (headless Chromium)', () => {
       what: 'user-42 sent again from sequence 1',
     });
     expect(sequencesOf().slice(before)).toEqual(['1', '2']);
+  });
+
+  it("rotates a webhook's secret after asking and shows the new one once", async () => {
+    const before = (await db.pool.query('SELECT secret FROM webhooks WHERE id = 1')).rows[0].secret;
+    await page.goto(`${ui}#/topics/1/webhooks/1`);
+    await page.getByRole('button', { name: 'Rotate secret' }).click();
+    await page.getByRole('button', { name: 'Yes, rotate secret' }).click();
+    const shown = await page.getByLabel('new secret').textContent();
+    const after = (await db.pool.query('SELECT secret FROM webhooks WHERE id = 1')).rows[0].secret;
+    expect(shown).toBe(after);
+    expect(after).not.toBe(before);
+    await screenshot('11-secret-rotated');
+    await page.getByRole('button', { name: 'I have kept it' }).click();
+    expect(await page.getByLabel('new secret').count()).toBe(0);
+  });
+
+  it('shows the audit log: who did what, newest first, by the key name only', async () => {
+    await nav('Audit log');
+    await page.getByRole('heading', { name: 'Audit log, newest first' }).waitFor();
+    const rows = page.locator('tr[data-audit]');
+    await rows.first().waitFor(SEEN);
+    const actions = (await rows.locator('td:nth-child(3)').allTextContents()).map((t) => t.trim());
+    expect(actions).toEqual([
+      'webhook.rotate_secret',
+      'webhook.replay',
+      'dead_letter.redrive', // redrive all, from the dead letters
+      'line.skip',
+      'webhook.update', // on_exhausted: block
+      'webhook.update', // resume
+      'webhook.update', // pause
+      'dead_letter.redrive', // the ticket's delivery, from its message
+    ]);
+    expect(new Set(await rows.locator('td:nth-child(2)').allTextContents())).toEqual(
+      new Set([KEY_NAME]),
+    );
+    expect(await page.content()).not.toContain(API_KEY);
+    await screenshot('12-audit-log');
+  });
+
+  it('deletes a webhook after asking', async () => {
+    await page.goto(`${ui}#/topics/1/webhooks/1`);
+    await page.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('button', { name: 'Yes, delete' }).click();
+    await page.getByText('No webhooks yet').waitFor(SEEN);
+    const { rows } = await db.pool.query(
+      'SELECT 1 FROM webhooks WHERE id = 1 AND deleted_at IS NULL',
+    );
+    expect(rows).toHaveLength(0);
   });
 });

@@ -358,6 +358,11 @@ describe('REST API', () => {
           'POST /webhooks/{id}/lines/{partition_key}/skip',
           'POST /webhooks/{id}/replay',
           'POST /dead-letter/redrive',
+          'GET /messages',
+          'GET /messages/{id}/deliveries',
+          'GET /deliveries/{id}',
+          'GET /webhook-health',
+          'GET /audit-log',
         ].sort(),
       );
       for (const [path, ops] of Object.entries(

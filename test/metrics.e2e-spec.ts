@@ -16,6 +16,7 @@ const QUEUE_GAUGES = [
   'pgwq_webhook_dead_deliveries',
   'pgwq_webhook_oldest_pending_age_seconds',
   'pgwq_webhook_blocked_lines',
+  'pgwq_webhook_status',
 ];
 const WORKER_METRICS = [
   'pgwq_claim_duration_seconds',
@@ -110,6 +111,8 @@ describe('metrics', () => {
         0,
       );
       expect(sampleValue(api, 'pgwq_webhook_blocked_lines', labels)).toBe(0);
+      expect(sampleValue(api, 'pgwq_webhook_status', { ...labels, status: 'active' })).toBe(1);
+      expect(sampleValue(api, 'pgwq_webhook_status', { ...labels, status: 'paused' })).toBe(0);
     }
     // HTTP requests by route pattern, never the raw path.
     const published = {
@@ -133,8 +136,14 @@ describe('metrics', () => {
       MAX_RETRIES: '2',
       BACKOFF_FACTOR: '0.1',
     });
-    const attempts = (text: string, outcome: string) =>
-      sampleValue(text, 'pgwq_delivery_attempts_total', { outcome }) ?? 0;
+    // Each outcome of each webhook is its own series (webhook_id).
+    const attempts = (
+      text: string,
+      outcome: string,
+      hook = outcome === 'delivered' ? delivered : dead,
+    ) =>
+      sampleValue(text, 'pgwq_delivery_attempts_total', { outcome, webhook_id: String(hook.id) }) ??
+      0;
     const done = await eventually(
       async () => {
         const text = await scrapeWorker(workerPort);
@@ -147,6 +156,8 @@ describe('metrics', () => {
     for (const name of WORKER_METRICS) expect(describedMetrics(done)).toContain(name);
     expect(describedMetrics(done)).toContain('process_resident_memory_bytes');
     expect(attempts(done, 'retry')).toBe(4);
+    expect(attempts(done, 'delivered', dead)).toBe(0);
+    expect(attempts(done, 'dead', delivered)).toBe(0);
     expect(
       sampleValue(done, 'pgwq_delivery_attempt_duration_seconds_count', { outcome: 'delivered' }),
     ).toBe(4);

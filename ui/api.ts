@@ -64,6 +64,46 @@ export interface PublishedMessage {
   sequence: number;
 }
 
+export interface Message {
+  id: number;
+  topic_id: number;
+  partition_key: string;
+  sequence: number;
+  created_at: string;
+  idempotency_key: string | null;
+}
+
+export interface MessageWithPayload extends Message {
+  payload: unknown;
+}
+
+/** GET /webhook-health: one webhook at a glance. */
+export interface WebhookHealth {
+  id: number;
+  topic_id: number;
+  topic: string;
+  url: string;
+  status: WebhookStatus;
+  disabled_reason: string | null;
+  on_exhausted: 'dead_letter' | 'block';
+  pending: number;
+  oldest_pending_age_seconds: number;
+  dead: number;
+  blocked_lines: number;
+  last_error: string | null;
+  last_status_code: number | null;
+  last_error_delivery_id: number | null;
+}
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  target: string;
+  parameters: Record<string, unknown>;
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -116,6 +156,16 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     throw new NeedsKey(401, message);
   }
   throw new ApiError(response.status, message);
+}
+
+/** The answer, or undefined when it is a 404 (a search that found nothing there). */
+export async function found<T>(path: string): Promise<T | undefined> {
+  try {
+    return await api<T>('GET', path);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return undefined;
+    throw error;
+  }
 }
 
 /** A query string from the set values, e.g. `?status=dead&after=10`. */

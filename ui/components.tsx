@@ -45,15 +45,9 @@ export function LastAnswer(props: { delivery: Delivery }) {
   );
 }
 
-/** The attempts view of a delivery, with where it sits, for its heading. */
+/** The attempts view of a delivery (with its message, payload and webhook). */
 export function attemptsLink(d: Delivery): string {
-  const where = new URLSearchParams({
-    topic_id: String(d.topic_id),
-    webhook_id: String(d.webhook_id),
-    partition_key: d.partition_key,
-    sequence: String(d.sequence),
-  });
-  return `#/deliveries/${d.id}?${where}`;
+  return `#/deliveries/${d.id}`;
 }
 
 /**
@@ -106,17 +100,23 @@ export function Updated(props: { at?: Date }) {
   return props.at ? <span class="updated">updated {props.at.toLocaleTimeString()}</span> : null;
 }
 
-/** A button that runs one API action, shows it running, then reports its result or error. */
+/**
+ * A button that runs one API action, shows it running, then reports its result or error. With
+ * `confirm`, the first click only asks (the question beside "Yes, <label>" and "Cancel").
+ */
 export function Action(props: {
   label: string;
   run: () => Promise<string | void>;
   done?: () => void;
   kind?: 'primary' | 'danger' | 'plain';
   disabled?: boolean;
+  confirm?: string;
 }) {
   const [busy, setBusy] = useState(false);
+  const [asking, setAsking] = useState(false);
   const [result, setResult] = useState<{ ok: boolean; text: string } | null>(null);
-  const click = async () => {
+  const go = async () => {
+    setAsking(false);
     setBusy(true);
     setResult(null);
     try {
@@ -129,13 +129,26 @@ export function Action(props: {
       setBusy(false);
     }
   };
+  if (asking) {
+    return (
+      <span class="action confirm" role="alertdialog" aria-label={props.confirm}>
+        <span class="confirm-question">{props.confirm}</span>
+        <button type="button" class={`btn btn-${props.kind ?? 'primary'}`} onClick={go}>
+          Yes, {props.label.toLowerCase()}
+        </button>
+        <button type="button" class="btn btn-plain" onClick={() => setAsking(false)}>
+          Cancel
+        </button>
+      </span>
+    );
+  }
   return (
     <span class="action">
       <button
         type="button"
         class={`btn btn-${props.kind ?? 'plain'}`}
         disabled={busy || props.disabled}
-        onClick={click}
+        onClick={() => (props.confirm ? setAsking(true) : void go())}
       >
         {busy ? `${props.label}…` : props.label}
       </button>

@@ -1,14 +1,20 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { apiKey, whenKeyNeeded } from './api';
+import { apiKey, query, whenKeyNeeded } from './api';
 import { REFRESH_MS, useHashPath } from './hooks';
 import { AttemptsView } from './views/attempts';
+import { AuditView } from './views/audit';
+import { MessageView } from './views/message';
+import { SearchView } from './views/search';
 import { DeadLetterView } from './views/dead-letter';
 import { TopicView } from './views/topic';
 import { TopicsView } from './views/topics';
 import { WebhookView } from './views/webhook';
 
-/** Hash routes: #/, #/topics/1, #/topics/1/webhooks/2, #/dead-letter?topic_id=1, #/deliveries/3. */
+/**
+ * Hash routes: #/, #/topics/1, #/topics/1/webhooks/2, #/dead-letter?topic_id=1, #/deliveries/3,
+ * #/messages/4, #/search?q=customer-42, #/audit-log?target=webhook:2.
+ */
 function Route(props: { path: string }) {
   const [pathname, search = ''] = props.path.split('?');
   const params = new URLSearchParams(search);
@@ -19,11 +25,56 @@ function Route(props: { path: string }) {
   }
   if ((m = pathname.match(/^\/topics\/(\d+)$/))) return <TopicView topicId={Number(m[1])} />;
   if ((m = pathname.match(/^\/deliveries\/(\d+)$/)))
-    return <AttemptsView deliveryId={Number(m[1])} where={params} />;
+    return <AttemptsView deliveryId={Number(m[1])} />;
+  if ((m = pathname.match(/^\/messages\/(\d+)$/))) return <MessageView messageId={Number(m[1])} />;
+  if (pathname === '/search' && params.get('q')) {
+    return (
+      <SearchView
+        term={params.get('q')!}
+        topicId={id('topic_id')}
+        all={params.get('all') === '1'}
+      />
+    );
+  }
+  if (pathname === '/audit-log') return <AuditView target={params.get('target') || undefined} />;
   if (pathname === '/dead-letter') {
     return <DeadLetterView filter={{ topicId: id('topic_id'), webhookId: id('webhook_id') }} />;
   }
   return <TopicsView />;
+}
+
+/**
+ * The search box: a message id (the webhook-id a receiver saw), a delivery id, a partition key
+ * or an idempotency key; on a topic's pages keys are looked up in that topic.
+ */
+function SearchBox(props: { path: string }) {
+  // Keyed by the route: it shows the term searched on a search page, nothing elsewhere.
+  const [term, setTerm] = useState(() =>
+    props.path.startsWith('/search?')
+      ? (new URLSearchParams(props.path.split('?')[1]).get('q') ?? '')
+      : '',
+  );
+  const topicId = /^\/topics\/(\d+)/.exec(props.path)?.[1];
+  return (
+    <form
+      class="search"
+      role="search"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (term.trim()) location.hash = `#/search${query({ q: term.trim(), topic_id: topicId })}`;
+      }}
+    >
+      <input
+        aria-label="search"
+        placeholder="webhook-id, delivery id, partition key, idempotency key"
+        value={term}
+        onInput={(e) => setTerm(e.currentTarget.value)}
+      />
+      <button type="submit" class="btn btn-plain">
+        Find
+      </button>
+    </form>
+  );
 }
 
 function KeyForm(props: { done: () => void }) {
@@ -71,7 +122,11 @@ function App() {
   // Bumped when the key changes, so every view loads again with it.
   const [session, setSession] = useState(0);
   useEffect(() => whenKeyNeeded(() => setNeedsKey(true)), []);
-  const section = path.startsWith('/dead-letter') ? 'dead' : 'topics';
+  const section = path.startsWith('/dead-letter')
+    ? 'dead'
+    : path.startsWith('/audit-log')
+      ? 'audit'
+      : 'topics';
   return (
     <>
       <header class="top">
@@ -85,10 +140,14 @@ function App() {
           <a href="#/dead-letter" class={section === 'dead' ? 'current' : undefined}>
             Dead letters
           </a>
+          <a href="#/audit-log" class={section === 'audit' ? 'current' : undefined}>
+            Audit log
+          </a>
           <a href="../docs" target="_blank" rel="noopener">
             API docs
           </a>
         </nav>
+        <SearchBox key={path} path={path} />
         <span class="top-end">
           refreshes every {REFRESH_MS / 1000} s
           {apiKey.get() && (

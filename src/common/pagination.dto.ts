@@ -1,7 +1,7 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import { IsIn, IsInt, IsOptional, Max, Min } from 'class-validator';
 
 export const MAX_PAGE_SIZE = 1000;
 /** The largest PostgreSQL integer: topic and webhook ids. */
@@ -53,4 +53,28 @@ export class PaginationDto {
 export class IntIdPaginationDto extends PaginationDto {
   @AfterId(INT4_MAX)
   override after: number = 0;
+}
+
+export const LIST_ORDERS = ['asc', 'desc'] as const;
+export type ListOrder = (typeof LIST_ORDERS)[number];
+
+/**
+ * Paging of a list that can run newest first: `order=desc` gives descending ids, and `after`
+ * then means older than that id (the Link header's next page works either way).
+ */
+export class OrderedPaginationDto extends PaginationDto {
+  @ApiPropertyOptional({
+    enum: LIST_ORDERS,
+    default: 'asc',
+    description: 'asc: oldest first (ascending ids); desc: newest first, `after` then means older',
+  })
+  @IsOptional()
+  @IsIn(LIST_ORDERS)
+  order: ListOrder = 'asc';
+}
+
+/** The SQL condition on `column` that `after` sets in this order (none for desc without one). */
+export function afterCondition(page: OrderedPaginationDto, column: string): string | undefined {
+  if (page.order === 'asc') return `${column} > :after`;
+  return page.after > 0 ? `${column} < :after` : undefined;
 }

@@ -21,6 +21,7 @@ describe('loadConfig', () => {
       maxBatchBodyBytes: 8388608,
       retentionDeliveredSeconds: 604800,
       retentionDeadSeconds: 2592000,
+      retentionAuditSeconds: 31536000,
       apiKeys: [],
       apiOpen: false,
       apiListenAddress: undefined,
@@ -71,7 +72,10 @@ describe('loadConfig', () => {
       port: 9000,
       maxRetries: 3,
       backoffFactor: 0.2,
-      apiKeys: [KEY_A, KEY_B],
+      apiKeys: [
+        { name: 'key-1', key: KEY_A },
+        { name: 'key-2', key: KEY_B },
+      ],
       apiOpen: true,
       apiListenAddress: '::1',
       apiRequestTimeoutMs: 5000,
@@ -173,5 +177,21 @@ describe('API key strength', () => {
     expect(message).toMatch(/^invalid configuration: API_KEYS key 2 of 2 /);
     expect(message).toMatch(why);
     expect(message).not.toContain(key);
+  });
+});
+
+describe('API key names', () => {
+  it('reads name:key entries and names a bare key by its position', () => {
+    expect(loadConfig({ API_KEYS: `alice:${KEY_A}, ${KEY_B}` }).apiKeys).toEqual([
+      { name: 'alice', key: KEY_A },
+      { name: 'key-2', key: KEY_B },
+    ]);
+  });
+
+  it('refuses two keys of one name, and checks the key after the name', () => {
+    expect(() => loadConfig({ API_KEYS: `ci:${KEY_A},ci:${KEY_B}` })).toThrow(
+      /API_KEYS names "ci" twice/,
+    );
+    expect(() => loadConfig({ API_KEYS: 'ci:short' })).toThrow(/key 1 of 1 \(ci\) is 5 characters/);
   });
 });

@@ -4,6 +4,13 @@ import { validateSync } from 'class-validator';
 import { StartupError } from '../common/startup-error.js';
 import { EnvironmentVariables, LogFormat, LogLevel } from './env.schema.js';
 
+/** One API_KEYS entry: `name:key`, or a bare key named `key-<position>`. */
+export interface ApiKeyEntry {
+  /** Who presents it, in the audit log; not a secret. */
+  readonly name: string;
+  readonly key: string;
+}
+
 /** The checked, typed configuration every part of the system reads. */
 export abstract class AppConfig {
   abstract readonly databaseUrl: string | undefined;
@@ -26,7 +33,9 @@ export abstract class AppConfig {
   abstract readonly retentionDeliveredSeconds: number;
   /** Age after which dead deliveries go (retention); 0 = never. */
   abstract readonly retentionDeadSeconds: number;
-  abstract readonly apiKeys: readonly string[];
+  /** Age after which audit log entries go (retention); 0 = never. */
+  abstract readonly retentionAuditSeconds: number;
+  abstract readonly apiKeys: readonly ApiKeyEntry[];
   /** Serve without API keys on a non-loopback address, on purpose. */
   abstract readonly apiOpen: boolean;
   /** The address the API binds; undefined: every interface. */
@@ -89,21 +98,35 @@ export const REQUEST_OVERHEAD_BYTES = 16 * 1024;
 
 const API_KEY_ADVICE = `generate one with: node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`;
 
-function parseApiKeys(raw: string | undefined): readonly string[] {
-  const keys = (raw ?? '')
+/** A key's name before its key: `ci:…`, `alice@example.com:…`. */
+const API_KEY_NAME = /^([A-Za-z0-9][A-Za-z0-9_.@-]{0,63}):(.*)$/;
+
+function parseApiKeys(raw: string | undefined): readonly ApiKeyEntry[] {
+  const entries = (raw ?? '')
     .split(',')
     .map((k) => k.trim())
-    .filter(Boolean);
-  keys.forEach((key, index) => {
+    .filter(Boolean)
+    .map((entry, index): ApiKeyEntry => {
+      const named = API_KEY_NAME.exec(entry);
+      return named ? { name: named[1], key: named[2] } : { name: `key-${index + 1}`, key: entry };
+    });
+  const names = new Set<string>();
+  entries.forEach(({ name, key }, index) => {
     const problem = apiKeyProblem(key);
-    // The key itself is never echoed: it is a secret, even when weak.
+    // The key itself is never echoed: it is a secret, even when weak. Its name is not.
     if (problem) {
       throw new ConfigError(
-        `invalid configuration: API_KEYS key ${index + 1} of ${keys.length} ${problem}; ${API_KEY_ADVICE}`,
+        `invalid configuration: API_KEYS key ${index + 1} of ${entries.length} (${name}) ${problem}; ${API_KEY_ADVICE}`,
       );
     }
+    if (names.has(name)) {
+      throw new ConfigError(
+        `invalid configuration: API_KEYS names "${name}" twice; give each key its own name`,
+      );
+    }
+    names.add(name);
   });
-  return Object.freeze(keys);
+  return Object.freeze(entries.map((entry) => Object.freeze(entry)));
 }
 
 /** Reads `.env` from the working directory into process.env when present; variables set win. */
@@ -191,6 +214,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     maxBatchBodyBytes,
     retentionDeliveredSeconds: vars.RETENTION_DELIVERED_SECONDS,
     retentionDeadSeconds: vars.RETENTION_DEAD_SECONDS,
+    retentionAuditSeconds: vars.RETENTION_AUDIT_SECONDS,
     apiKeys: parseApiKeys(vars.API_KEYS),
     apiOpen: vars.API_OPEN,
     apiListenAddress: vars.API_LISTEN_ADDRESS,

@@ -136,6 +136,13 @@ export class EnvironmentVariables {
   @Max(100 * 365 * 24 * 3600)
   RETENTION_DEAD_SECONDS = 30 * 24 * 3600;
 
+  /** Audit log entries are deleted after this long; 0 = kept. */
+  @Transform(toNumber)
+  @IsInt({ message: 'RETENTION_AUDIT_SECONDS must be an integer' })
+  @Min(0)
+  @Max(100 * 365 * 24 * 3600)
+  RETENTION_AUDIT_SECONDS = 365 * 24 * 3600;
+
   // Each key is checked for strength by loadConfig (apiKeyProblem), with a message per key.
   @IsOptional()
   @IsString()

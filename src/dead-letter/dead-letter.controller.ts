@@ -1,5 +1,6 @@
 import { BadRequestException, Body, Controller, Get, HttpCode, Post, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiTags, ApiOperation } from '@nestjs/swagger';
+import { Audited, bodyOf } from '../audit/audited.js';
 import { ApiErrors } from '../common/error-responses.js';
 import { Page } from '../common/page.js';
 import { DeliveryDto, toDeliveryJson } from '../deliveries/dto/delivery.dto.js';
@@ -47,6 +48,18 @@ export class DeadLetterController {
       'stay in its log. Works in batches of whole lines.',
   })
   @Post('redrive')
+  @Audited('dead_letter.redrive', (req, result) => {
+    const filter = bodyOf(req);
+    return {
+      target:
+        filter.webhook_id !== undefined
+          ? `webhook:${String(filter.webhook_id)}`
+          : filter.topic_id !== undefined
+            ? `topic:${String(filter.topic_id)}`
+            : 'dead-letter',
+      parameters: { ...filter, ...(result as RedrivenDto) },
+    };
+  })
   @HttpCode(200)
   @ApiOkResponse({ type: RedrivenDto })
   @ApiErrors(400)

@@ -18,7 +18,9 @@ import { ListDeliveriesDto } from './dto/list-deliveries.dto.js';
 export class DeliveriesController {
   constructor(private readonly deliveries: DeliveriesService) {}
 
-  @ApiOperation({ summary: "List a webhook's deliveries" })
+  @ApiOperation({
+    summary: "List a webhook's deliveries, by status and partition key, newest first on request",
+  })
   @Get('webhooks/:id/deliveries')
   @ApiParam({ name: 'id', type: Number, description: 'webhook id' })
   @ApiOkResponse({ type: [DeliveryDto] })
@@ -30,6 +32,33 @@ export class DeliveriesController {
     return new Page(
       (await this.deliveries.listByWebhook(webhookId, query)).map(toDeliveryJson),
       query.limit,
+    );
+  }
+
+  @ApiOperation({ summary: 'Show one delivery' })
+  @Get('deliveries/:id')
+  @ApiParam({ name: 'id', type: Number, description: 'delivery id' })
+  @ApiOkResponse({ type: DeliveryDto })
+  @ApiErrors(400, 404)
+  async show(@Param('id', ParseBigIdPipe) id: number): Promise<DeliveryDto> {
+    return toDeliveryJson(await this.deliveries.getById(id));
+  }
+
+  @ApiOperation({
+    summary: "A message's delivery to every webhook",
+    description: 'The id is the message id, the `webhook-id` header a receiver saw.',
+  })
+  @Get('messages/:id/deliveries')
+  @ApiParam({ name: 'id', type: Number, description: 'message id' })
+  @ApiOkResponse({ type: [DeliveryDto] })
+  @ApiErrors(400, 404)
+  async listByMessage(
+    @Param('id', ParseBigIdPipe) messageId: number,
+    @Query() page: PaginationDto,
+  ): Promise<Page<DeliveryDto>> {
+    return new Page(
+      (await this.deliveries.listByMessage(messageId, page)).map(toDeliveryJson),
+      page.limit,
     );
   }
 

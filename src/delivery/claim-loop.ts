@@ -532,7 +532,7 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       }
       return undefined;
     }
-    this.metrics.attemptRecorded(outcome, result.durationMs);
+    this.metrics.attemptRecorded(line.webhook_id, outcome, result.durationMs);
     const disabled = unsendable
       ? false
       : await this.noteWebhookHealth(line, result, row.webhook_failing === true);

@@ -11,6 +11,14 @@ const OUTCOME_LABEL: Record<Outcome, string> = {
 };
 
 /**
+ * The most distinct webhook_id values one worker gives pgwq_delivery_attempts_total. Past it,
+ * attempts to webhooks not seen yet count under webhook_id="other", so a worker serving tens of
+ * thousands of webhooks keeps its scrape (and Prometheus) at a few thousand series per outcome.
+ */
+export const WEBHOOK_LABEL_LIMIT = 2000;
+export const OTHER_WEBHOOKS = 'other';
+
+/**
  * What the claim loop reports about itself, as Prometheus metrics, and when it last claimed
  * (the worker's /health reads it). The loop calls these methods; nothing here touches the
  * database.
@@ -18,7 +26,9 @@ const OUTCOME_LABEL: Record<Outcome, string> = {
 @Injectable()
 export class DeliveryMetrics {
   private readonly claimDuration: Histogram;
-  private readonly attempts: Counter<'outcome'>;
+  private readonly attempts: Counter<'outcome' | 'webhook_id'>;
+  /** The webhook ids with a label of their own (at most WEBHOOK_LABEL_LIMIT). */
+  private readonly labelledWebhooks = new Set<string>();
   private readonly attemptDuration: Histogram<'outcome'>;
   private readonly leaseLosses: Counter;
   private countInFlight: () => number = () => 0;
@@ -35,8 +45,8 @@ export class DeliveryMetrics {
     });
     this.attempts = new Counter({
       name: 'pgwq_delivery_attempts_total',
-      help: 'Recorded delivery attempts by outcome: delivered (2xx), retry (failed, tried again later), dead (failed, dead-lettered).',
-      labelNames: ['outcome'],
+      help: `Recorded delivery attempts by webhook and outcome: delivered (2xx), retry (failed, tried again later), dead (failed, dead-lettered). Past ${WEBHOOK_LABEL_LIMIT} webhooks per worker, new ones count as webhook_id="${OTHER_WEBHOOKS}".`,
+      labelNames: ['outcome', 'webhook_id'],
       registers,
     });
     this.attemptDuration = new Histogram({
@@ -93,10 +103,19 @@ export class DeliveryMetrics {
     return performance.now() - this.lastClaimAt;
   }
 
-  attemptRecorded(outcome: Outcome, durationMs: number): void {
+  attemptRecorded(webhookId: number, outcome: Outcome, durationMs: number): void {
     const labels = { outcome: OUTCOME_LABEL[outcome] };
-    this.attempts.inc(labels);
+    this.attempts.inc({ ...labels, webhook_id: this.webhookLabel(webhookId) });
     this.attemptDuration.observe(labels, durationMs / 1000);
+  }
+
+  /** The webhook's own id while fewer than WEBHOOK_LABEL_LIMIT have one, else `other`. */
+  private webhookLabel(webhookId: number): string {
+    const id = String(webhookId);
+    if (this.labelledWebhooks.has(id)) return id;
+    if (this.labelledWebhooks.size >= WEBHOOK_LABEL_LIMIT) return OTHER_WEBHOOKS;
+    this.labelledWebhooks.add(id);
+    return id;
   }
 
   leaseLost(): void {

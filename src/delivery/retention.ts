@@ -50,6 +50,17 @@ WHERE d.id = doomed.id
 RETURNING d.message_id
 `;
 
+/** Up to $2 audit log entries older than $1 seconds, oldest first (audit_log_at_idx). */
+const DELETE_AUDIT = `
+DELETE FROM audit_log
+WHERE id IN (
+  SELECT id FROM audit_log
+  WHERE at < now() - make_interval(secs => $1::double precision)
+  ORDER BY at
+  LIMIT $2
+)
+`;
+
 /**
  * A chunk of messages after $1 in id order: the last id seen, whether all of them are younger
  * than $3 seconds (the sweep has reached the recent ones), and those older without a delivery.
@@ -95,8 +106,8 @@ WHERE m.id = ANY($1::bigint[])
 
 /**
  * Retention (DESIGN §7): deletes delivered deliveries older than RETENTION_DELIVERED_SECONDS and
- * dead ones older than RETENTION_DEAD_SECONDS, with their attempts, and the messages that are
- * left without any delivery. A message with no delivery from the start (published before its
+ * dead ones older than RETENTION_DEAD_SECONDS, with their attempts, the messages that are
+ * left without any delivery, and audit log entries older than RETENTION_AUDIT_SECONDS. A message with no delivery from the start (published before its
  * topic had a webhook, or whose webhook was deleted) goes once it is older than
  * RETENTION_DELIVERED_SECONDS, found by a slow sweep over messages in id order. Pending
  * deliveries and every message a remaining delivery refers to stay; partition_sequences and
@@ -135,6 +146,13 @@ export class Retention implements MaintenanceTask {
       return true;
     }
     if (delivered > 0 && (await this.sweep(client, delivered))) return true;
+    const audit = this.config.retentionAuditSeconds;
+    if (
+      audit > 0 &&
+      ((await client.query(DELETE_AUDIT, [audit, DELIVERIES_PER_BATCH])).rowCount ?? 0) > 0
+    ) {
+      return true;
+    }
     if (this.deleted.deliveries + this.deleted.messages > 0) {
       this.logger.log(
         `retention deleted ${this.deleted.deliveries} deliveries (with their attempts) and ` +

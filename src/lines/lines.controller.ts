@@ -1,5 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { Audited, bodyOf, webhookTarget } from '../audit/audited.js';
 import { ApiErrors } from '../common/error-responses.js';
 import { ParseIdPipe } from '../common/id.pipe.js';
 import { ParsePartitionKeyPipe } from '../common/partition-key.pipe.js';
@@ -27,6 +28,10 @@ export class LinesController {
     summary: "Skip a blocked line's dead head: it stays dead and the line moves on",
   })
   @Post('lines/:partition_key/skip')
+  @Audited('line.skip', (req) => ({
+    target: webhookTarget(req),
+    parameters: { partition_key: req.params.partition_key },
+  }))
   @HttpCode(200)
   @ApiParam({ name: 'id', type: Number })
   @ApiParam({ name: 'partition_key', type: String, example: 'user-42' })
@@ -47,6 +52,10 @@ export class LinesController {
       'before anything newer in its line. Receivers see the same webhook-id again.',
   })
   @Post('replay')
+  @Audited('webhook.replay', (req, result) => ({
+    target: webhookTarget(req),
+    parameters: { ...bodyOf(req), ...(result as ReplayedDto) },
+  }))
   @HttpCode(200)
   @ApiParam({ name: 'id', type: Number })
   @ApiOkResponse({ type: ReplayedDto })

@@ -1,4 +1,4 @@
-import { Controller, Get, Header, HttpStatus, Param, Post, Res } from '@nestjs/common';
+import { Controller, Get, Header, HttpStatus, Param, Post, Query, Res } from '@nestjs/common';
 import {
   ApiBody,
   ApiCreatedResponse,
@@ -14,12 +14,18 @@ import { RawJsonBody } from '../common/json-body.js';
 import { MessageDto, MessageWithPayloadDto, PublishedBatchDto } from './dto/message.dto.js';
 import { PublishBatchDto, PublishMessageDto } from './dto/publish-message.dto.js';
 import { MessagesService } from './messages.service.js';
+import { MessageSearch, toMessageJson } from './message-search.service.js';
+import { ListMessagesDto } from './dto/list-messages.dto.js';
+import { Page } from '../common/page.js';
 import { readBatchRequest, readPublishRequest } from './publish-request.js';
 
 @ApiTags('messages')
 @Controller()
 export class MessagesController {
-  constructor(private readonly messages: MessagesService) {}
+  constructor(
+    private readonly messages: MessagesService,
+    private readonly search: MessageSearch,
+  ) {}
 
   @ApiOperation({
     summary: 'Publish a message to a topic',
@@ -72,6 +78,18 @@ export class MessagesController {
     const published = await this.messages.publishBatch(name, readBatchRequest(body));
     if (!published.some((p) => p.created)) res.status(HttpStatus.OK);
     return { messages: published.map((p) => p.message) };
+  }
+
+  @ApiOperation({
+    summary:
+      "Find a topic's messages: by partition key or idempotency key, newest first on request",
+    description: 'Without payloads: GET /messages/{id} shows one with its payload.',
+  })
+  @Get('messages')
+  @ApiOkResponse({ type: [MessageDto] })
+  @ApiErrors(400, 404)
+  async list(@Query() query: ListMessagesDto): Promise<Page<MessageDto>> {
+    return new Page((await this.search.list(query)).map(toMessageJson), query.limit);
   }
 
   @ApiOperation({ summary: 'Show one message with its payload' })

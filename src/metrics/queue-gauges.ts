@@ -2,12 +2,13 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import pg from 'pg';
 import { Gauge, Registry } from 'prom-client';
 import { PG_POOL } from '../database/database.module.js';
+import { WEBHOOK_STATUSES } from '../database/entities/webhook.entity.js';
 import { FOLD_DEAD_COUNTS, QUEUE_STATS, QueueStatsRow } from './queue-stats.sql.js';
 
 /** Scrapes within this long of the last computation get its figures (several Prometheus, one query). */
 export const QUEUE_STATS_MAX_AGE_MS = 5000;
 
-type Figure = Exclude<keyof QueueStatsRow, 'webhook_id' | 'topic'>;
+type Figure = Exclude<keyof QueueStatsRow, 'webhook_id' | 'topic' | 'status'>;
 
 const GAUGES: { name: string; help: string; figure: Figure }[] = [
   {
@@ -64,6 +65,26 @@ export class QueueGauges {
         },
       });
     }
+    // A state set (one series per status, 1 for the current one), so an alert can say
+    // `pgwq_webhook_status{status="disabled"} == 1` and a dashboard can count webhooks by status.
+    new Gauge({
+      name: 'pgwq_webhook_status',
+      help: "1 for the webhook's current status (active, paused, disabled), 0 for the others.",
+      labelNames: ['webhook_id', 'topic', 'status'],
+      registers: [registry],
+      async collect() {
+        const rows = await stats();
+        this.reset();
+        for (const row of rows) {
+          for (const status of WEBHOOK_STATUSES) {
+            this.set(
+              { webhook_id: row.webhook_id, topic: row.topic, status },
+              row.status === status ? 1 : 0,
+            );
+          }
+        }
+      },
+    });
   }
 
   /** The figures of the last QUEUE_STATS_MAX_AGE_MS, or a fresh computation shared by all four gauges. */

@@ -1,47 +1,64 @@
+import type { WebhookStatus } from '../database/entities/webhook.entity.js';
+
 /**
  * The statements behind the per-webhook queue gauges. None counts over deliveries: a scrape reads
  * each delivery_lines row once, one index entry per webhook and the few dead_delivery_counts rows.
  */
 
+/** Per webhook of delivery_lines l: its pending deliveries and blocked lines (see webhookStats). */
+const LINE_FIGURES = `
+SELECT l.webhook_id,
+       sum(l.tail_sequence - least(l.head_sequence, coalesce(l.rewind_to, l.head_sequence)) + 1
+           - l.blocked::int)
+         FILTER (WHERE least(l.head_sequence, coalesce(l.rewind_to, l.head_sequence)) <= l.tail_sequence)
+         AS pending,
+       count(*) FILTER (WHERE l.blocked) AS blocked
+FROM delivery_lines l`;
+
 /**
- * Per webhook: pending deliveries, dead deliveries, the oldest pending delivery's age, blocked
- * lines.
+ * Per webhook: its status, pending deliveries, dead deliveries, the oldest pending delivery's
+ * age, blocked lines; of the webhooks that `where` (a condition on w, the webhooks row) keeps.
+ * `grouped` (every webhook) reads delivery_lines in one pass; `per_webhook` (a few of them) reads
+ * each one's range of delivery_lines_pkey.
  *
  * - Pending: a line's pending deliveries are head_sequence..tail_sequence (only a line's head
  *   is ever attempted, and it moves on only when the head is delivered or dead), from the
  *   rewound head when a rewind waits for the line's lease, less a blocked line's dead head; an
  *   idle line has its head past its tail. (After a sparse redrive or replay some sequences in
  *   that range are already delivered: the line walks past them.)
- * - Oldest pending: the first entry of the webhook's range in deliveries_pending_age_idx (an
- *   index-only probe per webhook); 0 when nothing is pending.
+ * - Oldest pending: the created_at of the first entry of the webhook's range in
+ *   deliveries_pending_idx (ids grow with publication); 0 when nothing is pending.
  * - Dead: the sum of the webhook's dead_delivery_counts rows, kept by triggers.
  * - Blocked lines: lines stopped at a dead head (on_exhausted = block, DESIGN §7).
  */
-export const QUEUE_STATS = `
+export function webhookStats(where: string, lines: 'grouped' | 'per_webhook'): string {
+  return `
 SELECT w.id AS webhook_id,
        t.name AS topic,
+       w.status,
        coalesce(lines.pending, 0)::float8 AS pending,
        coalesce(lines.blocked, 0)::float8 AS blocked_lines,
        coalesce((SELECT sum(c.dead) FROM dead_delivery_counts c WHERE c.webhook_id = w.id), 0)::float8
          AS dead,
        coalesce(extract(epoch FROM now() - (
-         SELECT min(d.created_at) FROM deliveries d
+         SELECT d.created_at FROM deliveries d
          WHERE d.webhook_id = w.id AND d.status = 'pending'
+         ORDER BY d.id LIMIT 1
        )), 0)::float8 AS oldest_pending_age_seconds
 FROM webhooks w
 JOIN topics t ON t.id = w.topic_id
-LEFT JOIN (
-  SELECT webhook_id,
-         sum(tail_sequence - least(head_sequence, coalesce(rewind_to, head_sequence)) + 1
-             - blocked::int)
-           FILTER (WHERE least(head_sequence, coalesce(rewind_to, head_sequence)) <= tail_sequence)
-           AS pending,
-         count(*) FILTER (WHERE blocked) AS blocked
-  FROM delivery_lines
-  GROUP BY webhook_id
-) AS lines ON lines.webhook_id = w.id
+LEFT JOIN ${
+    lines === 'grouped'
+      ? `(${LINE_FIGURES} GROUP BY l.webhook_id) AS lines ON lines.webhook_id = w.id`
+      : `LATERAL (${LINE_FIGURES} WHERE l.webhook_id = w.id GROUP BY l.webhook_id) AS lines ON true`
+  }
+WHERE w.deleted_at IS NULL AND (${where})
 ORDER BY w.id
 `;
+}
+
+/** Every webhook's figures, for the API's gauges. */
+export const QUEUE_STATS = webhookStats('true', 'grouped');
 
 /**
  * Folds each webhook's dead_delivery_counts rows into one, so the table stays about one row per
@@ -67,6 +84,7 @@ GROUP BY webhook_id
 export interface QueueStatsRow {
   webhook_id: number;
   topic: string;
+  status: WebhookStatus;
   pending: number;
   blocked_lines: number;
   dead: number;

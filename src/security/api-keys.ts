@@ -17,9 +17,11 @@ const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
 @Injectable()
 export class ApiKeys {
   private readonly digests: Buffer[];
+  private readonly names: string[];
 
   constructor(config: AppConfig) {
-    this.digests = config.apiKeys.map(digest);
+    this.digests = config.apiKeys.map(({ key }) => digest(key));
+    this.names = config.apiKeys.map(({ name }) => name);
   }
 
   get count(): number {
@@ -31,10 +33,28 @@ export class ApiKeys {
     if (this.digests.length === 0) return undefined;
     const presented = typeof header === 'string' ? BEARER.exec(header)?.[1] : undefined;
     if (presented === undefined) return 'missing API key: send Authorization: Bearer <key>';
+    return this.matching(presented) === undefined ? 'invalid API key' : undefined;
+  }
+
+  /**
+   * Who sent a request that passed the guard: the name of the key it presented, or `local`
+   * when no key is configured (whoever can reach the API).
+   */
+  actor(header: string | string[] | undefined): string {
+    if (this.digests.length === 0) return 'local';
+    const presented = typeof header === 'string' ? BEARER.exec(header)?.[1] : undefined;
+    const index = presented === undefined ? undefined : this.matching(presented);
+    return index === undefined ? 'unknown' : this.names[index];
+  }
+
+  /** The index of the key presented, checking every key without an early exit. */
+  private matching(presented: string): number | undefined {
     const candidate = digest(presented);
-    let match = false;
-    for (const key of this.digests) match = timingSafeEqual(candidate, key) || match;
-    return match ? undefined : 'invalid API key';
+    let found: number | undefined;
+    this.digests.forEach((key, index) => {
+      if (timingSafeEqual(candidate, key)) found = index;
+    });
+    return found;
   }
 }
 

@@ -7,6 +7,7 @@ import {
   ApiTags,
   ApiOperation,
 } from '@nestjs/swagger';
+import { Audited } from '../audit/audited.js';
 import { ApiErrors } from '../common/error-responses.js';
 import { ParseIdPipe } from '../common/id.pipe.js';
 import { Page } from '../common/page.js';
@@ -59,6 +60,7 @@ export class WebhooksController {
       'attempt.',
   })
   @Patch('webhooks/:id')
+  @Audited('webhook.update')
   @ApiParam({ name: 'id', type: Number })
   @ApiOkResponse({ type: WebhookDto })
   @ApiErrors(400, 404, 409)
@@ -71,6 +73,7 @@ export class WebhooksController {
 
   @ApiOperation({ summary: 'Delete a webhook' })
   @Delete('webhooks/:id')
+  @Audited('webhook.delete')
   @HttpCode(204)
   @ApiParam({ name: 'id', type: Number })
   @ApiNoContentResponse({
@@ -94,6 +97,7 @@ export class WebhooksController {
 
   @ApiOperation({ summary: "Rotate a webhook's signing secret" })
   @Post('webhooks/:id/secret/rotate')
+  @Audited('webhook.rotate_secret')
   @HttpCode(200)
   @ApiParam({ name: 'id', type: Number })
   @ApiOkResponse({

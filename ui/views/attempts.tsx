@@ -1,16 +1,22 @@
-import { api, Attempt } from '../api';
-import { Loaded, Panel, StatusCode, Table, Updated } from '../components';
-import { when } from '../format';
+import { api, Attempt, Delivery, MessageWithPayload } from '../api';
+import { Badge, LastAnswer, Loaded, Panel, Updated } from '../components';
 import { usePoll } from '../hooks';
+import { AttemptsTable, MessageFacts, Payload, RedriveOne } from './message';
 
-/** Every attempt of one delivery: what the receiver answered, how long it took, what failed. */
-export function AttemptsView(props: { deliveryId: number; where: URLSearchParams }) {
-  const { deliveryId, where } = props;
-  const webhookId = where.get('webhook_id');
-  const attempts = usePoll(
-    () => api<Attempt[]>('GET', `/deliveries/${deliveryId}/attempts?limit=1000`),
-    [deliveryId],
-  );
+/**
+ * One delivery: its message (payload, key), its webhook, every attempt (what the receiver
+ * answered, how long it took, what failed), and a redrive when it is dead.
+ */
+export function AttemptsView(props: { deliveryId: number }) {
+  const { deliveryId } = props;
+  const loaded = usePoll(async () => {
+    const [delivery, attempts] = await Promise.all([
+      api<Delivery>('GET', `/deliveries/${deliveryId}`),
+      api<Attempt[]>('GET', `/deliveries/${deliveryId}/attempts?limit=1000`),
+    ]);
+    const message = await api<MessageWithPayload>('GET', `/messages/${delivery.message_id}`);
+    return { delivery, attempts, message };
+  }, [deliveryId]);
   return (
     <>
       <p class="crumbs">
@@ -18,57 +24,29 @@ export function AttemptsView(props: { deliveryId: number; where: URLSearchParams
           ← back
         </button>
       </p>
-      <Panel title={`Attempts of delivery ${deliveryId}`} extra={<Updated at={attempts.at} />}>
-        {webhookId && (
-          <p class="facts">
-            <span>
-              message <span class="mono">{where.get('partition_key')}</span> #
-              {where.get('sequence')} to{' '}
-              <a href={`#/topics/${where.get('topic_id')}/webhooks/${webhookId}`}>
-                webhook {webhookId}
-              </a>
-            </span>
-          </p>
-        )}
-        <Loaded polled={attempts} what="attempts">
-          {(list) =>
-            list.length === 0 ? (
-              <p class="muted">No attempt yet.</p>
-            ) : (
-              <Table>
-                <thead>
-                  <tr>
-                    <th class="num">#</th>
-                    <th>started</th>
-                    <th class="num">status</th>
-                    <th class="num">duration</th>
-                    <th>error</th>
-                    <th>response (first bytes)</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {list.map((a) => (
-                    <tr key={a.id}>
-                      <td class="num">{a.attempt}</td>
-                      <td>{when(a.started_at)}</td>
-                      <td class="num">
-                        <StatusCode code={a.status_code} />
-                      </td>
-                      <td class="num">{a.duration_ms} ms</td>
-                      <td class="error-cell">{a.error ?? <span class="muted">–</span>}</td>
-                      <td>
-                        {a.response_body ? (
-                          <pre class="excerpt">{a.response_body}</pre>
-                        ) : (
-                          <span class="muted">–</span>
-                        )}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </Table>
-            )
-          }
+      <Panel title={`Attempts of delivery ${deliveryId}`} extra={<Updated at={loaded.at} />}>
+        <Loaded polled={loaded} what="the delivery">
+          {({ delivery: d, attempts, message }) => (
+            <>
+              <p class="facts">
+                <span>
+                  to{' '}
+                  <a href={`#/topics/${d.topic_id}/webhooks/${d.webhook_id}`}>
+                    webhook {d.webhook_id}
+                  </a>
+                </span>
+                <Badge value={d.status} />
+                <span>
+                  <LastAnswer delivery={d} />
+                </span>
+                <a href={`#/messages/${d.message_id}`}>message {d.message_id} to every webhook</a>
+                {d.status === 'dead' && <RedriveOne delivery={d} done={loaded.reload} />}
+              </p>
+              <MessageFacts message={message} />
+              <Payload payload={message.payload} />
+              <AttemptsTable attempts={attempts} />
+            </>
+          )}
         </Loaded>
       </Panel>
     </>

@@ -111,6 +111,7 @@ export function DeadLetterView(props: { filter: DeadLetterFilter }) {
               {filtered && (
                 <Action
                   label={`Redrive all ${count}`}
+                  confirm={`Send all ${count} dead deliveries matching the filter again?`}
                   disabled={count === 0}
                   run={() => redrive(filterQuery)}
                   done={page.reload}

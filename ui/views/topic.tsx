@@ -1,40 +1,18 @@
 import { useState } from 'preact/hooks';
-import { api, Delivery, Topic, Webhook } from '../api';
+import { api, Topic, Webhook, WebhookHealth } from '../api';
 import { Action, Badge, Loaded, Panel, PublishForm, Table, Updated } from '../components';
-import { age } from '../format';
+import { duration } from '../format';
 import { usePoll } from '../hooks';
 
-/** The most pending deliveries counted per webhook (one page of the deliveries list). */
-const PENDING_CAP = 1000;
-
-interface WebhookRow {
-  webhook: Webhook;
-  pending: number;
-  oldestPendingAt: string | null;
-}
-
-/** A topic's webhooks with what they have waiting, a form for a new one, and publishing. */
+/** A topic's webhooks at a glance (GET /webhook-health), a form for a new one, and publishing. */
 export function TopicView(props: { topicId: number }) {
   const { topicId } = props;
   const topics = usePoll(() => api<Topic[]>('GET', '/topics?limit=1000'), []);
   const topic = topics.data?.find((t) => t.id === topicId);
-  const rows = usePoll(async (): Promise<WebhookRow[]> => {
-    const webhooks = await api<Webhook[]>('GET', `/topics/${topicId}/webhooks?limit=1000`);
-    return Promise.all(
-      webhooks.map(async (webhook) => {
-        // Pending deliveries come in id order, so the first is the oldest.
-        const pending = await api<Delivery[]>(
-          'GET',
-          `/webhooks/${webhook.id}/deliveries?status=pending&limit=${PENDING_CAP}`,
-        );
-        return {
-          webhook,
-          pending: pending.length,
-          oldestPendingAt: pending[0]?.created_at ?? null,
-        };
-      }),
-    );
-  }, [topicId]);
+  const rows = usePoll(
+    () => api<WebhookHealth[]>('GET', `/webhook-health?limit=1000&topic_ids=${topicId}`),
+    [topicId],
+  );
 
   return (
     <>
@@ -58,12 +36,15 @@ export function TopicView(props: { topicId: number }) {
                     <th>status</th>
                     <th class="num">pending</th>
                     <th>oldest pending</th>
+                    <th class="num">dead</th>
+                    <th class="num">blocked lines</th>
+                    <th>last error</th>
                     <th>actions</th>
                   </tr>
                 </thead>
                 <tbody>
                   {list.map((row) => (
-                    <WebhookTableRow key={row.webhook.id} row={row} done={rows.reload} />
+                    <WebhookTableRow key={row.id} row={row} done={rows.reload} />
                   ))}
                 </tbody>
               </Table>
@@ -83,29 +64,41 @@ export function TopicView(props: { topicId: number }) {
   );
 }
 
-function WebhookTableRow(props: { row: WebhookRow; done: () => void }) {
-  const { webhook, pending, oldestPendingAt } = props.row;
-  const link = `#/topics/${webhook.topic_id}/webhooks/${webhook.id}`;
+function WebhookTableRow(props: { row: WebhookHealth; done: () => void }) {
+  const w = props.row;
+  const link = `#/topics/${w.topic_id}/webhooks/${w.id}`;
   return (
-    <tr data-webhook={webhook.id}>
+    <tr data-webhook={w.id}>
       <td class="num">
-        <a href={link}>{webhook.id}</a>
+        <a href={link}>{w.id}</a>
       </td>
       <td class="url">
-        <a href={link}>{webhook.url}</a>
+        <a href={link}>{w.url}</a>
       </td>
       <td>
-        <WebhookStatus webhook={webhook} />
+        <WebhookStatus webhook={w} />
       </td>
-      <td class="num">{pending >= PENDING_CAP ? `${PENDING_CAP}+` : pending}</td>
-      <td>{age(oldestPendingAt)}</td>
+      <td class="num" data-figure="pending">
+        {w.pending}
+      </td>
+      <td>{w.pending ? duration(w.oldest_pending_age_seconds * 1000) : '–'}</td>
+      <td class={`num${w.dead ? ' health-trouble' : ''}`} data-figure="dead">
+        {w.dead}
+      </td>
+      <td class={`num${w.blocked_lines ? ' health-trouble' : ''}`} data-figure="blocked">
+        {w.blocked_lines}
+      </td>
+      <td class="error-cell">
+        {w.last_error ? (
+          <a href={`#/deliveries/${w.last_error_delivery_id}`}>{w.last_error}</a>
+        ) : (
+          <span class="muted">–</span>
+        )}
+      </td>
       <td>
         <div class="actions">
-          <PauseResume webhook={webhook} done={props.done} />
-          <a
-            class="btn btn-plain"
-            href={`#/dead-letter?webhook_id=${webhook.id}&topic_id=${webhook.topic_id}`}
-          >
+          <PauseResume webhook={w} done={props.done} />
+          <a class="btn btn-plain" href={`#/dead-letter?webhook_id=${w.id}&topic_id=${w.topic_id}`}>
             dead letters
           </a>
         </div>
@@ -115,7 +108,7 @@ function WebhookTableRow(props: { row: WebhookRow; done: () => void }) {
 }
 
 /** The webhook's status (DESIGN §7), with why it was disabled on hover. */
-export function WebhookStatus(props: { webhook: Webhook }) {
+export function WebhookStatus(props: { webhook: Pick<Webhook, 'status' | 'disabled_reason'> }) {
   const { status, disabled_reason } = props.webhook;
   return (
     <Badge value={status} title={disabled_reason ? `disabled: ${disabled_reason}` : undefined} />
@@ -123,7 +116,7 @@ export function WebhookStatus(props: { webhook: Webhook }) {
 }
 
 /** PATCH /webhooks/{id} {status}: pause an active webhook, resume a paused or disabled one. */
-export function PauseResume(props: { webhook: Webhook; done: () => void }) {
+export function PauseResume(props: { webhook: Pick<Webhook, 'id' | 'status'>; done: () => void }) {
   const { webhook } = props;
   const next = webhook.status === 'active' ? 'paused' : 'active';
   return (

@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, Delivery, DeliveryStatus, Line, query, Topic, Webhook } from '../api';
+import { WebhookSettings } from './webhook-settings';
 import {
   Action,
   attemptsLink,
@@ -67,6 +68,7 @@ export function WebhookView(props: { topicId: number; webhookId: number }) {
           }
         </Loaded>
       </Panel>
+      {w && <WebhookSettings webhook={w} done={webhook.reload} />}
       {w && <LinesPanel webhookId={webhookId} />}
       {w && <DeliveriesPanel webhookId={webhookId} />}
       {w && <ReplayPanel webhookId={webhookId} />}
@@ -120,6 +122,7 @@ function LinesPanel(props: { webhookId: number }) {
                         <Action
                           label="Skip"
                           kind="danger"
+                          confirm={`Skip the dead head #${line.head_sequence} of ${line.partition_key}? It stays dead; the line moves on.`}
                           run={async () => {
                             await api<Line>(
                               'POST',
@@ -142,22 +145,46 @@ function LinesPanel(props: { webhookId: number }) {
   );
 }
 
-/** A webhook's deliveries in id order, filtered by status, a page at a time. */
+/** A webhook's deliveries, newest first unless asked, by status and partition key, a page at a time. */
 function DeliveriesPanel(props: { webhookId: number }) {
   const { webhookId } = props;
   const [status, setStatus] = useState<DeliveryStatus | ''>('');
+  const [order, setOrder] = useState<'desc' | 'asc'>('desc');
+  const [partitionKey, setPartitionKey] = useState('');
+  const [typed, setTyped] = useState('');
   const pager = usePager();
   const after = pager.after;
   const deliveries = usePoll(
     () =>
       api<Delivery[]>(
         'GET',
-        `/webhooks/${webhookId}/deliveries${query({ limit: PAGE, status, after })}`,
+        `/webhooks/${webhookId}/deliveries${query({
+          limit: PAGE,
+          status,
+          order,
+          partition_key: partitionKey,
+          after,
+        })}`,
       ),
-    [webhookId, status, after],
+    [webhookId, status, order, partitionKey, after],
   );
   const filter = (
     <span class="panel-tools">
+      <form
+        class="search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setPartitionKey(typed.trim());
+          pager.reset();
+        }}
+      >
+        <input
+          aria-label="partition key filter"
+          placeholder="partition key"
+          value={typed}
+          onInput={(e) => setTyped(e.currentTarget.value)}
+        />
+      </form>
       <label class="inline-label" for="delivery-status">
         status
       </label>
@@ -174,6 +201,17 @@ function DeliveriesPanel(props: { webhookId: number }) {
         <option value="delivered">delivered</option>
         <option value="dead">dead</option>
       </select>
+      <select
+        aria-label="order"
+        value={order}
+        onChange={(e) => {
+          setOrder(e.currentTarget.value as 'desc' | 'asc');
+          pager.reset();
+        }}
+      >
+        <option value="desc">newest first</option>
+        <option value="asc">oldest first</option>
+      </select>
       <Updated at={deliveries.at} />
     </span>
   );
@@ -185,7 +223,8 @@ function DeliveriesPanel(props: { webhookId: number }) {
             {list.length === 0 ? (
               <p class="muted">
                 No deliveries{status ? ` with status ${status}` : ''}
-                {after ? ' after this point' : ''}.
+                {partitionKey ? ` of partition ${partitionKey}` : ''}
+                {after ? ' past this point' : ''}.
               </p>
             ) : (
               <DeliveryTable deliveries={list} />

@@ -1,3 +1,4 @@
+import { AuditEntry } from './audit-entry.entity.js';
 import { DeadDeliveryCount } from './dead-delivery-count.entity.js';
 import { DeliveryAttempt } from './delivery-attempt.entity.js';
 import { DeliveryLine } from './delivery-line.entity.js';
@@ -8,6 +9,7 @@ import { Topic } from './topic.entity.js';
 import { Webhook } from './webhook.entity.js';
 
 export {
+  AuditEntry,
   DeadDeliveryCount,
   Delivery,
   DeliveryAttempt,
@@ -26,4 +28,5 @@ export const ENTITIES = [
   DeliveryAttempt,
   DeliveryLine,
   DeadDeliveryCount,
+  AuditEntry,
 ];

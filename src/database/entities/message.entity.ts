@@ -1,4 +1,13 @@
-import { Check, Column, Entity, JoinColumn, ManyToOne, PrimaryColumn, Unique } from 'typeorm';
+import {
+  Check,
+  Column,
+  Entity,
+  Index,
+  JoinColumn,
+  ManyToOne,
+  PrimaryColumn,
+  Unique,
+} from 'typeorm';
 import { bigintToNumber } from './bigint.transformer.js';
 import { Topic } from './topic.entity.js';
 
@@ -8,6 +17,7 @@ export const PARTITION_KEY_PATTERN = '^[\\x21-\\x7e]{1,255}$';
 @Entity('messages')
 @Unique('messages_partition_sequence_key', ['topicId', 'partitionKey', 'sequence'])
 @Unique('messages_idempotency_key', ['topicId', 'idempotencyKey'])
+@Index('messages_topic_id_idx', ['topicId', 'id'])
 @Check('messages_partition_key_check', `partition_key ~ '${PARTITION_KEY_PATTERN}'`)
 export class Message {
   @PrimaryColumn('bigint', {

@@ -14,6 +14,7 @@ import { LockThenRead1795633464200 } from './1795633464200-LockThenRead.js';
 import { BoundedPayloads1795633464300 } from './1795633464300-BoundedPayloads.js';
 import { SequencePlans1795633464301 } from './1795633464301-SequencePlans.js';
 import { BoundedRecord1795633464302 } from './1795633464302-BoundedRecord.js';
+import { FindingAndAudit1795633464500 } from './1795633464500-FindingAndAudit.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -33,4 +34,5 @@ export const MIGRATIONS = [
   BoundedPayloads1795633464300,
   SequencePlans1795633464301,
   BoundedRecord1795633464302,
+  FindingAndAudit1795633464500,
 ];
