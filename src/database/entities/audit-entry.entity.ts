@@ -24,7 +24,7 @@ export class AuditEntry {
   @Column('text')
   action: string;
 
-  /** What it acted on: `webhook:3`, `webhook:3/line:user-42`, `dead-letter`. */
+  /** What it acted on: `webhook:3` (a line's key is in the parameters), `dead-letter`. */
   @Column('text')
   target: string;
 
