@@ -125,17 +125,16 @@ describe('recording results together (pgwq_record_attempts)', () => {
     await db.pool.query(`DELETE FROM webhooks WHERE id = $1`, [webhook.id]);
   });
 
-  it('waits for a producer holding the lines and reads their new tails', async () => {
+  it('passes over lines a producer holds (busy); one recorded alone waits, then reads after the lock', async () => {
     const topic = await createTopic(db.pool);
     await createWebhook(db.pool, topic.id);
     await db.pool.query(
       `INSERT INTO messages (topic_id, partition_key, payload)
-       SELECT $1, k, '{}' FROM unnest(ARRAY['x', 'y']) k`,
+       SELECT $1, k, '{}' FROM unnest(ARRAY['x', 'y', 'z']) k`,
       [topic.id],
     );
-    const [x, y] = await claimAll();
-    // A producer's transaction holds both lines (its upsert locks them) until it commits: the
-    // record waits, then finds more behind each head, so both lines stay leased.
+    const [x, y, z] = await claimAll();
+    // A producer's open transaction holds lines x and y (its upsert locks them until commit).
     const producer = await db.pool.connect();
     try {
       await producer.query('BEGIN');
@@ -144,7 +143,18 @@ describe('recording results together (pgwq_record_attempts)', () => {
          SELECT $1, k, '{"late": true}' FROM unnest(ARRAY['y', 'x']) k`,
         [topic.id],
       );
-      const recorded = recordInOrder([success(y), success(x)], RECORD_ATTEMPTS_ASYNC);
+      // The group call waits for neither: z is recorded, x and y come back busy, untouched.
+      const grouped = await recordInOrder([success(y), success(z), success(x)]);
+      expect(grouped.map((r) => [r.busy, r.fenced, r.partition_key])).toEqual([
+        [true, null, null],
+        [false, true, null], // recorded; nothing more on z, so not kept
+        [true, null, null],
+      ]);
+      // Alone and told to wait, x waits for the producer (and holds no other line meanwhile).
+      const alone = db.pool.query<RecordedAttempt>(
+        RECORD_ATTEMPTS_ASYNC,
+        recordAttemptsValues([success(x)], LEASE_MS, true),
+      );
       await eventually(
         async () =>
           (
@@ -156,17 +166,16 @@ describe('recording results together (pgwq_record_attempts)', () => {
         { what: 'the record to wait for the producer' },
       );
       await producer.query('COMMIT');
-      const rows = await recorded;
-      // Kept, one head on. Each attempt runs in its own snapshot: x's, taken before the
-      // producer committed, does not show the new head's delivery (the worker then re-checks it
-      // with SKIP_MISSING_HEAD); y's, taken after, shows it.
-      expect(rows.map((r) => [r.fenced, r.partition_key, r.sequence])).toEqual([
-        [true, 'y', '2'],
-        [true, 'x', '2'],
+      const [row] = (await alone).rows;
+      // Kept, one head on, and the new head's delivery is there: the statement's snapshot was
+      // taken after the lock, so it sees what the producer committed.
+      expect([row.busy, row.fenced, row.partition_key, row.sequence]).toEqual([
+        false,
+        true,
+        'x',
+        '2',
       ]);
-      for (const row of rows) {
-        if (row.delivery_id !== null) expect(JSON.parse(row.body!)).toEqual({ late: true });
-      }
+      expect(JSON.parse(row.body!)).toEqual({ late: true });
     } finally {
       producer.release();
     }

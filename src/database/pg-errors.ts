@@ -67,6 +67,8 @@ export function isTransientConnectionError(error: unknown): boolean {
 
 /** lock_timeout ran out (55P03 lock_not_available) or statement_timeout (57014 query_canceled). */
 const LOCK_NOT_AVAILABLE = '55P03';
+/** 40P01: PostgreSQL ended this transaction to break a deadlock with another one. */
+const DEADLOCK_DETECTED = '40P01';
 const QUERY_CANCELED = '57014';
 /** Class 08: connection exceptions; 57P01-57P03: the server is shutting down or starting. */
 const CONNECTION_EXCEPTION_CLASS = '08';
@@ -84,6 +86,9 @@ export function databaseUnavailableReason(error: unknown): string | undefined {
   const s = (ms: number) => `${ms / 1000} s`;
   if (code === LOCK_NOT_AVAILABLE) {
     return `another transaction held a lock this request needs for over ${s(DATABASE_TIMEOUTS.lockMs)}; try again`;
+  }
+  if (code === DEADLOCK_DETECTED) {
+    return 'this request deadlocked with another transaction (e.g. one publishing to the same partitions in another order) and was rolled back; try again';
   }
   if (code === QUERY_CANCELED) {
     return `the database did not finish this request within ${s(DATABASE_TIMEOUTS.statementMs)}; try again`;

@@ -164,15 +164,18 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
     this.leaseNeededMs = config.deliveryTimeoutMs + leaseMarginMs(config.deliveryTimeoutMs);
     this.breakers = new CircuitBreakers(config.deliveryTimeoutMs);
     const recordAttempts = config.recordSynchronousCommit ? RECORD_ATTEMPTS : RECORD_ATTEMPTS_ASYNC;
-    this.recorder = new ResultRecorder(async (requests) => {
-      const { rows } = await this.pool.query<RecordedAttempt>(
-        withQueryTimeout(
-          { text: recordAttempts, values: recordAttemptsValues(requests, this.leaseMs) },
-          WRITE_QUERY_TIMEOUT_MS,
-        ),
-      );
-      return rows.sort((a, b) => a.nth - b.nth); // they come in the lines' lock order
-    });
+    this.recorder = new ResultRecorder(
+      async (requests, wait) => {
+        const { rows } = await this.pool.query<RecordedAttempt>(
+          withQueryTimeout(
+            { text: recordAttempts, values: recordAttemptsValues(requests, this.leaseMs, wait) },
+            WRITE_QUERY_TIMEOUT_MS,
+          ),
+        );
+        return rows.sort((a, b) => a.nth - b.nth); // they come in the lines' lock order
+      },
+      (row) => row.busy,
+    );
   }
 
   onApplicationBootstrap(): void {
@@ -306,6 +309,12 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       const next = await this.deliverHead(job, inARow < HEADS_IN_A_ROW);
       if (!next) return;
       job.line = next; // the same lease token, renewed by RECORD_ATTEMPTS
+      if (!this.running || job.abandoned) {
+        // Kept by a record sent before shutdown began: give the next head back at once rather
+        // than leave it leased, unsent, until the lease runs out.
+        await this.release([{ line: next, head: next.sequence, delayMs: 0 }]);
+        return;
+      }
     }
   }
 
@@ -524,7 +533,9 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
       return undefined;
     }
     this.metrics.attemptRecorded(outcome, result.durationMs);
-    const disabled = unsendable ? false : await this.noteWebhookHealth(line, result);
+    const disabled = unsendable
+      ? false
+      : await this.noteWebhookHealth(line, result, row.webhook_failing === true);
     if (outcome === 'delivered') {
       this.logger.debug(what, about);
     } else if (outcome === 'dead') {
@@ -546,16 +557,21 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
 
   /**
    * DESIGN §7 auto-disable: a 410 disables the webhook at once, a run of failures as long as
-   * WEBHOOK_DISABLE_AFTER_SECONDS too, and a success ends the run. After the record, in its own
-   * statements: the attempt is recorded whatever happens here, and an error only delays this
-   * until the next attempt.
+   * WEBHOOK_DISABLE_AFTER_SECONDS too, and a success ends the run (`failing`: the record saw one
+   * running, after its line's lock; the claim's view may predate another line's first failure).
+   * After the record, in its own statements: the attempt is recorded whatever happens here, and
+   * an error only delays this until the next attempt.
    */
-  private async noteWebhookHealth(line: ClaimedLine, result: WebhookResult): Promise<boolean> {
+  private async noteWebhookHealth(
+    line: ClaimedLine,
+    result: WebhookResult,
+    failing: boolean,
+  ): Promise<boolean> {
     try {
       const disabled = await noteAttemptOutcome(
         this.pool,
         line.webhook_id,
-        { ok: result.ok, statusCode: result.statusCode, wasFailing: line.failing },
+        { ok: result.ok, statusCode: result.statusCode, wasFailing: failing },
         this.config.webhookDisableAfterSeconds,
       );
       if (disabled) {

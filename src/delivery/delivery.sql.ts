@@ -54,10 +54,12 @@ export interface RenewedLease {
  * Record attempts' outcomes, any number of lines at once, in one call and one commit
  * (pgwq_record_attempts: arrays with an element per attempt, in its parameters' order; see
  * RecordRequest). Each attempt is fenced by its own lease token and head and, when asked, keeps
- * its line and returns the next head; one row per attempt, `nth` its place in the arrays. The
- * function lists the parameters and says why a second run changes nothing.
+ * its line and returns the next head; one row per attempt, `nth` its place in the arrays. A line
+ * whose row lock someone else holds is not waited for: its row comes back `busy`, nothing of it
+ * written, unless $16 and it is the call's only attempt. The function lists the parameters and
+ * says why a second run changes nothing.
  */
-export const RECORD_ATTEMPTS = `SELECT * FROM pgwq_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`;
+export const RECORD_ATTEMPTS = `SELECT * FROM pgwq_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`;
 
 /**
  * RECORD_ATTEMPTS whose commit does not wait for the WAL flush (RECORD_SYNCHRONOUS_COMMIT=off):
@@ -65,7 +67,7 @@ export const RECORD_ATTEMPTS = `SELECT * FROM pgwq_record_attempts($1, $2, $3, $
  * transaction-mode pooler. docs/delivery.md, "Synchronous commit of results", says what it risks.
  */
 export const RECORD_ATTEMPTS_ASYNC = `SELECT r.* FROM set_config('synchronous_commit', 'off', true),
-  pgwq_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) AS r`;
+  pgwq_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) AS r`;
 
 /** One attempt's outcome to record, with the fence it was sent under. */
 export interface RecordRequest {
@@ -88,8 +90,15 @@ export interface RecordRequest {
   keep: boolean;
 }
 
-/** RECORD_ATTEMPTS's parameters for these requests and lease. */
-export function recordAttemptsValues(requests: readonly RecordRequest[], leaseMs: number) {
+/**
+ * RECORD_ATTEMPTS's parameters for these requests and lease. `wait`: a single request waits for
+ * its line's lock instead of coming back busy.
+ */
+export function recordAttemptsValues(
+  requests: readonly RecordRequest[],
+  leaseMs: number,
+  wait = false,
+) {
   const column = <T>(f: (r: RecordRequest) => T) => requests.map(f);
   return [
     column((r) => r.webhookId),
@@ -107,6 +116,7 @@ export function recordAttemptsValues(requests: readonly RecordRequest[], leaseMs
     column((r) => r.responseBody),
     column((r) => r.keep),
     leaseMs,
+    wait,
   ];
 }
 
@@ -114,8 +124,12 @@ export function recordAttemptsValues(requests: readonly RecordRequest[], leaseMs
 export type RecordedAttempt = {
   /** The attempt's place in the call's arrays, from 1. */
   nth: number;
+  /** The line's lock was held by someone else: nothing recorded, every other column null. */
+  busy: boolean;
   fenced: boolean;
   recorded: number;
+  /** Fenced only: the webhook has a run of failures, read after the line's lock. */
+  webhook_failing: boolean | null;
   /** Set only when not fenced, like the two after it. */
   still_held: boolean | null;
   recorded_before: boolean | null;

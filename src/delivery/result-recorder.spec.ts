@@ -2,11 +2,17 @@ import { ResultRecorder } from './result-recorder.js';
 
 /** A `send` that records each call's requests and answers when told to. */
 function controlledSend() {
-  const calls: { requests: number[]; answer: (rows?: string[]) => void; fail: () => void }[] = [];
-  const send = (requests: number[]) =>
+  const calls: {
+    requests: number[];
+    wait: boolean;
+    answer: (rows?: string[]) => void;
+    fail: () => void;
+  }[] = [];
+  const send = (requests: number[], wait: boolean) =>
     new Promise<string[]>((resolve, reject) => {
       calls.push({
         requests,
+        wait,
         answer: (rows) => resolve(rows ?? requests.map((r) => `row ${r}`)),
         fail: () => reject(new Error(`failed ${requests.join(',')}`)),
       });
@@ -65,6 +71,26 @@ describe('ResultRecorder', () => {
     calls[2].fail();
     calls[3].answer();
     await expect(Promise.all(rows)).resolves.toEqual(['row 1', 'failed 2', 'row 3']);
+  });
+
+  it('sends a busy result again alone, waiting, while the next batches go on', async () => {
+    const { calls, send } = controlledSend();
+    const recorder = new ResultRecorder(send, (row) => row === 'busy');
+    const first = [recorder.record(1), recorder.record(2)];
+    await turn();
+    calls[0].answer(['row 1', 'busy']);
+    await expect(first[0]).resolves.toBe('row 1');
+    const next = recorder.record(3);
+    await turn();
+    // 2 goes alone and waits for its line; 3 does not wait for 2.
+    expect(calls.slice(1).map((c) => [c.requests, c.wait])).toEqual([
+      [[2], true],
+      [[3], false],
+    ]);
+    calls[2].answer();
+    await expect(next).resolves.toBe('row 3');
+    calls[1].answer();
+    await expect(first[1]).resolves.toBe('row 2');
   });
 
   it('refuses an answer that does not have one row per result', async () => {

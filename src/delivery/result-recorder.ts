@@ -9,13 +9,24 @@
  *
  * The first result of a batch is sent in the next turn of the event loop (setImmediate), so the
  * responses that arrived in the same turn go with it.
+ *
+ * A batch never waits for one of its lines (DESIGN §7): `send(requests, false)` answers `busy`
+ * for a line whose lock someone else holds (a producer's open transaction), recording nothing of
+ * it. That result goes again on its own, `send([request], true)`, which waits for the lock, on a
+ * connection of its own and beside the batches: the results of every other line keep going.
  */
 export class ResultRecorder<Request, Row> {
   private waiting: Waiting<Request, Row>[] = [];
   private sending = false;
 
-  /** `send` records its requests in one statement and returns one row per request, in order. */
-  constructor(private readonly send: (requests: Request[]) => Promise<Row[]>) {}
+  /**
+   * `send` records its requests in one statement and returns one row per request, in order;
+   * `busy` tells a row whose line was not waited for (`wait` false), to be sent again alone.
+   */
+  constructor(
+    private readonly send: (requests: Request[], wait: boolean) => Promise<Row[]>,
+    private readonly busy: (row: Row) => boolean = () => false,
+  ) {}
 
   record(request: Request): Promise<Row> {
     return new Promise<Row>((resolve, reject) => {
@@ -33,7 +44,7 @@ export class ResultRecorder<Request, Row> {
       this.waiting = [];
       try {
         const rows = await this.sendChecked(batch.map((w) => w.request));
-        batch.forEach((w, k) => w.resolve(rows[k]));
+        batch.forEach((w, k) => this.settle(w, rows[k]));
       } catch (error) {
         if (batch.length === 1) {
           batch[0].reject(error);
@@ -42,7 +53,7 @@ export class ResultRecorder<Request, Row> {
           // each goes again on its own, and only its own error reaches its caller.
           await Promise.all(
             batch.map((w) =>
-              this.sendChecked([w.request]).then(([row]) => w.resolve(row), w.reject),
+              this.sendChecked([w.request]).then(([row]) => this.settle(w, row), w.reject),
             ),
           );
         }
@@ -51,8 +62,20 @@ export class ResultRecorder<Request, Row> {
     this.sending = false;
   }
 
-  private async sendChecked(requests: Request[]): Promise<Row[]> {
-    const rows = await this.send(requests);
+  /** Not awaited: a busy line's wait must not hold up the next batch. */
+  private settle(waiting: Waiting<Request, Row>, row: Row): void {
+    if (!this.busy(row)) {
+      waiting.resolve(row);
+      return;
+    }
+    this.sendChecked([waiting.request], true).then(([alone]) => {
+      if (this.busy(alone)) throw new Error('a result sent alone came back busy');
+      waiting.resolve(alone);
+    }, waiting.reject);
+  }
+
+  private async sendChecked(requests: Request[], wait = false): Promise<Row[]> {
+    const rows = await this.send(requests, wait);
     if (rows.length !== requests.length) {
       throw new Error(`recorded ${rows.length} results for ${requests.length}`);
     }

@@ -1,59 +1,129 @@
 import pg from 'pg';
+import { inTransaction } from '../database/transaction.js';
 import { NOTIFY_CHANNEL } from './delivery.sql.js';
 
 /**
- * A webhook's state (DESIGN §7) as the engine keeps it: pausing or disabling parks its lines
- * (next_attempt_at NULL: not due, so no worker spends a claim on them) and resuming wakes them.
- * Shared by PATCH /webhooks/{id} and the worker's auto-disable.
+ * A webhook's state (DESIGN §7) as the engine keeps it: a paused or disabled webhook's waiting
+ * lines are parked (next_attempt_at NULL: not due, so no worker spends a claim on them), an
+ * active webhook's lines with work are due. Shared by PATCH /webhooks/{id} and the worker's
+ * auto-disable.
+ *
+ * The status change commits first, on its own (its row lock held only for that), and then
+ * settleLines makes every line agree with the status, in batches (a webhook may have 500,000
+ * lines). Each batch locks its lines and only then reads the webhook's status, in a later
+ * statement (DESIGN §3's snapshot trap). So when two changes race (a pause and a resume, an
+ * auto-disable and a resume), whichever batch touches a line last has read a status at least as
+ * new as every change committed before it locked the line: the last status wins on every line,
+ * and none is left parked while its webhook is active.
  */
 
-/** A pg pool or client, or a TypeORM EntityManager (inside the API's transaction). */
-export interface Queryable {
-  query(text: string, values: unknown[]): Promise<unknown>;
-}
+/** Lines per settling transaction: a few milliseconds of locks. */
+const LINES_PER_BATCH = 1000;
+/** Busy lines waited for at once, each on a pooled connection of its own. */
+const BUSY_AT_ONCE = 4;
 
 /** Why the worker disabled a webhook. */
 export type DisabledReason = 'gone' | 'failing';
 
 /**
- * Park the webhook's waiting lines. Lines in flight (leased) are left alone: their attempt
- * finishes and RECORD_ATTEMPTS parks them. The lines are locked in primary-key order, the order
- * the fan-out's upsert locks them in, so a producer and this never deadlock; a line's lease is
- * re-checked on the locked row.
+ * Lock up to $3 of webhook $1's lines after partition key $2, in key order (the primary key's
+ * range). SKIP LOCKED: a line whose lock is held (a producer's open transaction, a worker's
+ * record) is passed over and settled on its own afterwards, so a batch never waits for one line
+ * while holding others, and cannot deadlock with a producer that locks several in any order.
  */
-const PARK_LINES = `
-UPDATE delivery_lines AS l
-SET next_attempt_at = NULL
-FROM (
-  SELECT partition_key FROM delivery_lines
-  WHERE webhook_id = $1 AND next_attempt_at IS NOT NULL AND lease_token IS NULL
-  ORDER BY partition_key
-  FOR NO KEY UPDATE
-) AS s
-WHERE l.webhook_id = $1 AND l.partition_key = s.partition_key
+const LOCK_LINE_BATCH = `
+SELECT partition_key FROM delivery_lines
+WHERE webhook_id = $1 AND partition_key > $2
+ORDER BY partition_key
+LIMIT $3
+FOR NO KEY UPDATE SKIP LOCKED
+`;
+
+/** The lines a batch passed over: in its key range ($2, $3], not among those it locked ($4). */
+const PASSED_OVER = `
+SELECT partition_key FROM delivery_lines
+WHERE webhook_id = $1 AND partition_key > $2 AND ($3::text IS NULL OR partition_key <= $3)
+  AND partition_key <> ALL ($4::text[])
+`;
+
+/** One line, waiting for its lock (it holds no other line's: no deadlock). */
+const LOCK_LINE = `
+SELECT 1 FROM delivery_lines WHERE webhook_id = $1 AND partition_key = $2 FOR NO KEY UPDATE
 `;
 
 /**
- * Wake every parked line with work (not blocked ones: those wait for a redrive or a skip), due
- * now, in primary-key order like PARK_LINES, and tell the workers. A head that was waiting out a
- * backoff when the webhook was paused is tried at once.
+ * Make the locked lines $2 of webhook $1 agree with its status, read here, after their locks.
+ * Active: a parked line with work (not a blocked one: it waits for a redrive or a skip) is due
+ * now, and the workers are told; a head that was waiting out a backoff when the webhook was
+ * paused is tried at once. Paused or disabled: a waiting line is parked. A leased line is left to
+ * its worker (its record releases it; the claim's filter passes over a paused webhook's). Found
+ * by its primary key (= ANY of the keys): one index probe per line, whatever the planner
+ * estimates.
  */
-const WAKE_LINES = `
-WITH woken AS (
+const SETTLE_LINES = `
+WITH settled AS (
   UPDATE delivery_lines AS l
-  SET next_attempt_at = now()
-  FROM (
-    SELECT partition_key FROM delivery_lines
-    WHERE webhook_id = $1 AND next_attempt_at IS NULL AND NOT blocked
-      AND (head_sequence <= tail_sequence OR rewind_to IS NOT NULL)
-    ORDER BY partition_key
-    FOR NO KEY UPDATE
-  ) AS s
-  WHERE l.webhook_id = $1 AND l.partition_key = s.partition_key
-  RETURNING 1
+  SET next_attempt_at = CASE WHEN w.status = 'active' THEN now() END
+  FROM webhooks AS w
+  WHERE w.id = $1 AND l.webhook_id = $1 AND l.partition_key = ANY ($2::text[])
+    AND l.lease_token IS NULL
+    AND CASE
+      WHEN w.status = 'active' THEN l.next_attempt_at IS NULL AND NOT l.blocked
+        AND (l.head_sequence <= l.tail_sequence OR l.rewind_to IS NOT NULL)
+      ELSE l.next_attempt_at IS NOT NULL
+    END
+  RETURNING w.status = 'active' AS woke
 )
-SELECT count(*)::int AS woken, pg_notify('${NOTIFY_CHANNEL}', '') FROM woken
+SELECT count(*)::int AS settled,
+       (SELECT pg_notify('${NOTIFY_CHANNEL}', '') WHERE EXISTS (SELECT 1 FROM settled WHERE woke))
+FROM settled
 `;
+
+/**
+ * Parks or wakes every line of the webhook as its status says now (see the top of this file).
+ * Returns how many changed. A line whose lock is held is settled alone, waiting for it (up to the
+ * lock timeout, whose error is thrown on: settling again finishes the job).
+ */
+export async function settleLines(pool: pg.Pool, webhookId: number): Promise<number> {
+  let settled = 0;
+  const settle = async (client: pg.ClientBase, keys: string[]) => {
+    const { rows } = await client.query<{ settled: number }>(SETTLE_LINES, [webhookId, keys]);
+    return rows[0].settled;
+  };
+  for (let after = ''; ;) {
+    const { locked, passedOver } = await inTransaction(pool, async (client) => {
+      const { rows } = await client.query<{ partition_key: string }>(LOCK_LINE_BATCH, [
+        webhookId,
+        after,
+        LINES_PER_BATCH,
+      ]);
+      const keys = rows.map((row) => row.partition_key);
+      const last = keys.length === LINES_PER_BATCH ? keys[keys.length - 1] : null;
+      const busy = await client.query<{ partition_key: string }>(PASSED_OVER, [
+        webhookId,
+        after,
+        last,
+        keys,
+      ]);
+      settled += await settle(client, keys);
+      return { locked: keys, passedOver: busy.rows.map((row) => row.partition_key) };
+    });
+    // Each alone, a few at once: the wait is for the longest holder, not the sum of them.
+    for (let k = 0; k < passedOver.length; k += BUSY_AT_ONCE) {
+      const settledAlone = await Promise.all(
+        passedOver.slice(k, k + BUSY_AT_ONCE).map((key) =>
+          inTransaction(pool, async (client) => {
+            await client.query(LOCK_LINE, [webhookId, key]);
+            return settle(client, [key]);
+          }),
+        ),
+      );
+      settled += settledAlone.reduce((sum, n) => sum + n, 0);
+    }
+    if (locked.length < LINES_PER_BATCH) return settled;
+    after = locked[locked.length - 1];
+  }
+}
 
 /**
  * A failed attempt: starts the webhook's run of failures (failing_since) if none is running, and
@@ -88,18 +158,10 @@ WHERE id = $1 AND deleted_at IS NULL AND status <> 'disabled'
 RETURNING 1
 `;
 
-export async function parkLines(client: Queryable, webhookId: number): Promise<void> {
-  await client.query(PARK_LINES, [webhookId]);
-}
-
-export async function wakeLines(client: Queryable, webhookId: number): Promise<void> {
-  await client.query(WAKE_LINES, [webhookId]);
-}
-
 /**
  * Records what an attempt says about the webhook's health; returns why it was disabled, if this
- * attempt disabled it. Its lines are then parked (each its own statement: the webhook row's lock
- * is not held while the lines are locked).
+ * attempt disabled it. Its lines are then settled (parked, unless a resume committed meanwhile),
+ * after the disable committed: the webhook row's lock is not held while the lines are locked.
  */
 export async function noteAttemptOutcome(
   pool: pg.Pool,
@@ -119,6 +181,6 @@ export async function noteAttemptOutcome(
   } else if (outcome.wasFailing) {
     await pool.query(NOTE_SUCCESS, [webhookId]);
   }
-  if (reason) await parkLines(pool, webhookId);
+  if (reason) await settleLines(pool, webhookId);
   return reason;
 }

@@ -7,9 +7,10 @@ import {
 } from '@nestjs/common';
 import pg from 'pg';
 import { PG_POOL } from '../database/database.module.js';
+import { inTransaction } from '../database/transaction.js';
 import { LineDto, ListLinesDto } from './dto/line.dto.js';
 import { ReplayDto } from './dto/replay.dto.js';
-import { BLOCKED_HEAD, listLines, SKIP_BLOCKED_HEAD } from './lines.sql.js';
+import { BLOCKED_HEAD, listLines, LOCK_LINE, SKIP_BLOCKED_HEAD } from './lines.sql.js';
 import { RewindService } from './rewind.service.js';
 
 interface LineRow {
@@ -57,17 +58,24 @@ export class LinesService {
     return rows.map(toLineJson);
   }
 
-  /** Skips a blocked line's dead head (it stays dead); 409 when the line is not blocked. */
+  /**
+   * Skips a blocked line's dead head (it stays dead); 409 when the line is not blocked. The line
+   * is locked first, then its head and next head read (SKIP_BLOCKED_HEAD says why).
+   */
   async skip(webhookId: number, partitionKey: string): Promise<LineDto> {
     await this.mustExist(webhookId);
-    const { rows } = await this.pool.query<{ head: string }>(BLOCKED_HEAD, [
-      webhookId,
-      partitionKey,
-    ]);
-    const skipped =
-      rows.length === 1 &&
-      (await this.pool.query(SKIP_BLOCKED_HEAD, [webhookId, partitionKey, null, rows[0].head]))
-        .rowCount === 1;
+    const skipped = await inTransaction(this.pool, async (client) => {
+      await client.query(LOCK_LINE, [webhookId, partitionKey]);
+      const { rows } = await client.query<{ head: string }>(BLOCKED_HEAD, [
+        webhookId,
+        partitionKey,
+      ]);
+      return (
+        rows.length === 1 &&
+        (await client.query(SKIP_BLOCKED_HEAD, [webhookId, partitionKey, null, rows[0].head]))
+          .rowCount === 1
+      );
+    });
     if (!skipped) {
       await this.line(webhookId, partitionKey);
       throw new ConflictException(`line ${partitionKey} of webhook ${webhookId} is not blocked`);

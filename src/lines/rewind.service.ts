@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import pg from 'pg';
 import { PG_POOL } from '../database/database.module.js';
 import { inTransaction } from '../database/transaction.js';
-import { REWIND_LINES } from './lines.sql.js';
+import { LOCK_FREE_LINES, LOCK_LINE, REWIND_LINES } from './lines.sql.js';
 
 /** One line to rewind, with the deliveries it may rewind (for batching). */
 interface LineToRewind {
@@ -16,16 +16,12 @@ interface LineToRewind {
 /** Deliveries per REWIND_LINES statement: a few hundred milliseconds of locks at most. */
 const DELIVERIES_PER_BATCH = 5000;
 
-/**
- * Before a batch, in its transaction: a share lock on its webhooks' rows, in id order. It waits
- * for a pause or resume in progress (FOR UPDATE) and holds off the next one until the batch
- * commits, so the batch parks or wakes its lines by the status that holds when it commits (a
- * resume that committed unseen would miss the lines the batch parked). Producers' key-share
- * locks do not conflict with it: publishing goes on.
- */
-const LOCK_WEBHOOKS = `
-SELECT 1 FROM webhooks WHERE id = ANY ($1::int[]) ORDER BY id FOR SHARE
-`;
+/** REWIND_LINES's first row. */
+interface Rewound {
+  rewound: number;
+  /** The lowest sequence it rewound, or null. */
+  lowest: string | null;
+}
 
 /** Every dead delivery that a redrive's filters choose, counted per line, in line order. */
 const DEAD_LINES = `
@@ -73,10 +69,12 @@ export interface RedriveFilter {
 
 /**
  * Redrive and replay (DESIGN §7): both make deliveries pending again and send their lines back
- * to the first of them. The lines are chosen first (a read), then rewound in batches of whole
- * lines, each its own short transaction (REWIND_LINES), so 100,000 deliveries never hold locks
- * for long nor time out the request, and delivery and publishing on other lines go on between
- * batches. A crash between batches leaves the batches done and the rest untouched.
+ * to the first of them. The lines are chosen first (a read: what each batch rewinds is decided
+ * again after its locks), then rewound in batches of whole lines, and a line bigger than a batch
+ * in slices of its own, each its own short transaction (REWIND_LINES), so 100,000 deliveries,
+ * in many lines or in one, never hold locks for long nor time out the request, and delivery and
+ * publishing go on between batches. A crash between batches leaves the batches done and the
+ * rest untouched (a big line's head not yet moved back: replaying or redriving again finishes).
  */
 @Injectable()
 export class RewindService {
@@ -118,21 +116,98 @@ export class RewindService {
   ): Promise<number> {
     let rewound = 0;
     for (const batch of batches(lines)) {
-      rewound += await inTransaction(this.pool, async (client) => {
-        await client.query(LOCK_WEBHOOKS, [[...new Set(batch.map((line) => line.webhook_id))]]);
-        const { rows } = await client.query<{ rewound: number }>(REWIND_LINES, [
+      if (batch.length === 1 && batch[0].deliveries > DELIVERIES_PER_BATCH) {
+        rewound += await this.rewindInSlices(batch[0], mode, filters);
+        continue;
+      }
+      const { done, busy } = await inTransaction(this.pool, async (client) => {
+        const { rows: locked } = await client.query<LineKey>(LOCK_FREE_LINES, [
           batch.map((line) => line.webhook_id),
           batch.map((line) => line.partition_key),
-          batch.map((line) => line.from_sequence),
-          mode,
-          ...filters,
         ]);
-        return rows[0].rewound;
+        const free = new Set(locked.map(keyOf));
+        const lockedLines = batch.filter((line) => free.has(keyOf(line)));
+        const result = await this.rewindStatement(client, lockedLines, mode, filters, {});
+        return { done: result.rewound, busy: batch.filter((line) => !free.has(keyOf(line))) };
       });
+      rewound += done;
+      // Held by someone else (a producer's open transaction, a worker's record): each alone,
+      // waiting for its own lock and holding no other.
+      for (const line of busy) {
+        rewound += await inTransaction(this.pool, async (client) => {
+          await client.query(LOCK_LINE, [line.webhook_id, line.partition_key]);
+          return (await this.rewindStatement(client, [line], mode, filters, {})).rewound;
+        });
+      }
     }
     return rewound;
   }
+
+  /**
+   * A line too big for one batch: slices of DELIVERIES_PER_BATCH from its highest sequences down,
+   * each in its own transaction, and last the statement that moves its head back (REWIND_LINES
+   * says why the order holds meanwhile). Only that last one locks the line (waiting for it, and
+   * holding no other): the slices before it change only deliveries that are not pending and
+   * leave the line's row alone, so neither a producer on the partition nor the worker's record
+   * of its head (a pending delivery) ever waits for them; what the worker finishes meanwhile
+   * the last statement takes, after the lock.
+   */
+  private async rewindInSlices(
+    line: LineToRewind,
+    mode: 'redrive' | 'replay',
+    filters: unknown[],
+  ): Promise<number> {
+    let rewound = 0;
+    let lowest: string | null = null;
+    const step = (slice: { below: string | null; limit: number | null; movesHead: boolean }) =>
+      inTransaction(this.pool, async (client) => {
+        if (slice.movesHead) await client.query(LOCK_LINE, [line.webhook_id, line.partition_key]);
+        return this.rewindStatement(client, [line], mode, filters, { ...slice, lowest });
+      });
+    for (;;) {
+      const slice = await step({ below: lowest, limit: DELIVERIES_PER_BATCH, movesHead: false });
+      rewound += slice.rewound;
+      if (slice.lowest !== null) lowest = slice.lowest;
+      if (slice.rewound < DELIVERIES_PER_BATCH) break;
+    }
+    const last = await step({ below: lowest, limit: null, movesHead: true });
+    return rewound + last.rewound;
+  }
+
+  private async rewindStatement(
+    client: pg.ClientBase,
+    lines: LineToRewind[],
+    mode: 'redrive' | 'replay',
+    filters: unknown[],
+    slice: {
+      below?: string | null;
+      limit?: number | null;
+      movesHead?: boolean;
+      lowest?: string | null;
+    },
+  ): Promise<Rewound> {
+    if (lines.length === 0) return { rewound: 0, lowest: null };
+    const { rows } = await client.query<Rewound>(REWIND_LINES, [
+      lines.map((line) => line.webhook_id),
+      lines.map((line) => line.partition_key),
+      lines.map((line) => line.from_sequence),
+      mode,
+      ...filters,
+      lines.map(() => slice.below ?? null),
+      slice.limit ?? null,
+      slice.movesHead ?? true,
+      lines.map(() => slice.lowest ?? null),
+    ]);
+    return rows[0];
+  }
 }
+
+interface LineKey {
+  webhook_id: number;
+  partition_key: string;
+}
+
+const keyOf = (line: LineKey) => `${line.webhook_id}/${line.partition_key}`;
 
 /** Whole lines, in order, about DELIVERIES_PER_BATCH deliveries a batch (a bigger line alone). */
 function* batches(lines: LineToRewind[]): Generator<LineToRewind[]> {

@@ -1,9 +1,11 @@
 import {
   BadRequestException,
   ConflictException,
+  Inject,
   Injectable,
   NotFoundException,
 } from '@nestjs/common';
+import pg from 'pg';
 import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, MoreThan, Repository } from 'typeorm';
 import { IntIdPaginationDto } from '../common/pagination.dto.js';
@@ -12,7 +14,8 @@ import { Webhook } from '../database/entities/webhook.entity.js';
 import { webhookHostProblem } from '../security/ssrf-guard.js';
 import { createWebhookResolver, ResolveHost } from '../security/webhook-dns.js';
 import { TopicsService } from '../topics/topics.service.js';
-import { parkLines, wakeLines } from '../delivery/webhook-state.js';
+import { PG_POOL } from '../database/database.module.js';
+import { settleLines } from '../delivery/webhook-state.js';
 import { CreateWebhookDto } from './dto/create-webhook.dto.js';
 import { UpdateWebhookDto } from './dto/update-webhook.dto.js';
 import { generateSecret, secretProblem } from './webhook-secret.js';
@@ -35,6 +38,7 @@ export class WebhooksService {
     @InjectRepository(Webhook) private readonly webhooks: Repository<Webhook>,
     private readonly topics: TopicsService,
     private readonly config: AppConfig,
+    @Inject(PG_POOL) private readonly pool: pg.Pool,
   ) {
     this.resolveHost = createWebhookResolver(config.webhookDnsServers);
   }
@@ -106,16 +110,21 @@ export class WebhooksService {
   }
 
   /**
-   * PATCH /webhooks/{id} (DESIGN §7). Pausing parks the webhook's waiting lines (not due: no
-   * worker spends a claim on them; one in flight finishes, is recorded and parks); `active`
-   * (also from disabled) wakes every line with work, each where it stopped. A new URL passes
-   * the registration checks and is read by the next claim. One transaction: the webhook's row
-   * first, then its lines in key order (webhook-state.ts).
+   * PATCH /webhooks/{id} (DESIGN §7). A new URL passes the registration checks and is read by the
+   * next claim. A status commits first, in a transaction of its own, then every line is made to
+   * agree with it in batches (settleLines): pausing parks the waiting lines (no worker spends a
+   * claim on them; one in flight finishes and is recorded), `active` (also from disabled) wakes
+   * every line with work, each where it stopped. The claims obey the status from its commit on;
+   * the batches only save them from walking past a paused webhook's lines, and wake what waits.
+   * Settling again is harmless, so repeating a PATCH whose settling failed (a lock timeout, a
+   * crash) finishes it.
    *
    * The row is locked FOR UPDATE, which conflicts with the key-share lock a producer's fan-out
-   * takes on it: a status change waits for the producers in flight, and producers that come
+   * takes on it: the status change waits for the producers in flight, and producers that come
    * after it read the status it committed. Without that, a producer that read `paused` just
-   * before a resume committed would leave its new line parked, with nothing left to wake it.
+   * before a resume committed would leave its new line parked, with nothing left to wake it. The
+   * lock is held only for the row's own update, not while the lines are settled, so publishing to
+   * the topic's new partitions is not held up by a webhook's many lines.
    */
   async update(id: number, input: UpdateWebhookDto): Promise<Webhook> {
     if (input.url === undefined && input.status === undefined && input.on_exhausted === undefined) {
@@ -123,7 +132,7 @@ export class WebhooksService {
     }
     const url = input.url === undefined ? undefined : this.parsedUrl(input.url);
     if (url) await this.checkHost(url);
-    return this.webhooks.manager.transaction(async (tx) => {
+    const webhook = await this.webhooks.manager.transaction(async (tx) => {
       const [current] = await tx.query<{ topic_id: number; status: string }[]>(
         'SELECT topic_id, status FROM webhooks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE',
         [id],
@@ -137,8 +146,6 @@ export class WebhooksService {
           );
         }
       }
-      // Resuming wakes whatever waits, also on a webhook that is already active: harmless, and
-      // an operator's way to wake a line left parked by anything unforeseen.
       const resume = input.status === 'active';
       const pause = input.status === 'paused' && current.status !== 'paused';
       await tx.query(
@@ -152,10 +159,12 @@ export class WebhooksService {
          WHERE id = $1`,
         [id, input.url ?? null, input.on_exhausted ?? null, input.status ?? null, resume, pause],
       );
-      if (pause) await parkLines(tx, id);
-      if (resume) await wakeLines(tx, id);
       return tx.getRepository(Webhook).findOneByOrFail({ id });
     });
+    // Also when the status was already this one: harmless, and an operator's way to wake (or
+    // park) lines left behind by anything unforeseen.
+    if (input.status !== undefined) await settleLines(this.pool, id);
+    return webhook;
   }
 
   async listByTopic(topicId: number, page: IntIdPaginationDto): Promise<Webhook[]> {

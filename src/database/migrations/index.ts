@@ -10,6 +10,7 @@ import { Retention1795633463900 } from './1795633463900-Retention.js';
 import { DeliveryFunctions1795633463950 } from './1795633463950-DeliveryFunctions.js';
 import { GroupRecord1795633464000 } from './1795633464000-GroupRecord.js';
 import { LeanerPublish1795633464100 } from './1795633464100-LeanerPublish.js';
+import { LockThenRead1795633464200 } from './1795633464200-LockThenRead.js';
 import { BoundedPayloads1795633464300 } from './1795633464300-BoundedPayloads.js';
 import { SequencePlans1795633464301 } from './1795633464301-SequencePlans.js';
 
@@ -27,6 +28,7 @@ export const MIGRATIONS = [
   DeliveryFunctions1795633463950,
   GroupRecord1795633464000,
   LeanerPublish1795633464100,
+  LockThenRead1795633464200,
   BoundedPayloads1795633464300,
   SequencePlans1795633464301,
 ];
