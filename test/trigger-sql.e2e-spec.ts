@@ -58,7 +58,7 @@ describe('sql/notify_trigger.sql', () => {
     for (const row of rows) {
       expect({ name: row.name, config: row.config }).toEqual({
         name: row.name,
-        config: ['search_path=public, pg_temp'].concat(
+        config: [`search_path=${process.env.DATABASE_SCHEMA ?? 'public'}, pg_temp`].concat(
           row.name === 'pgwq_assign_sequence' ? ['enable_seqscan=off'] : [],
         ),
       });

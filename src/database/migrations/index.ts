@@ -13,6 +13,7 @@ import { LeanerPublish1795633464100 } from './1795633464100-LeanerPublish.js';
 import { LockThenRead1795633464200 } from './1795633464200-LockThenRead.js';
 import { BoundedPayloads1795633464300 } from './1795633464300-BoundedPayloads.js';
 import { SequencePlans1795633464301 } from './1795633464301-SequencePlans.js';
+import { PublishByName1795633464600 } from './1795633464600-PublishByName.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -31,4 +32,5 @@ export const MIGRATIONS = [
   LockThenRead1795633464200,
   BoundedPayloads1795633464300,
   SequencePlans1795633464301,
+  PublishByName1795633464600,
 ];
