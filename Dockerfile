@@ -6,6 +6,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # The workspace packages' manifests: npm ci links them (npm run receiver uses packages/receiver).
 COPY packages/receiver/package.json ./packages/receiver/
+COPY packages/client/package.json ./packages/client/
 RUN npm ci --no-audit --no-fund
 COPY packages ./packages
 COPY tsconfig.json nest-cli.json ./
@@ -18,6 +19,7 @@ FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY packages/receiver/package.json ./packages/receiver/
+COPY packages/client/package.json ./packages/client/
 RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
 
 # --- runtime ---

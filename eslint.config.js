@@ -7,6 +7,7 @@ export default tseslint.config(
     ignores: [
       'dist/',
       'packages/*/dist/',
+      'packages/client/src/generated/',
       'node_modules/',
       '.data/',
       'coverage/',

@@ -64,7 +64,9 @@ export class Inbox {
    */
   async accept(
     tx: Queryable,
-    delivery: Pick<Delivery, 'id' | 'topic' | 'partitionKey' | 'sequence' | 'previousSequence'>,
+    delivery: Pick<Delivery, 'id' | 'topic' | 'partitionKey' | 'sequence'> & {
+      previousSequence?: Delivery['previousSequence'];
+    },
     options: { webhook?: string; allowGap?: boolean } = {},
   ): Promise<InboxResult> {
     const webhook = options.webhook ?? 'default';
