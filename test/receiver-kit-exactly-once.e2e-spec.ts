@@ -1,6 +1,7 @@
 import { Inbox, verifyWebhook, applyDelivery, WebhookIncoming } from '@pgwq/receiver';
 import express from 'express';
 import type { Server } from 'node:http';
+import pg from 'pg';
 import type { AddressInfo } from 'node:net';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
@@ -28,6 +29,8 @@ const CHAOS_ENV = {
 describe('receiver kit: exactly once, in order, through kills and lost replies', () => {
   let queue: TestDatabase;
   let receiverDb: TestDatabase;
+  /** The receiver's own database, on its default search_path (never the queue's schema). */
+  let receiverPool: pg.Pool;
   let server: Server;
   const workers: WorkerProcess[] = [];
   const counts = { accepted: 0, duplicate: 0, gap: 0, lostReplies: 0 };
@@ -35,9 +38,10 @@ describe('receiver kit: exactly once, in order, through kills and lost replies',
   beforeAll(async () => {
     queue = await createTestDatabase();
     receiverDb = await createTestDatabase({ empty: true });
+    receiverPool = new pg.Pool({ connectionString: receiverDb.url, max: 20 });
     const inbox = new Inbox();
-    await inbox.install(receiverDb.pool);
-    await receiverDb.pool.query(
+    await inbox.install(receiverPool);
+    await receiverPool.query(
       `CREATE TABLE applied (
          position bigserial PRIMARY KEY,
          partition_key text NOT NULL,
@@ -47,7 +51,7 @@ describe('receiver kit: exactly once, in order, through kills and lost replies',
     const app = express();
     app.post('/hook', verifyWebhook(SECRET), (req: WebhookIncoming, res, next) => {
       applyDelivery(req.webhook!, {
-        pool: receiverDb.pool,
+        pool: receiverPool,
         inbox,
         apply: async (tx, delivery) => {
           const { n } = delivery.payload as { n: number };
@@ -80,6 +84,7 @@ describe('receiver kit: exactly once, in order, through kills and lost replies',
     await Promise.all(workers.map((w) => w.stop()));
     server?.closeAllConnections();
     await new Promise((resolve) => server?.close(resolve));
+    await receiverPool?.end();
     await receiverDb?.drop();
     await queue?.drop();
   });
@@ -117,7 +122,7 @@ describe('receiver kit: exactly once, in order, through kills and lost replies',
       }
       await eventually(
         async () =>
-          (await receiverDb.pool.query(`SELECT count(*)::int AS n FROM applied`)).rows[0].n ===
+          (await receiverPool.query(`SELECT count(*)::int AS n FROM applied`)).rows[0].n ===
           PARTITIONS * PER_PARTITION,
         { timeoutMs: 60_000, intervalMs: 200, what: 'every message applied' },
       );
@@ -125,7 +130,7 @@ describe('receiver kit: exactly once, in order, through kills and lost replies',
       chaos = false;
       await killer;
     }
-    const { rows } = await receiverDb.pool.query<{ partition_key: string; ns: number[] }>(
+    const { rows } = await receiverPool.query<{ partition_key: string; ns: number[] }>(
       `SELECT partition_key, array_agg(n ORDER BY position) AS ns FROM applied
        GROUP BY partition_key ORDER BY partition_key`,
     );

@@ -1,5 +1,6 @@
 import { Inbox, verify, WebhookGuard, WebhookVerificationError } from '@pgwq/receiver';
 import { metadataSignatureHeader, signatureHeader } from '../src/delivery/signature.js';
+import pg from 'pg';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
 
 const SECRET = 'whsec_' + Buffer.alloc(32, 1).toString('base64');
@@ -114,12 +115,18 @@ describe('receiver kit: verify', () => {
 
 describe('receiver kit: Inbox', () => {
   let db: TestDatabase;
+  /** The receiver's own database, on its default search_path (never the queue's schema). */
+  let pool: pg.Pool;
   const inbox = new Inbox();
   beforeAll(async () => {
     db = await createTestDatabase({ empty: true });
-    await inbox.install(db.pool);
+    pool = new pg.Pool({ connectionString: db.url });
+    await inbox.install(pool);
   });
-  afterAll(() => db.drop());
+  afterAll(async () => {
+    await pool.end();
+    await db.drop();
+  });
 
   /** Runs accept in a transaction that commits. */
   async function accept(
@@ -128,7 +135,7 @@ describe('receiver kit: Inbox', () => {
     options: { webhook?: string; allowGap?: boolean } = {},
     partitionKey = 'user-1',
   ) {
-    const client = await db.pool.connect();
+    const client = await pool.connect();
     try {
       await client.query('BEGIN');
       const delivery = { id: `m${sequence}`, topic: 'orders', partitionKey, sequence };
@@ -159,7 +166,7 @@ describe('receiver kit: Inbox', () => {
   });
 
   it('forgets an accept whose transaction rolls back', async () => {
-    const client = await db.pool.connect();
+    const client = await pool.connect();
     try {
       await client.query('BEGIN');
       const delivery = { id: 'x', topic: 'orders', partitionKey: 'user-3', sequence: 1 };
@@ -172,7 +179,7 @@ describe('receiver kit: Inbox', () => {
   });
 
   it('makes a redelivery racing the first attempt wait for it, then see a duplicate', async () => {
-    const first = await db.pool.connect();
+    const first = await pool.connect();
     try {
       await first.query('BEGIN');
       const delivery = { id: 'r', topic: 'orders', partitionKey: 'user-4', sequence: 1 };
@@ -180,7 +187,7 @@ describe('receiver kit: Inbox', () => {
       const second = accept(1, undefined, {}, 'user-4');
       // The second waits on the first's row lock before it decides.
       for (let i = 0; ; i++) {
-        const { rows } = await db.pool.query(
+        const { rows } = await pool.query(
           `SELECT 1 FROM pg_locks WHERE NOT granted AND pid IN
              (SELECT pid FROM pg_stat_activity WHERE datname = current_database())`,
         );
