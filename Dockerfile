@@ -4,7 +4,11 @@
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The workspace packages' manifests: npm ci links them (npm run receiver uses packages/receiver).
+COPY packages/receiver/package.json ./packages/receiver/
+COPY packages/client/package.json ./packages/client/
 RUN npm ci --no-audit --no-fund
+COPY packages ./packages
 COPY tsconfig.json nest-cli.json ./
 COPY src ./src
 COPY ui ./ui
@@ -14,6 +18,8 @@ RUN npm run build
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/receiver/package.json ./packages/receiver/
+COPY packages/client/package.json ./packages/client/
 RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
 
 # --- runtime ---
@@ -22,6 +28,8 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/packages/receiver/package.json ./packages/receiver/
+COPY --from=build /app/packages/receiver/dist ./packages/receiver/dist
 COPY package.json LICENSE ./
 COPY sql ./sql
 USER node

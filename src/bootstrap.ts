@@ -80,7 +80,9 @@ export async function startApi(
   const exposure = apiExposureProblem(config);
   if (exposure) throw new ConfigError(exposure);
   await checkPortFree(config.port, config.apiListenAddress);
-  await checkDatabase(requireDatabaseUrl(config), (line) => logger.log(line, 'Bootstrap'));
+  await checkDatabase(requireDatabaseUrl(config), config.databaseSchema, (line) =>
+    logger.log(line, 'Bootstrap'),
+  );
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(env, options), {
     logger,
     bodyParser: false,
@@ -115,7 +117,9 @@ export async function startApi(
 export async function startWorker(env: Env) {
   const config = loadConfig(env);
   const logger = createLogger('worker', config);
-  await checkDatabase(requireDatabaseUrl(config), (line) => logger.log(line, 'Bootstrap'));
+  await checkDatabase(requireDatabaseUrl(config), config.databaseSchema, (line) =>
+    logger.log(line, 'Bootstrap'),
+  );
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(env), {
     logger,
     abortOnError: false,

@@ -6,6 +6,7 @@ import {
   PREFERRED_PORT,
   startEmbeddedPostgres,
 } from './database/embedded-postgres.js';
+import { databaseSchemaFrom, DEFAULT_SCHEMA } from './database/schema.js';
 import { runMigrations } from './database/migrate.js';
 
 /**
@@ -30,13 +31,18 @@ try {
     port: PREFERRED_PORT,
     leaveSignalsToCaller: true,
   });
-  const applied = await runMigrations(db.url);
+  const schema = databaseSchemaFrom(process.env);
+  const applied = await runMigrations(db.url, undefined, schema);
   log(
     `embedded PostgreSQL ${db.started ? 'is up' : 'was already running'} in ${LOCAL_DATA_DIR}` +
       (applied.length ? `; applied ${applied.length} migration(s)` : '; schema is up to date'),
   );
   log(`DATABASE_URL=${db.url}`);
-  log('in other terminals, with that DATABASE_URL exported (Ctrl-C here stops the database):');
+  if (schema !== DEFAULT_SCHEMA) log(`DATABASE_SCHEMA=${schema}`);
+  log(
+    `in other terminals, with ${schema === DEFAULT_SCHEMA ? 'that DATABASE_URL' : 'both'} ` +
+      'exported (Ctrl-C here stops the database):',
+  );
   // What npm start sets by itself: an open API on loopback, receivers on this machine allowed.
   console.log(
     '  API_LISTEN_ADDRESS=127.0.0.1 WEBHOOK_ALLOW_PRIVATE_NETWORKS=true node dist/main.js',

@@ -10,6 +10,7 @@ import {
   PREFERRED_PORT,
   startEmbeddedPostgres,
 } from './database/embedded-postgres.js';
+import { psqlCommand } from './database/schema.js';
 import { runMigrations } from './database/migrate.js';
 
 /**
@@ -77,10 +78,14 @@ async function main() {
           : `reusing the embedded PostgreSQL still running on port ${new URL(db.url).port}`,
       );
     }
-    const applied = await runMigrations(process.env.DATABASE_URL!, (line) => logger.log(line));
+    const applied = await runMigrations(
+      process.env.DATABASE_URL!,
+      (line) => logger.log(line),
+      config.databaseSchema,
+    );
     logger.log(applied.length ? `applied ${applied.length} migrations` : 'schema is up to date');
     app = await startApi(process.env, { withWorker: true, role: 'local', exitOnSignal: false });
-    if (db) logger.log(`publish with SQL: psql ${db.url}`);
+    if (db) logger.log(`publish with SQL: ${psqlCommand(db.url, config.databaseSchema)}`);
   } catch (error) {
     await db?.stop();
     exitOnStartupError('local', error);

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { composeEnvironment } from './helpers/compose.js';
-import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { createTestDatabase, SCHEMA_ENV, TestDatabase } from './helpers/db.js';
 import { built, childCwd } from './helpers/scratch.js';
 
 const KEY = 'compose-test-key-0123456789abcdefghijkl';
@@ -12,7 +12,7 @@ const KEY = 'compose-test-key-0123456789abcdefghijkl';
 function run(entry: string, env: Record<string, string>, db: TestDatabase) {
   return new Promise<{ outcome: number | 'listening'; output: string; url?: string }>((resolve) => {
     const child = spawn(process.execPath, [built(entry)], {
-      env: { PATH: process.env.PATH ?? '', ...env, DATABASE_URL: db.url, PORT: '0' },
+      env: { PATH: process.env.PATH ?? '', ...SCHEMA_ENV, ...env, DATABASE_URL: db.url, PORT: '0' },
       cwd: childCwd(),
     });
     let output = '';

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { createTestDatabase, SCHEMA_ENV, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook, insertMessage } from './helpers/factories.js';
 import { freePort } from './helpers/prometheus.js';
@@ -30,7 +30,7 @@ function jsonLines(output: string): LogLine[] {
 function startApi(env: Record<string, string>) {
   const child = spawn(process.execPath, [built('main.js')], {
     cwd: childCwd(),
-    env: { PATH: process.env.PATH, ...env },
+    env: { PATH: process.env.PATH, ...SCHEMA_ENV, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const api = { output: '', exited: new Promise((done) => child.on('exit', done)), child };

@@ -3,7 +3,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { FOLD_DEAD_COUNTS } from '../src/metrics/queue-stats.sql.js';
 import { createTestApp } from './helpers/app.js';
-import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { createTestDatabase, SCHEMA_ENV, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook, insertMessage } from './helpers/factories.js';
 import { describedMetrics, freePort, sampleValue } from './helpers/prometheus.js';
@@ -43,6 +43,7 @@ async function workerHealth(port: number) {
 async function containerHealthcheck(metricsPort: number): Promise<number> {
   const env = {
     PATH: process.env.PATH,
+    ...SCHEMA_ENV,
     PORT: String(await freePort()),
     METRICS_PORT: String(metricsPort),
   };

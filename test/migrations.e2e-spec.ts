@@ -8,7 +8,8 @@ import { dataSourceOptions } from '../src/database/data-source-options.js';
 import { generateMigration, runMigrations } from '../src/database/migrate.js';
 import { MIGRATIONS } from '../src/database/migrations/index.js';
 import { createTestApp } from './helpers/app.js';
-import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { searchPathOption } from '../src/database/schema.js';
+import { createTestDatabase, SCHEMA_ENV, TEST_SCHEMA, TestDatabase } from './helpers/db.js';
 import { built, childCwd } from './helpers/scratch.js';
 
 /** Runs `node <args>` in a folder without .env, with exactly `env` (and PATH). */
@@ -16,7 +17,7 @@ function node(args: string[], env: Record<string, string> = {}) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => {
     const child = spawn(process.execPath, args, {
       cwd: childCwd(),
-      env: { PATH: process.env.PATH ?? '', ...env },
+      env: { PATH: process.env.PATH ?? '', ...SCHEMA_ENV, ...env },
     });
     let stdout = '';
     let stderr = '';
@@ -45,7 +46,7 @@ describe('migrations', () => {
   });
 
   async function withDataSource<T>(url: string, fn: (ds: DataSource) => Promise<T>): Promise<T> {
-    const dataSource = new DataSource(dataSourceOptions(url));
+    const dataSource = new DataSource(dataSourceOptions(url, searchPathOption(TEST_SCHEMA)));
     await dataSource.initialize();
     try {
       return await fn(dataSource);
@@ -56,6 +57,8 @@ describe('migrations', () => {
 
   it('run on an empty database, leave nothing for migration:generate, revert and run again', async () => {
     const db = await emptyDatabase();
+    // What runMigrations does before TypeORM connects (this test drives TypeORM itself).
+    await db.pool.query(`CREATE SCHEMA IF NOT EXISTS ${TEST_SCHEMA}`);
     await withDataSource(db.url, async (dataSource) => {
       expect((await pendingSchemaChanges(dataSource)).length).toBeGreaterThan(0);
       const applied = await dataSource.runMigrations({ transaction: 'each' });
@@ -66,7 +69,8 @@ describe('migrations', () => {
       for (let i = 0; i < applied.length; i++) await dataSource.undoLastMigration();
       const [{ n }] = await dataSource.query<{ n: number }[]>(
         `SELECT count(*)::int AS n FROM pg_tables
-         WHERE schemaname = 'public' AND tablename <> 'typeorm_migrations'`,
+         WHERE schemaname = $1 AND tablename <> 'typeorm_migrations'`,
+        [TEST_SCHEMA],
       );
       expect(n).toBe(0);
 
@@ -184,7 +188,10 @@ describe('migrations', () => {
       };
       const generated = listed.at(-1)!;
       expect(generated.name).toMatch(/^DeadIndex\d+$/);
-      const options = { ...dataSourceOptions(db.url), migrations: listed };
+      const options = {
+        ...dataSourceOptions(db.url, searchPathOption(TEST_SCHEMA)),
+        migrations: listed,
+      };
       const dataSource = new DataSource(options);
       await dataSource.initialize();
       try {

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { runMigrations } from '../src/database/migrate.js';
 import { findPgBouncer, RunningPgBouncer, startPgBouncer } from '../src/database/pgbouncer.js';
 import { createTestApp } from './helpers/app.js';
-import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { createTestDatabase, SCHEMA_ENV, TEST_SCHEMA, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
 import { OrderChecker } from './helpers/order-checker.js';
 import { Receiver } from './helpers/receiver.js';
@@ -285,15 +285,17 @@ const WARNING_OR_ERROR = /^.*\b(WARN|ERROR|FATAL)\b.*$/gm;
 const API_KEY = 'pooler-test-key-0123456789abcdefghijklmn';
 
 /** `node dist/main.js` on `databaseUrl`, with an API key (an open API warns about itself). */
-function spawnApi(databaseUrl: string) {
+function spawnApi(databaseUrl: string, env: Record<string, string> = {}) {
   const child = spawn(process.execPath, [built('main.js')], {
     cwd: childCwd(),
     env: {
       PATH: process.env.PATH,
+      ...SCHEMA_ENV,
       DATABASE_URL: databaseUrl,
       PORT: '0',
       API_KEYS: API_KEY,
       WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+      ...env,
     },
   });
   const api = { child, output: '' };
@@ -339,14 +341,25 @@ function spawnApi(databaseUrl: string) {
        INSERT INTO webhooks (topic_id, url, secret) SELECT id, $1, $2 FROM topic`,
       [receiver.url, 'whsec_' + Buffer.alloc(32, 7).toString('base64')],
     );
+    // A stock PgBouncer refuses the startup parameter that sets the schema: the role sets it.
+    if (TEST_SCHEMA !== 'public') {
+      await db.pool.query(
+        `ALTER ROLE CURRENT_USER IN DATABASE ${db.name} SET search_path = ${TEST_SCHEMA}`,
+      );
+    }
     return { db, receiver, pooledUrl: bouncer.url(db.name) };
   }
 
   /** The API and a worker through the pooler (LISTEN direct); publishes one message. */
-  async function apiAndWorker(db: TestDatabase, pooledUrl: string, receiver: Receiver) {
-    const api = spawnApi(pooledUrl);
+  async function apiAndWorker(
+    db: TestDatabase,
+    pooledUrl: string,
+    receiver: Receiver,
+    env: Record<string, string> = {},
+  ) {
+    const api = spawnApi(pooledUrl, env);
     stops.push(() => api.child.kill('SIGKILL'));
-    const worker = WorkerProcess.spawn(pooledUrl, { DATABASE_LISTEN_URL: db.url });
+    const worker = WorkerProcess.spawn(pooledUrl, { DATABASE_LISTEN_URL: db.url, ...env });
     stops.push(() => worker.stop());
     const port = await eventually(
       () => /API listening on http:\/\/[^ ]+:(\d+)/.exec(api.output)?.[1],
@@ -388,6 +401,49 @@ function spawnApi(databaseUrl: string) {
       `ALTER ROLE CURRENT_USER IN DATABASE ${db.name} SET statement_timeout = '30s'`,
     );
     const { api, worker } = await apiAndWorker(db, pooledUrl, receiver);
+    expect(api.output.match(WARNING_OR_ERROR) ?? []).toEqual([]);
+    expect(worker.output.match(WARNING_OR_ERROR) ?? []).toEqual([]);
+  });
+  /** A database migrated into schema `kits`, with a topic `orders` and a webhook to a receiver. */
+  async function setUpKits() {
+    const db = await createTestDatabase({ empty: true });
+    databases.push(db);
+    await runMigrations(db.url, undefined, 'kits');
+    const receiver = await Receiver.start();
+    stops.push(() => receiver.close());
+    const { rows } = await db.pool.query<{ id: number }>(
+      `INSERT INTO kits.topics (name) VALUES ('orders') RETURNING id`,
+    );
+    await db.pool.query(`INSERT INTO kits.webhooks (topic_id, url, secret) VALUES ($1, $2, $3)`, [
+      rows[0].id,
+      receiver.url,
+      'whsec_' + Buffer.alloc(32, 7).toString('base64'),
+    ]);
+    return { db, receiver, pooledUrl: bouncer.url(db.name) };
+  }
+
+  it('DATABASE_SCHEMA: refuses to start when the role does not set the search_path', async () => {
+    const { pooledUrl } = await setUpKits();
+    const refused = spawnApi(pooledUrl, { DATABASE_SCHEMA: 'kits' });
+    const code = await new Promise((done) => refused.child.once('exit', done));
+    expect(code).toBe(1);
+    expect(refused.output).toMatch(
+      /DATABASE_SCHEMA=kits, but the database \(a pooler\) refuses or ignores the startup parameter that sets search_path .*ALTER ROLE … IN DATABASE … SET search_path = kits/,
+    );
+  });
+
+  it('DATABASE_SCHEMA: delivers when the role sets the search_path', async () => {
+    const { db, receiver, pooledUrl } = await setUpKits();
+    for (const setting of [
+      `search_path = kits`,
+      `lock_timeout = '5s'`,
+      `statement_timeout = '30s'`,
+    ]) {
+      await db.pool.query(`ALTER ROLE CURRENT_USER IN DATABASE ${db.name} SET ${setting}`);
+    }
+    const { api, worker } = await apiAndWorker(db, pooledUrl, receiver, {
+      DATABASE_SCHEMA: 'kits',
+    });
     expect(api.output.match(WARNING_OR_ERROR) ?? []).toEqual([]);
     expect(worker.output.match(WARNING_OR_ERROR) ?? []).toEqual([]);
   });

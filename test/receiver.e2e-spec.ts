@@ -114,7 +114,9 @@ describe('npm run receiver', () => {
       { sequence: '1', status: 'dead', last_status_code: 401 },
     ]);
     expect(receiver.arrivals).toHaveLength(2);
-    expect(receiver.arrivals[0]).toContain('-> 401  BAD SIGNATURE: No matching signature found');
+    expect(receiver.arrivals[0]).toContain(
+      '-> 401  BAD SIGNATURE: webhook-signature does not match the body',
+    );
     const { summary } = await receiver.interrupt();
     expect(summary).toContain(
       'requests 2: accepted 0, failed on purpose 0, bad signatures 2, untracked 0',
@@ -176,7 +178,7 @@ describe('npm run receiver', () => {
       'ORDER BREAK: arrived after #5',
       'duplicate (seen before)',
       'in order',
-      'BAD SIGNATURE: No matching signature found',
+      'BAD SIGNATURE: webhook-signature does not match the body',
     ]);
     const { summary } = await receiver.interrupt();
     expect(summary).toContain(

@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { createTestApp } from './helpers/app.js';
-import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { createTestDatabase, SCHEMA_ENV, TestDatabase } from './helpers/db.js';
 import { createTopic, createWebhook } from './helpers/factories.js';
 
 const KEY_A = 'key-a-0123456789abcdefghijklmnopqrs';
@@ -401,7 +401,13 @@ describe('security: exposing the API', () => {
     function start(env: Record<string, string>) {
       return new Promise<{ outcome: number | 'listening'; output: string }>((resolve) => {
         const child = spawn(process.execPath, ['dist/main.js'], {
-          env: { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, PORT: '0', ...env },
+          env: {
+            PATH: process.env.PATH ?? '',
+            ...SCHEMA_ENV,
+            DATABASE_URL: db.url,
+            PORT: '0',
+            ...env,
+          },
           cwd: new URL('..', import.meta.url).pathname,
         });
         let output = '';

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer, Server } from 'node:net';
 import { join } from 'node:path';
-import { createTestDatabase, databaseUrlFor, TestDatabase } from './helpers/db.js';
+import { createTestDatabase, databaseUrlFor, SCHEMA_ENV, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
 import { built, childCwd, scratchDir } from './helpers/scratch.js';
 
@@ -15,7 +15,13 @@ function start(entry: string, env: Record<string, string>, cwd = childCwd()) {
   const child = spawn(process.execPath, [built(entry)], {
     // Loopback: without API_KEYS the API refuses any other address (fail closed). PORT 0:
     // never the default 8000, which npm start may hold while the tests run.
-    env: { PATH: process.env.PATH ?? '', API_LISTEN_ADDRESS: '127.0.0.1', PORT: '0', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      ...SCHEMA_ENV,
+      API_LISTEN_ADDRESS: '127.0.0.1',
+      PORT: '0',
+      ...env,
+    },
     cwd,
   });
   const out = { stdout: '', stderr: '' };

@@ -9,6 +9,7 @@ describe('loadConfig', () => {
     expect(loadConfig({})).toEqual({
       databaseUrl: undefined,
       databaseListenUrl: undefined,
+      databaseSchema: 'public',
       port: 8000,
       maxRetries: 5,
       backoffFactor: 2,
@@ -137,6 +138,9 @@ describe('loadConfig', () => {
     ['WORKER_CONCURRENCY_PER_WEBHOOK', '11'],
     ['WEBHOOK_DNS_SERVERS', 'dns.example.com'],
     ['MAX_BATCH_BODY_BYTES', '1048575'],
+    ['DATABASE_SCHEMA', 'Queue'],
+    ['DATABASE_SCHEMA', 'pgwq; DROP TABLE x'],
+    ['DATABASE_SCHEMA', 'pg_catalog'],
     ['MAX_BATCH_BODY_BYTES', 'big'],
     ['RETENTION_DELIVERED_SECONDS', '-1'],
     ['RETENTION_DELIVERED_SECONDS', '1 week'],

@@ -2,6 +2,7 @@ import { promises as dns } from 'node:dns';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import { StartupError } from '../common/startup-error.js';
+import { databaseSchemaFrom } from '../database/schema.js';
 import { EnvironmentVariables, LogFormat, LogLevel } from './env.schema.js';
 
 /** One API_KEYS entry: `name:key`, or a bare key named `key-<position>`. */
@@ -16,6 +17,8 @@ export abstract class AppConfig {
   abstract readonly databaseUrl: string | undefined;
   /** DATABASE_LISTEN_URL, else DATABASE_URL: where the worker LISTENs. */
   abstract readonly databaseListenUrl: string | undefined;
+  /** DATABASE_SCHEMA: where the queue's tables and functions are (default public). */
+  abstract readonly databaseSchema: string;
   abstract readonly port: number;
   abstract readonly maxRetries: number;
   abstract readonly backoffFactor: number;
@@ -174,6 +177,12 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
     });
     throw new ConfigError(lines.join('\n'));
   }
+  let databaseSchema: string;
+  try {
+    databaseSchema = databaseSchemaFrom(env);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
   const perWebhook = vars.WORKER_CONCURRENCY_PER_WEBHOOK ?? Math.ceil(vars.WORKER_CONCURRENCY / 2);
   if (perWebhook > vars.WORKER_CONCURRENCY) {
     throw new ConfigError(
@@ -202,6 +211,7 @@ export function loadConfig(env: Record<string, string | undefined>): AppConfig {
   return Object.freeze({
     databaseUrl: vars.DATABASE_URL,
     databaseListenUrl: vars.DATABASE_LISTEN_URL ?? vars.DATABASE_URL,
+    databaseSchema,
     port: vars.PORT,
     maxRetries: vars.MAX_RETRIES,
     backoffFactor: vars.BACKOFF_FACTOR,

@@ -1,13 +1,22 @@
 import 'reflect-metadata';
+import type pg from 'pg';
 import { DataSource, DataSourceOptions } from 'typeorm';
 import { ENTITIES } from './entities/index.js';
 import { MIGRATIONS } from './migrations/index.js';
 
-/** The one TypeORM configuration: the app, the migration commands and the tests build on it. */
-export function dataSourceOptions(databaseUrl: string): DataSourceOptions {
+/**
+ * The one TypeORM configuration: the app, the migration commands and the tests build on it.
+ * `extra` goes to its pg.Pool: the app's time limits, and the search_path of DATABASE_SCHEMA
+ * (TypeORM then finds its tables, the migrations table included, through current_schema()).
+ */
+export function dataSourceOptions(
+  databaseUrl: string,
+  extra: pg.PoolConfig = {},
+): DataSourceOptions {
   return {
     type: 'postgres',
     url: databaseUrl,
+    extra,
     entities: ENTITIES,
     migrations: MIGRATIONS,
     migrationsTableName: 'typeorm_migrations',

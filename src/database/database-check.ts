@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { startupParameters } from './pool-options.js';
 import { StartupError } from '../common/startup-error.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { isTransientConnectionError, pgErrorCode, UNDEFINED_TABLE } from './pg-errors.js';
@@ -69,11 +70,11 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
  * The migrations this build has that the database lacks (all of them when it has no migrations
  * table at all). One query on a table of a handful of rows: cheap enough for every /health.
  */
-export async function pendingMigrations(db: Queryable): Promise<string[]> {
+export async function pendingMigrations(db: Queryable, schema: string): Promise<string[]> {
   const names = MIGRATIONS.map((m) => m.name);
   try {
     const { rows } = await db.query<{ name: string }>(
-      'SELECT name FROM typeorm_migrations WHERE name = ANY($1::text[])',
+      `SELECT name FROM ${schema}.typeorm_migrations WHERE name = ANY($1::text[])`,
       [names],
     );
     const applied = new Set(rows.map((r) => r.name));
@@ -102,11 +103,14 @@ export function describePending(pending: string[], withNames = true): string | u
  */
 export async function checkDatabase(
   databaseUrl: string,
+  schema: string,
   onWait?: (line: string) => void,
 ): Promise<void> {
   const client = await connectOrExplain(databaseUrl, { onWait });
   try {
-    const missing = describePending(await pendingMigrations(client));
+    // Whether the pools can land in the schema: a pooler that drops the search_path stops us here.
+    await startupParameters(databaseUrl, schema);
+    const missing = describePending(await pendingMigrations(client, schema));
     if (missing) {
       throw new StartupError(`${missing} (${describeDatabase(databaseUrl)}); ${MIGRATE_HINT}`);
     }

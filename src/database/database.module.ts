@@ -4,7 +4,12 @@ import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
 import { dataSourceOptions } from './data-source-options.js';
 import { isTransientConnectionError } from './pg-errors.js';
-import { DATABASE_TIMEOUTS, poolOptions, serverTimeouts, settledWithin } from './pool-options.js';
+import {
+  DATABASE_TIMEOUTS,
+  poolOptions,
+  settledWithin,
+  startupParameters,
+} from './pool-options.js';
 
 /** The pg pool for hand-written SQL (the delivery path, health checks). */
 export const PG_POOL = Symbol('PG_POOL');
@@ -36,11 +41,10 @@ export function requireDatabaseUrl(config: AppConfig): string {
           url,
           'pgwq-typeorm',
           10,
-          await serverTimeouts(url),
+          await startupParameters(url, config.databaseSchema),
         );
         return {
-          ...dataSourceOptions(connectionString!),
-          extra,
+          ...dataSourceOptions(connectionString!, extra),
           // Only a server that is not there yet is worth waiting for; a missing database or a
           // wrong password fails at once (the start-up check has usually said so already).
           toRetry: isTransientConnectionError,
@@ -55,7 +59,12 @@ export function requireDatabaseUrl(config: AppConfig): string {
       useFactory: async (config: AppConfig) => {
         const url = requireDatabaseUrl(config);
         const pool = new pg.Pool(
-          poolOptions(url, 'pgwq', config.workerConcurrency + 4, await serverTimeouts(url)),
+          poolOptions(
+            url,
+            'pgwq',
+            config.workerConcurrency + 4,
+            await startupParameters(url, config.databaseSchema),
+          ),
         );
         // An idle client losing its connection (server restart, pg_terminate_backend) emits
         // 'error' on the pool; without a listener that would crash the process.

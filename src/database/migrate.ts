@@ -5,6 +5,8 @@ import { DataSource } from 'typeorm';
 import { StartupError } from '../common/startup-error.js';
 import { connectOrExplain, describePending, pendingMigrations } from './database-check.js';
 import { dataSourceOptions, MigrationDataSource } from './data-source-options.js';
+import { startupParameters } from './pool-options.js';
+import { databaseSchemaFrom, DEFAULT_SCHEMA } from './schema.js';
 
 /**
  * Runs `fn` holding a session advisory lock on a connection of its own, so processes that
@@ -26,8 +28,13 @@ async function withMigrationLock<T>(
   }
 }
 
-async function withDataSource<T>(databaseUrl: string, fn: (ds: DataSource) => Promise<T>) {
-  const dataSource = new MigrationDataSource(dataSourceOptions(databaseUrl));
+async function withDataSource<T>(
+  databaseUrl: string,
+  schema: string,
+  fn: (ds: DataSource) => Promise<T>,
+) {
+  const { searchPath } = await startupParameters(databaseUrl, schema);
+  const dataSource = new MigrationDataSource(dataSourceOptions(databaseUrl, searchPath));
   await dataSource.initialize();
   try {
     return await fn(dataSource);
@@ -44,13 +51,16 @@ async function withDataSource<T>(databaseUrl: string, fn: (ds: DataSource) => Pr
 export async function runMigrations(
   databaseUrl: string,
   onWait?: (line: string) => void,
+  schema = databaseSchemaFrom(process.env),
 ): Promise<string[]> {
-  return withMigrationLock(databaseUrl, onWait, () =>
-    withDataSource(databaseUrl, async (ds) => {
+  return withMigrationLock(databaseUrl, onWait, async (client) => {
+    // Before TypeORM connects: its migrations table goes into the schema, so it must exist.
+    if (schema !== DEFAULT_SCHEMA) await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    return withDataSource(databaseUrl, schema, async (ds) => {
       const applied = await ds.runMigrations({ transaction: 'each' });
       return applied.map((m) => m.name);
-    }),
-  );
+    });
+  });
 }
 
 /**
@@ -59,12 +69,13 @@ export async function runMigrations(
  */
 export async function migrationStatus(
   databaseUrl: string,
+  schema = databaseSchemaFrom(process.env),
 ): Promise<{ applied: string[]; pending: string[] }> {
   const client = await connectOrExplain(databaseUrl);
   try {
-    const pending = await pendingMigrations(client);
+    const pending = await pendingMigrations(client, schema);
     const { rows } = await client
-      .query<{ name: string }>('SELECT name FROM typeorm_migrations ORDER BY id')
+      .query<{ name: string }>(`SELECT name FROM ${schema}.typeorm_migrations ORDER BY id`)
       .catch(() => ({ rows: [] }));
     return { applied: rows.map((r) => r.name), pending };
   } finally {
@@ -73,13 +84,20 @@ export async function migrationStatus(
 }
 
 /** Reverts the last migration applied; returns its name, or undefined when none is applied. */
-export async function revertLastMigration(databaseUrl: string): Promise<string | undefined> {
+export async function revertLastMigration(
+  databaseUrl: string,
+  schema = databaseSchemaFrom(process.env),
+): Promise<string | undefined> {
   return withMigrationLock(databaseUrl, undefined, async (client) => {
     const { rows } = await client
-      .query<{ name: string }>('SELECT name FROM typeorm_migrations ORDER BY id DESC LIMIT 1')
+      .query<{
+        name: string;
+      }>(`SELECT name FROM ${schema}.typeorm_migrations ORDER BY id DESC LIMIT 1`)
       .catch(() => ({ rows: [] }));
     if (rows.length === 0) return undefined;
-    await withDataSource(databaseUrl, (ds) => ds.undoLastMigration({ transaction: 'each' }));
+    await withDataSource(databaseUrl, schema, (ds) =>
+      ds.undoLastMigration({ transaction: 'each' }),
+    );
     return rows[0].name;
   });
 }
@@ -121,22 +139,25 @@ export async function generateMigration(options: {
   name: string;
   dir: string;
   timestamp?: number;
+  schema?: string;
 }): Promise<string | undefined> {
-  const { databaseUrl, name, dir } = options;
+  const { databaseUrl, name, dir, schema = databaseSchemaFrom(process.env) } = options;
   if (!/^[A-Z][A-Za-z0-9]*$/.test(name)) {
     throw new StartupError(
       `the migration name must be PascalCase letters and digits (got "${name}")`,
     );
   }
   const client = await connectOrExplain(databaseUrl);
-  const missing = await pendingMigrations(client).finally(() => client.end());
+  const missing = await pendingMigrations(client, schema).finally(() => client.end());
   if (missing.length > 0) {
     throw new StartupError(
       `${describePending(missing)}: run them first (npm run migration:run), so that the diff ` +
         'holds only your change',
     );
   }
-  const diff = await withDataSource(databaseUrl, (ds) => ds.driver.createSchemaBuilder().log());
+  const diff = await withDataSource(databaseUrl, schema, (ds) =>
+    ds.driver.createSchemaBuilder().log(),
+  );
   if (diff.upQueries.length === 0) return undefined;
   const timestamp = options.timestamp ?? Date.now();
   const className = `${name}${timestamp}`;

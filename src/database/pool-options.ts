@@ -1,5 +1,7 @@
 import { Logger } from '@nestjs/common';
 import pg from 'pg';
+import { StartupError } from '../common/startup-error.js';
+import { DEFAULT_SCHEMA, searchPathOption } from './schema.js';
 
 /**
  * Time limits of every pooled connection, API and worker alike (docs/configuration.md, "Database timeouts").
@@ -37,7 +39,7 @@ export function poolOptions(
   databaseUrl: string,
   applicationName: string,
   max: number,
-  timeouts: ServerTimeouts,
+  { timeouts, searchPath }: StartupParameters,
 ): pg.PoolConfig {
   return {
     connectionString: databaseUrl,
@@ -47,35 +49,50 @@ export function poolOptions(
     keepAlive: true,
     keepAliveInitialDelayMillis: DATABASE_TIMEOUTS.keepAliveInitialDelayMs,
     ...timeouts,
+    ...searchPath,
     query_timeout: DATABASE_TIMEOUTS.queryMs,
   };
 }
 
-const probes = new Map<string, Promise<ServerTimeouts>>();
+/** What the pools send at startup: the server-side limits and the schema's search_path. */
+export interface StartupParameters {
+  timeouts: ServerTimeouts;
+  searchPath: Pick<pg.ClientConfig, 'options'>;
+}
+
+const probes = new Map<string, Promise<StartupParameters>>();
 
 /**
- * The startup parameters the pools may send, probed once per database URL and process. A stock
- * PgBouncer refuses a connection that sends any parameter it does not track ("unsupported
+ * The startup parameters the pools may send, probed once per database URL, schema and process. A
+ * stock PgBouncer refuses a connection that sends any parameter it does not track ("unsupported
  * startup parameter") unless its ignore_startup_parameters lists them: then the pools connect
- * without them, and one warning names the limits the server no longer enforces (none that the
- * role or database sets itself: ALTER ROLE … SET lock_timeout).
+ * without them. The time limits are then only warned about (none that the role or database sets
+ * itself: ALTER ROLE … SET lock_timeout), but a schema other than public is required: without
+ * its search_path the queue would read and write an application's tables of the same names, so
+ * the role must set it, or the process stops here, in one line. A pooler that ignores `options`
+ * (ignore_startup_parameters = options) is caught the same way: the search_path is checked.
  */
-export function serverTimeouts(databaseUrl: string): Promise<ServerTimeouts> {
-  let probe = probes.get(databaseUrl);
+export function startupParameters(databaseUrl: string, schema: string): Promise<StartupParameters> {
+  const key = `${schema} ${databaseUrl}`;
+  let probe = probes.get(key);
   if (!probe) {
-    probe = probeServerTimeouts(databaseUrl);
-    probes.set(databaseUrl, probe);
-    probe.catch(() => probes.delete(databaseUrl));
+    probe = probeStartupParameters(databaseUrl, schema);
+    probes.set(key, probe);
+    probe.catch(() => probes.delete(key));
   }
   return probe;
 }
 
-async function probeServerTimeouts(databaseUrl: string): Promise<ServerTimeouts> {
-  const connect = async (timeouts: ServerTimeouts) => {
+async function probeStartupParameters(
+  databaseUrl: string,
+  schema: string,
+): Promise<StartupParameters> {
+  const searchPath = searchPathOption(schema);
+  const connect = async (parameters: pg.ClientConfig) => {
     const client = new pg.Client({
       connectionString: databaseUrl,
       connectionTimeoutMillis: DATABASE_TIMEOUTS.connectMs,
-      ...timeouts,
+      ...parameters,
     });
     client.on('error', () => undefined);
     await client.connect();
@@ -83,42 +100,67 @@ async function probeServerTimeouts(databaseUrl: string): Promise<ServerTimeouts>
   };
   let client: pg.Client;
   try {
-    client = await connect(STARTUP_TIMEOUTS);
+    client = await connect({ ...STARTUP_TIMEOUTS, ...searchPath });
   } catch (error) {
     if (!/unsupported startup parameter/i.test((error as Error)?.message ?? '')) {
       // Not an answer about the parameters: the pools meet this failure and report it, as
       // ever (TypeORM waits for a server that is starting); probe again next time.
-      probes.delete(databaseUrl);
-      return STARTUP_TIMEOUTS;
+      probes.delete(`${schema} ${databaseUrl}`);
+      return { timeouts: STARTUP_TIMEOUTS, searchPath };
     }
     const plain = await connect({});
     try {
-      const { rows } = await plain.query<{ lock: string; statement: string }>(
-        `SELECT current_setting('lock_timeout') AS lock,
-                current_setting('statement_timeout') AS statement`,
-      );
-      const unenforced = [
-        ...(rows[0].lock === '0' ? [`lock_timeout (${DATABASE_TIMEOUTS.lockMs / 1000} s)`] : []),
-        ...(rows[0].statement === '0'
-          ? [`statement_timeout (${DATABASE_TIMEOUTS.statementMs / 1000} s)`]
-          : []),
-      ];
-      if (unenforced.length > 0) {
-        new Logger('Database').warn(
-          `the database (a pooler) refuses startup parameters, so ${unenforced.join(' and ')} ` +
-            'are not enforced: a publish may wait on a lock and a statement run until the ' +
-            `client gives up after ${DATABASE_TIMEOUTS.queryMs / 1000} s. Set them on the role ` +
-            "the app logs in as (ALTER ROLE … IN DATABASE … SET lock_timeout = '5s'; " +
-            'docs/pooler.md)',
-        );
-      }
+      await requireSearchPath(plain, schema);
+      await warnUnenforcedTimeouts(plain);
     } finally {
       await plain.end().catch(() => undefined);
     }
-    return {};
+    return { timeouts: {}, searchPath: {} };
   }
-  await client.end().catch(() => undefined);
-  return STARTUP_TIMEOUTS;
+  try {
+    await requireSearchPath(client, schema);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  return { timeouts: STARTUP_TIMEOUTS, searchPath };
+}
+
+/** Throws unless a schema other than public comes first in the session's search_path. */
+async function requireSearchPath(client: pg.Client, schema: string): Promise<void> {
+  if (schema === DEFAULT_SCHEMA) return;
+  const { rows } = await client.query<{ first: string }>(
+    `SELECT trim(both ' "' from split_part(current_setting('search_path'), ',', 1)) AS first`,
+  );
+  if (rows[0].first !== schema) {
+    throw new StartupError(
+      `DATABASE_SCHEMA=${schema}, but the database (a pooler) refuses or ignores the startup ` +
+        `parameter that sets search_path (its search_path is "${rows[0].first}"). Set it on ` +
+        `the role the app logs in as: ALTER ROLE … IN DATABASE … SET search_path = ${schema} ` +
+        '(docs/pooler.md)',
+    );
+  }
+}
+
+async function warnUnenforcedTimeouts(client: pg.Client): Promise<void> {
+  const { rows } = await client.query<{ lock: string; statement: string }>(
+    `SELECT current_setting('lock_timeout') AS lock,
+            current_setting('statement_timeout') AS statement`,
+  );
+  const unenforced = [
+    ...(rows[0].lock === '0' ? [`lock_timeout (${DATABASE_TIMEOUTS.lockMs / 1000} s)`] : []),
+    ...(rows[0].statement === '0'
+      ? [`statement_timeout (${DATABASE_TIMEOUTS.statementMs / 1000} s)`]
+      : []),
+  ];
+  if (unenforced.length > 0) {
+    new Logger('Database').warn(
+      `the database (a pooler) refuses startup parameters, so ${unenforced.join(' and ')} ` +
+        'are not enforced: a publish may wait on a lock and a statement run until the ' +
+        `client gives up after ${DATABASE_TIMEOUTS.queryMs / 1000} s. Set them on the role ` +
+        "the app logs in as (ALTER ROLE … IN DATABASE … SET lock_timeout = '5s'; " +
+        'docs/pooler.md)',
+    );
+  }
 }
 
 /**

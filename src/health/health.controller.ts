@@ -1,6 +1,7 @@
 import { Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOkResponse, ApiProperty, ApiTags, ApiOperation } from '@nestjs/swagger';
 import pg from 'pg';
+import { AppConfig } from '../config/app-config.js';
 import { ApiErrors } from '../common/error-responses.js';
 import { describePending, MIGRATE_HINT, pendingMigrations } from '../database/database-check.js';
 import { PG_POOL } from '../database/database.module.js';
@@ -16,7 +17,10 @@ const HEALTH_TIMEOUT_MS = 2000;
 @ApiTags('health')
 @Controller('health')
 export class HealthController {
-  constructor(@Inject(PG_POOL) private readonly pool: pg.Pool) {}
+  constructor(
+    @Inject(PG_POOL) private readonly pool: pg.Pool,
+    private readonly config: AppConfig,
+  ) {}
 
   @ApiOperation({ summary: 'Check that the database answers and has every migration' })
   @Get()
@@ -28,7 +32,7 @@ export class HealthController {
     let pending: string[];
     try {
       pending = await Promise.race([
-        pendingMigrations(this.pool),
+        pendingMigrations(this.pool, this.config.databaseSchema),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error('timeout')), HEALTH_TIMEOUT_MS);
         }),

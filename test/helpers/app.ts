@@ -3,6 +3,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule, Env } from '../../src/app.module.js';
 import { configureApp } from '../../src/configure-app.js';
 import type { Response } from 'supertest';
+import { SCHEMA_ENV } from './db.js';
 
 /** The API exactly as production builds it (configureApp), on the given database. */
 export async function createTestApp(
@@ -11,7 +12,7 @@ export async function createTestApp(
   options: { withWorker?: boolean } = {},
 ): Promise<NestExpressApplication> {
   const moduleRef = await Test.createTestingModule({
-    imports: [AppModule.forRoot({ DATABASE_URL: databaseUrl, ...env }, options)],
+    imports: [AppModule.forRoot({ ...SCHEMA_ENV, DATABASE_URL: databaseUrl, ...env }, options)],
   }).compile();
   const app = moduleRef.createNestApplication<NestExpressApplication>({
     bodyParser: false,

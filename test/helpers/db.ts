@@ -1,5 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { searchPathOption } from '../../src/database/schema.js';
+
+/**
+ * DATABASE_SCHEMA of the run (CI runs the suite once with the queue in schema pgwq): the API, the
+ * workers and the test's own pool land in it, whatever else the database holds.
+ */
+export const TEST_SCHEMA = process.env.DATABASE_SCHEMA || 'public';
+/** What an API or worker of a test needs in its environment to follow TEST_SCHEMA. */
+export const SCHEMA_ENV: Record<string, string> =
+  TEST_SCHEMA === 'public' ? {} : { DATABASE_SCHEMA: TEST_SCHEMA };
 
 /** The same server URL with another database name. */
 export function databaseUrlFor(serverUrl: string, database: string): string {
@@ -39,7 +49,7 @@ export async function createTestDatabase(options: { empty?: boolean } = {}): Pro
     c.query(`CREATE DATABASE ${name} TEMPLATE ${options.empty ? 'template0' : template}`),
   );
   const url = databaseUrlFor(adminUrl, name);
-  const pool = new pg.Pool({ connectionString: url, max: 20 });
+  const pool = new pg.Pool({ connectionString: url, max: 20, ...searchPathOption(TEST_SCHEMA) });
   pool.on('error', () => undefined);
   return {
     name,

@@ -2,6 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { NestFactory } from '@nestjs/core';
 import type { INestApplicationContext } from '@nestjs/common';
 import { Env, WorkerModule } from '../../src/app.module.js';
+import { SCHEMA_ENV } from './db.js';
 import { built, childCwd } from './scratch.js';
 
 /** Worker settings that keep the delivery tests quick. */
@@ -21,7 +22,7 @@ export async function startInProcessWorker(
   env: Env = {},
 ): Promise<INestApplicationContext> {
   const app = await NestFactory.createApplicationContext(
-    WorkerModule.forRoot({ ...FAST_WORKER_ENV, DATABASE_URL: databaseUrl, ...env }),
+    WorkerModule.forRoot({ ...SCHEMA_ENV, ...FAST_WORKER_ENV, DATABASE_URL: databaseUrl, ...env }),
     { logger: ['error'], abortOnError: false },
   );
   await app.init();
@@ -56,7 +57,13 @@ export class WorkerProcess {
           ];
     const child = spawn(command, args, {
       cwd: childCwd(),
-      env: { PATH: process.env.PATH, ...FAST_WORKER_ENV, DATABASE_URL: databaseUrl, ...env },
+      env: {
+        PATH: process.env.PATH,
+        ...SCHEMA_ENV,
+        ...FAST_WORKER_ENV,
+        DATABASE_URL: databaseUrl,
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     return new WorkerProcess(child);

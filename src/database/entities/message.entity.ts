@@ -8,6 +8,7 @@ import {
   PrimaryColumn,
   Unique,
 } from 'typeorm';
+import { EVENT_TYPE_PATTERN } from '../migrations/1795633464600-PublishByName.js';
 import { bigintToNumber } from './bigint.transformer.js';
 import { Topic } from './topic.entity.js';
 
@@ -19,6 +20,7 @@ export const PARTITION_KEY_PATTERN = '^[\\x21-\\x7e]{1,255}$';
 @Unique('messages_idempotency_key', ['topicId', 'idempotencyKey'])
 @Index('messages_topic_id_idx', ['topicId', 'id'])
 @Check('messages_partition_key_check', `partition_key ~ '${PARTITION_KEY_PATTERN}'`)
+@Check('messages_event_type_check', `event_type ~ '${EVENT_TYPE_PATTERN}'`)
 export class Message {
   @PrimaryColumn('bigint', {
     generated: 'identity',
@@ -54,4 +56,8 @@ export class Message {
    */
   @Column('text', { name: 'idempotency_key', nullable: true })
   idempotencyKey: string | null;
+
+  /** What happened (`order.created`); set by pgwq_publish or an SQL producer, optional. */
+  @Column('text', { name: 'event_type', nullable: true })
+  eventType: string | null;
 }

@@ -170,31 +170,31 @@ export class InitialSchema1795633463586 implements MigrationInterface {
             DROP TABLE "partition_sequences"
         `);
     await queryRunner.query(`
-            DROP INDEX "public"."delivery_lines_due_idx"
+            DROP INDEX "delivery_lines_due_idx"
         `);
     await queryRunner.query(`
             DROP TABLE "delivery_lines"
         `);
     await queryRunner.query(`
-            DROP INDEX "public"."delivery_attempts_delivery_id_idx"
+            DROP INDEX "delivery_attempts_delivery_id_idx"
         `);
     await queryRunner.query(`
             DROP TABLE "delivery_attempts"
         `);
     await queryRunner.query(`
-            DROP INDEX "public"."deliveries_webhook_id_idx"
+            DROP INDEX "deliveries_webhook_id_idx"
         `);
     await queryRunner.query(`
-            DROP INDEX "public"."deliveries_dead_idx"
+            DROP INDEX "deliveries_dead_idx"
         `);
     await queryRunner.query(`
-            DROP INDEX "public"."deliveries_message_id_idx"
+            DROP INDEX "deliveries_message_id_idx"
         `);
     await queryRunner.query(`
             DROP TABLE "deliveries"
         `);
     await queryRunner.query(`
-            DROP INDEX "public"."webhooks_topic_id_idx"
+            DROP INDEX "webhooks_topic_id_idx"
         `);
     await queryRunner.query(`
             DROP TABLE "webhooks"

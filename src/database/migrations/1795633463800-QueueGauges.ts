@@ -95,6 +95,6 @@ SELECT webhook_id, count(*) FROM deliveries WHERE status = 'dead' GROUP BY webho
     await queryRunner.query(`DROP FUNCTION pgwq_count_dead_deleted()`);
     await queryRunner.query(`DROP FUNCTION pgwq_count_dead_change()`);
     await queryRunner.query(`DROP TABLE "dead_delivery_counts"`);
-    await queryRunner.query(`DROP INDEX "public"."deliveries_pending_age_idx"`);
+    await queryRunner.query(`DROP INDEX "deliveries_pending_age_idx"`);
   }
 }

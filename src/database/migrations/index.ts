@@ -15,6 +15,7 @@ import { BoundedPayloads1795633464300 } from './1795633464300-BoundedPayloads.js
 import { SequencePlans1795633464301 } from './1795633464301-SequencePlans.js';
 import { BoundedRecord1795633464302 } from './1795633464302-BoundedRecord.js';
 import { FindingAndAudit1795633464500 } from './1795633464500-FindingAndAudit.js';
+import { PublishByName1795633464600 } from './1795633464600-PublishByName.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -35,4 +36,5 @@ export const MIGRATIONS = [
   SequencePlans1795633464301,
   BoundedRecord1795633464302,
   FindingAndAudit1795633464500,
+  PublishByName1795633464600,
 ];

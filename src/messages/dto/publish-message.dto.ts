@@ -21,7 +21,7 @@ export class PublishMessageDto {
     description:
       'Any JSON value, stored exactly as sent (numbers keep every digit) and POSTed as the ' +
       'request body to every webhook of the topic. At most MAX_PAYLOAD_BYTES (default 1 MiB) ' +
-      '(else 413), nested at most 63 levels, no \\u0000 in strings (else 400).',
+      '(else 413), nested at most 63 levels, no NUL character (U+0000) in strings (else 400).',
     example: { event: 'order.created', order_id: 1001 },
   })
   payload: unknown;
@@ -31,7 +31,7 @@ export class PublishMessageDto {
       'Makes the publish safe to retry: unique per topic, enforced by the database. A publish ' +
       'with a key the topic already has writes nothing and answers 200 with the original ' +
       'message (same id and sequence), whatever its partition_key and payload. ' +
-      `1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters, no \\u0000.`,
+      `1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters, no NUL character (U+0000).`,
     minLength: 1,
     maxLength: MAX_IDEMPOTENCY_KEY_LENGTH,
     example: 'order-1001-created',

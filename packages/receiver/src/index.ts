@@ -1,0 +1,10 @@
+export { verify, WebhookVerificationError } from './verify.js';
+export type { Delivery, VerifyOptions, WebhookRequest } from './verify.js';
+export { Inbox } from './inbox.js';
+export type { InboxOptions, InboxResult, Queryable } from './inbox.js';
+export { applyDelivery, receive } from './receive.js';
+export type { Answer, ApplyOptions, ConnectionPool } from './receive.js';
+export { applyWebhook, verifyWebhook } from './express.js';
+export type { WebhookIncoming } from './express.js';
+export { WebhookGuard } from './nest.js';
+export type { HttpExecutionContext } from './nest.js';
