@@ -19,6 +19,7 @@ import {
 import {
   CLAIM_LINES,
   ClaimedLine,
+  Outcome,
   RECORD_ATTEMPTS,
   RECORD_ATTEMPTS_ASYNC,
   RecordedAttempt,
@@ -32,11 +33,9 @@ import {
 import { DeliveryMetrics } from './delivery-metrics.js';
 import { NotifyListener } from './notify-listener.js';
 import { ResultRecorder } from './result-recorder.js';
-import { noteAttemptOutcome } from './webhook-state.js';
+import { noteAttemptOutcome } from '../queue/webhook-state.js';
 import { DeliveryMetadata, metadataSignatureHeader, signatureHeader } from './signature.js';
 import { WebhookResult, WebhookSender } from './webhook-sender.js';
-
-export type Outcome = RecordRequest['outcome'];
 
 /** One claimed line whose head is being delivered by this worker. */
 interface Job {
