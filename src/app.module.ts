@@ -6,11 +6,12 @@ import { DeadLetterModule } from './dead-letter/dead-letter.module.js';
 import { DeliveriesModule } from './deliveries/deliveries.module.js';
 import { DeliveryModule } from './delivery/delivery.module.js';
 import { LinesModule } from './lines/lines.module.js';
+import { MaintenanceModule } from './maintenance/maintenance.module.js';
 import { HealthController } from './health/health.controller.js';
 import { MessagesModule } from './messages/messages.module.js';
 import { ApiMetricsModule } from './metrics/api-metrics.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
-import { WorkerMetricsServer } from './metrics/worker-metrics-server.js';
+import { WorkerMetricsServer } from './delivery/worker-metrics-server.js';
 import { SecurityModule } from './security/security.module.js';
 import { TopicsModule } from './topics/topics.module.js';
 import { WebhooksModule } from './webhooks/webhooks.module.js';
@@ -42,7 +43,7 @@ export class AppModule {
         WebhookHealthModule,
         AuditModule,
         ApiMetricsModule,
-        ...(options.withWorker ? [DeliveryModule] : []),
+        ...(options.withWorker ? [DeliveryModule, MaintenanceModule] : []),
       ],
       controllers: [HealthController],
     };
@@ -54,7 +55,7 @@ export class WorkerModule {
   static forRoot(env: Env): DynamicModule {
     return {
       module: WorkerModule,
-      imports: [...coreImports(env), DeliveryModule],
+      imports: [...coreImports(env), DeliveryModule, MaintenanceModule],
       providers: [WorkerMetricsServer],
     };
   }

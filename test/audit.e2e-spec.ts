@@ -2,7 +2,7 @@ import type { INestApplicationContext, LoggerService } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { loadConfig } from '../src/config/app-config.js';
-import { Retention } from '../src/delivery/retention.js';
+import { Retention } from '../src/maintenance/retention.js';
 import { createTestApp, expectErrorResponse } from './helpers/app.js';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';

@@ -317,7 +317,7 @@ describe('operator actions and open transactions race with delivery', () => {
     const { topic, hook } = await setup(receiver.url);
     const held = ['a:1', 'b:1', 'c:1'].map(hold);
     for (const key of ['a', 'b', 'c']) await publish(topic.id, key, 1);
-    const recorder = (await worker()).get(ClaimLoop)['recorder'] as unknown as {
+    const recorder = (await worker()).get(ClaimLoop)['recording']['recorder'] as unknown as {
       waiting: unknown[];
     };
     for (const h of held) await h.arrived();

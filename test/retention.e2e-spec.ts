@@ -1,9 +1,9 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import pg from 'pg';
 import { loadConfig } from '../src/config/app-config.js';
-import { Maintenance, MAINTENANCE_LOCK_CLASS } from '../src/delivery/maintenance.js';
-import { Retention } from '../src/delivery/retention.js';
-import { WebhookPurge } from '../src/delivery/webhook-purge.js';
+import { Maintenance, MAINTENANCE_LOCK_CLASS } from '../src/maintenance/maintenance.js';
+import { Retention } from '../src/maintenance/retention.js';
+import { WebhookPurge } from '../src/maintenance/webhook-purge.js';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook, insertMessage } from './helpers/factories.js';

@@ -1,9 +1,9 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import pg from 'pg';
 import request from 'supertest';
-import { Maintenance, MAINTENANCE_LOCK_CLASS } from '../src/delivery/maintenance.js';
-import { Retention } from '../src/delivery/retention.js';
-import { WebhookPurge } from '../src/delivery/webhook-purge.js';
+import { Maintenance, MAINTENANCE_LOCK_CLASS } from '../src/maintenance/maintenance.js';
+import { Retention } from '../src/maintenance/retention.js';
+import { WebhookPurge } from '../src/maintenance/webhook-purge.js';
 import { loadConfig } from '../src/config/app-config.js';
 import { createTestApp } from './helpers/app.js';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';

@@ -8,7 +8,7 @@ import { DeadLetterService } from './dead-letter.service.js';
 import { DeadLetterFilterDto, ListDeadLetterDto } from './dto/dead-letter-query.dto.js';
 import { DeadLetterCountDto } from './dto/dead-letter.dto.js';
 import { RedriveDto, RedrivenDto } from './dto/redrive.dto.js';
-import { RewindService } from '../lines/rewind.service.js';
+import { RewindService } from '../queue/rewind.service.js';
 
 @ApiTags('dead-letter')
 @Controller('dead-letter')

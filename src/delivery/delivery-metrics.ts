@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Outcome } from './claim-loop.js';
+import type { Outcome } from './delivery.sql.js';
 import { NotifyListener } from './notify-listener.js';
 
 /** The label of a recorded attempt's outcome (the delivery's new status; pending = a retry). */

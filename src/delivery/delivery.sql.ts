@@ -1,3 +1,5 @@
+import { MOVE_HEAD_TO_NEXT, NEXT_HEAD, NOTIFY_CHANNEL } from '../queue/queue.sql.js';
+
 /**
  * Every statement of the delivery path: claim → POST → record result (or release). Values go in
  * $n parameters only. Each statement is one round trip and fenced where it writes after a claim.
@@ -16,9 +18,6 @@
  * Lease expiries come from clock_timestamp(), the time of the write; due times may use now()
  * (the migration says why).
  */
-
-/** The channel the fan-out trigger notifies once per producing transaction. */
-export const NOTIFY_CHANNEL = 'pgwq_deliveries';
 
 export const LISTEN = `LISTEN ${NOTIFY_CHANNEL}`;
 
@@ -69,6 +68,9 @@ export const RECORD_ATTEMPTS = `SELECT * FROM pgwq_record_attempts($1, $2, $3, $
 export const RECORD_ATTEMPTS_ASYNC = `SELECT r.* FROM set_config('synchronous_commit', 'off', true),
   pgwq_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) AS r`;
 
+/** What a recorded attempt did to its delivery: pending = it is retried later. */
+export type Outcome = 'delivered' | 'pending' | 'dead';
+
 /** One attempt's outcome to record, with the fence it was sent under. */
 export interface RecordRequest {
   webhookId: number;
@@ -76,7 +78,7 @@ export interface RecordRequest {
   leaseToken: string;
   /** The head the attempt was for: the fence, with the token. */
   head: string;
-  outcome: 'delivered' | 'pending' | 'dead';
+  outcome: Outcome;
   /** Seconds until a pending head is due again. */
   retryDelaySeconds: number;
   deliveryId: string;
@@ -135,50 +137,6 @@ export type RecordedAttempt = {
   recorded_before: boolean | null;
   line_exists: boolean | null;
 } & (ClaimedLine | { [K in keyof ClaimedLine]: null });
-
-/**
- * Where a line goes when its head $4 is finished or gone: the next pending delivery after it, in
- * one index range scan over (webhook_id, partition_key, sequence), so a line whose range holds
- * many delivered or dead rows (after a redrive or replay rewound it) passes them in one step.
- * Only rows visible to this statement's snapshot are jumped over: a delivery committed later (a
- * producer's) has a higher sequence than every visible one, so the jump stops at the highest
- * visible sequence + 1 and never passes it. `next_created_at` is the next head's publication
- * time (NULL when it is not visible yet). Parameters: $1 webhook, $2 partition key, $4 the head.
- */
-export const NEXT_HEAD = `
-SELECT coalesce(
-         p.sequence,
-         greatest((SELECT max(d.sequence) FROM deliveries d
-                   WHERE d.webhook_id = $1 AND d.partition_key = $2) + 1, $4::bigint + 1),
-         $4::bigint + 1
-       ) AS sequence,
-       p.created_at AS next_created_at
-FROM (SELECT 1) AS one
-LEFT JOIN LATERAL (
-  SELECT d.sequence, d.created_at FROM deliveries d
-  WHERE d.webhook_id = $1 AND d.partition_key = $2 AND d.sequence > $4::bigint
-    AND d.status = 'pending'
-  ORDER BY d.sequence
-  LIMIT 1
-) AS p ON true
-`;
-
-/**
- * The line's columns after its head moved to `next` (a NEXT_HEAD row): due now when there is more
- * (or a rewind to apply), idle otherwise; lease released. (Due even when the webhook is paused,
- * for the reason RECORD_ATTEMPTS gives: the claim's filter passes over it.)
- */
-export const MOVE_HEAD_TO_NEXT = `
-    head_sequence = least(n.sequence, l.tail_sequence + 1),
-    next_attempt_at = CASE
-      WHEN n.sequence <= l.tail_sequence OR l.rewind_to IS NOT NULL THEN now()
-    END,
-    head_created_at = CASE
-      WHEN l.rewind_to IS NOT NULL THEN l.head_created_at
-      WHEN n.sequence <= l.tail_sequence THEN coalesce(n.next_created_at, now())
-    END,
-    lease_token = NULL
-`;
 
 /**
  * The head delivery is not pending (its message was deleted, or a rewind walks over a delivered or

@@ -10,8 +10,9 @@ import { PG_POOL } from '../database/database.module.js';
 import { inTransaction } from '../database/transaction.js';
 import { LineDto, ListLinesDto } from './dto/line.dto.js';
 import { ReplayDto } from './dto/replay.dto.js';
-import { BLOCKED_HEAD, listLines, LOCK_LINE, SKIP_BLOCKED_HEAD } from './lines.sql.js';
-import { RewindService } from './rewind.service.js';
+import { BLOCKED_HEAD, LOCK_LINE, SKIP_BLOCKED_HEAD } from '../queue/queue.sql.js';
+import { listLines } from './lines.sql.js';
+import { RewindService } from '../queue/rewind.service.js';
 
 interface LineRow {
   partition_key: string;

@@ -15,7 +15,7 @@ import { webhookHostProblem } from '../security/ssrf-guard.js';
 import { createWebhookResolver, ResolveHost } from '../security/webhook-dns.js';
 import { TopicsService } from '../topics/topics.service.js';
 import { PG_POOL } from '../database/database.module.js';
-import { settleLines } from '../delivery/webhook-state.js';
+import { settleLines } from '../queue/webhook-state.js';
 import { CreateWebhookDto } from './dto/create-webhook.dto.js';
 import { UpdateWebhookDto } from './dto/update-webhook.dto.js';
 import { generateSecret, secretProblem } from './webhook-secret.js';

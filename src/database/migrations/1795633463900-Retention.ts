@@ -1,7 +1,7 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
- * What retention (DESIGN §7, src/delivery/retention.ts) reads: each batch takes the oldest
+ * What retention (DESIGN §7, src/maintenance/retention.ts) reads: each batch takes the oldest
  * delivered, or the oldest dead, deliveries from the start of a partial index, so a batch costs
  * the same at ten rows or ten million, and nothing is scanned that is not going.
  *

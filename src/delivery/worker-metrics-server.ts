@@ -5,8 +5,8 @@ import pg from 'pg';
 import { Registry } from 'prom-client';
 import { AppConfig, ConfigError } from '../config/app-config.js';
 import { PG_POOL } from '../database/database.module.js';
-import { DeliveryMetrics } from '../delivery/delivery-metrics.js';
-import { databaseAnswers } from '../health/database-answers.js';
+import { DeliveryMetrics } from './delivery-metrics.js';
+import { databaseAnswers } from '../database/database-answers.js';
 
 /** Ports tried after METRICS_PORT when it is taken, before any free one the system gives. */
 const NEXT_PORTS_TRIED = 20;

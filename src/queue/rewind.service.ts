@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import pg from 'pg';
 import { PG_POOL } from '../database/database.module.js';
 import { inTransaction } from '../database/transaction.js';
-import { LOCK_FREE_LINES, LOCK_LINE, REWIND_LINES } from './lines.sql.js';
+import { LOCK_FREE_LINES, LOCK_LINE, REWIND_LINES } from './queue.sql.js';
 
 /** One line to rewind, with the deliveries it may rewind (for batching). */
 interface LineToRewind {

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import pg from 'pg';
-import type { MaintenanceTask } from './maintenance.js';
+import type { MaintenanceTask } from './maintenance-task.js';
 
 const LINES_PER_BATCH = 1000;
 /** Each takes its attempts along (ON DELETE CASCADE): up to MAX_RETRIES rows apiece. */

@@ -9,21 +9,9 @@ import pg from 'pg';
 import { PG_POOL } from '../database/database.module.js';
 import { settledWithin } from '../database/pool-options.js';
 import { inTransaction } from '../database/transaction.js';
+import type { MaintenanceTask } from './maintenance-task.js';
 import { Retention } from './retention.js';
 import { WebhookPurge } from './webhook-purge.js';
-
-/** Background work a worker does besides delivering, in small batches. */
-export interface MaintenanceTask {
-  /** For log lines. */
-  readonly name: string;
-  /** Its advisory lock: one batch of a task at a time across all workers. */
-  readonly lockKey: number;
-  /**
-   * One small unit of work inside the caller's transaction (short, so it holds few locks for
-   * little time). Returns true when there may be more to do right away.
-   */
-  runBatch(client: pg.ClientBase): Promise<boolean>;
-}
 
 /** The first key of every maintenance advisory lock ('pgwq'), apart from producers' own locks. */
 export const MAINTENANCE_LOCK_CLASS = 0x70677771;

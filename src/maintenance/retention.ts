@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
-import type { MaintenanceTask } from './maintenance.js';
+import type { MaintenanceTask } from './maintenance-task.js';
 
 /** Each takes its attempts along (ON DELETE CASCADE): one or a few rows apiece. */
 const DELIVERIES_PER_BATCH = 1000;

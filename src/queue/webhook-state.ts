@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { inTransaction } from '../database/transaction.js';
-import { NOTIFY_CHANNEL } from './delivery.sql.js';
+import { NOTIFY_CHANNEL } from './queue.sql.js';
 
 /**
  * A webhook's state (DESIGN §7) as the engine keeps it: a paused or disabled webhook's waiting
