@@ -14,12 +14,14 @@ const SRC = resolve('src');
 /** The folders of the HTTP API. */
 const API = [
   'admin-ui',
+  'audit',
   'dead-letter',
   'deliveries',
   'health',
   'lines',
   'messages',
   'topics',
+  'webhook-health',
   'webhooks',
 ];
 /** The worker's engine. */
