@@ -8,6 +8,8 @@ import { OrderChecker } from './helpers/order-checker.js';
 import { Receiver } from './helpers/receiver.js';
 import { scratchDir } from './helpers/scratch.js';
 import { WorkerProcess } from './helpers/worker.js';
+import { TEST_SCHEMA } from './helpers/db.js';
+import { searchPathOption } from '../src/database/schema.js';
 
 /**
  * PostgreSQL restarted under load: the workers log it, reconnect, LISTEN again and carry on;
@@ -31,7 +33,7 @@ describe('PostgreSQL restart under load', () => {
   it('delivers every message in order across a restart, and the workers survive it', async () => {
     server = await startEmbeddedPostgres({ dataDir });
     await runMigrations(server.url);
-    pool = new pg.Pool({ connectionString: server.url, max: 4 });
+    pool = new pg.Pool({ connectionString: server.url, max: 4, ...searchPathOption(TEST_SCHEMA) });
     pool.on('error', () => undefined);
 
     const order = new OrderChecker();

@@ -1,7 +1,8 @@
 import pg from 'pg';
 import request from 'supertest';
 import { createTestApp } from './helpers/app.js';
-import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { searchPathOption } from '../src/database/schema.js';
+import { createTestDatabase, TEST_SCHEMA, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook } from './helpers/factories.js';
 import { OrderChecker } from './helpers/order-checker.js';
@@ -72,7 +73,7 @@ describe('operator soak', () => {
     // locks 2–4 of them per transaction in a random order, holding them 0.2–2 s.
     const producer = async (n: number) => {
       const own = Array.from({ length: PARTITIONS / PRODUCERS }, (_, i) => `p${n + i * PRODUCERS}`);
-      const client = new pg.Client({ connectionString: db.url });
+      const client = new pg.Client({ connectionString: db.url, ...searchPathOption(TEST_SCHEMA) });
       await client.connect();
       try {
         while (running) {

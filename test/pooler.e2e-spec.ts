@@ -39,6 +39,13 @@ const WARNING_OR_ERROR = /^.*\b(WARN|ERROR|FATAL)\b.*$/gm;
 
     beforeAll(async () => {
       db = await createTestDatabase();
+      // A pooler passes no search_path on: with the queue in its own schema, the role sets it,
+      // as docs/pooler.md says (before PgBouncer opens its server connections).
+      if (TEST_SCHEMA !== 'public') {
+        await db.pool.query(
+          `ALTER ROLE CURRENT_USER IN DATABASE ${db.name} SET search_path = ${TEST_SCHEMA}`,
+        );
+      }
       bouncer = await startPgBouncer({
         serverUrl: process.env.PGWQ_TEST_ADMIN_URL!,
         poolMode: 'transaction',

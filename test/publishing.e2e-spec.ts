@@ -2,8 +2,9 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import pg from 'pg';
 import request from 'supertest';
 import { createTestApp } from './helpers/app.js';
-import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { createTestDatabase, TEST_SCHEMA, TestDatabase } from './helpers/db.js';
 import { createTopic, createWebhook } from './helpers/factories.js';
+import { searchPathOption } from '../src/database/schema.js';
 
 /** DESIGN §7 "Publishing, more" (issue 10, points 1 to 3): idempotency keys and batches. */
 describe('publishing: idempotency keys and batches', () => {
@@ -227,7 +228,7 @@ describe('publishing: idempotency keys and batches', () => {
       const KEYS = 30;
       const pools = Array.from(
         { length: 10 },
-        () => new pg.Pool({ connectionString: db.url, max: 1 }),
+        () => new pg.Pool({ connectionString: db.url, max: 1, ...searchPathOption(TEST_SCHEMA) }),
       );
       try {
         await Promise.all(

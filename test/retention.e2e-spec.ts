@@ -4,11 +4,12 @@ import { loadConfig } from '../src/config/app-config.js';
 import { Maintenance, MAINTENANCE_LOCK_CLASS } from '../src/maintenance/maintenance.js';
 import { Retention } from '../src/maintenance/retention.js';
 import { WebhookPurge } from '../src/maintenance/webhook-purge.js';
-import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { createTestDatabase, TEST_SCHEMA, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook, insertMessage } from './helpers/factories.js';
 import { Receiver } from './helpers/receiver.js';
 import { startInProcessWorker } from './helpers/worker.js';
+import { searchPathOption } from '../src/database/schema.js';
 
 const DAY = 24 * 3600;
 
@@ -227,7 +228,7 @@ describe('retention', () => {
     const { retention, maintenance } = retentionAt(7, 30);
 
     // Another worker's batch holds the lock: this one skips its turn.
-    const other = new pg.Client({ connectionString: db.url });
+    const other = new pg.Client({ connectionString: db.url, ...searchPathOption(TEST_SCHEMA) });
     await other.connect();
     try {
       await other.query('BEGIN');

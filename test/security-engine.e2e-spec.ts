@@ -3,11 +3,12 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import pg from 'pg';
 import request from 'supertest';
 import { createTestApp, expectErrorResponse } from './helpers/app.js';
-import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { createTestDatabase, TEST_SCHEMA, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook } from './helpers/factories.js';
 import { Receiver } from './helpers/receiver.js';
 import { startInProcessWorker } from './helpers/worker.js';
+import { searchPathOption } from '../src/database/schema.js';
 
 /** A payload of `n` numbers that jsonb stores in ~22 bytes each and prints as 131,072 digits. */
 const bomb = (n: number) => `[${Array(n).fill('1e131071').join(',')}]`;
@@ -58,7 +59,7 @@ describe('security: payloads written with SQL', () => {
 
   it('numbers a statement of many new partitions with index lookups, even on tables analyzed empty', async () => {
     const own = await createTestDatabase();
-    const client = new pg.Client({ connectionString: own.url });
+    const client = new pg.Client({ connectionString: own.url, ...searchPathOption(TEST_SCHEMA) });
     await client.connect();
     try {
       const topic = await createTopic(own.pool, 'many-partitions');

@@ -1,6 +1,7 @@
 import pg from 'pg';
-import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { createTestDatabase, TEST_SCHEMA, TestDatabase } from './helpers/db.js';
 import { createTopic, createWebhook, insertMessage, withEchoTrigger } from './helpers/factories.js';
+import { searchPathOption } from '../src/database/schema.js';
 
 /** The trigger's promises (DESIGN §2, §3), proved on a real PostgreSQL. */
 describe('message trigger: sequences and fan-out', () => {
@@ -18,7 +19,7 @@ describe('message trigger: sequences and fan-out', () => {
   ): Promise<void> {
     const pools = Array.from(
       { length: producers },
-      () => new pg.Pool({ connectionString: db.url, max: 1 }),
+      () => new pg.Pool({ connectionString: db.url, max: 1, ...searchPathOption(TEST_SCHEMA) }),
     );
     try {
       await Promise.all(pools.map(fn));
@@ -555,10 +556,10 @@ describe('message trigger: sequences and fan-out', () => {
       await inRolledBackTransaction(async (client) => {
         await client.query(`
           CREATE SCHEMA producer;
-          CREATE TABLE producer.deliveries (LIKE public.deliveries INCLUDING DEFAULTS);
-          CREATE TABLE producer.delivery_lines (LIKE public.delivery_lines);
-          CREATE TABLE producer.partition_sequences (LIKE public.partition_sequences);
-          SET LOCAL search_path = producer, public;`);
+          CREATE TABLE producer.deliveries (LIKE ${TEST_SCHEMA}.deliveries INCLUDING DEFAULTS);
+          CREATE TABLE producer.delivery_lines (LIKE ${TEST_SCHEMA}.delivery_lines);
+          CREATE TABLE producer.partition_sequences (LIKE ${TEST_SCHEMA}.partition_sequences);
+          SET LOCAL search_path = producer, ${TEST_SCHEMA};`);
         await insertMessage(client, topic.id, 'k');
         const shadows = await client.query(
           `SELECT (SELECT count(*)::int FROM producer.deliveries) AS deliveries,
@@ -567,8 +568,8 @@ describe('message trigger: sequences and fan-out', () => {
         );
         expect(shadows.rows[0]).toEqual({ deliveries: 0, lines: 0, counters: 0 });
         const ours = await client.query(
-          `SELECT (SELECT count(*)::int FROM public.deliveries WHERE webhook_id = $1) AS deliveries,
-                  (SELECT count(*)::int FROM public.delivery_lines WHERE webhook_id = $1) AS lines`,
+          `SELECT (SELECT count(*)::int FROM ${TEST_SCHEMA}.deliveries WHERE webhook_id = $1) AS deliveries,
+                  (SELECT count(*)::int FROM ${TEST_SCHEMA}.delivery_lines WHERE webhook_id = $1) AS lines`,
           [webhook.id],
         );
         expect(ours.rows[0]).toEqual({ deliveries: 1, lines: 1 });
@@ -580,17 +581,17 @@ describe('message trigger: sequences and fan-out', () => {
       const webhook = await createWebhook(db.pool, topic.id);
       await inRolledBackTransaction(async (client) => {
         await client.query(`
-          CREATE TEMP TABLE deliveries (LIKE public.deliveries) ON COMMIT DROP;
+          CREATE TEMP TABLE deliveries (LIKE ${TEST_SCHEMA}.deliveries) ON COMMIT DROP;
           CREATE SCHEMA elsewhere;
           SET LOCAL search_path = elsewhere;`);
         await client.query(
-          `INSERT INTO public.messages (topic_id, partition_key, payload) VALUES ($1, 'k', '{}')`,
+          `INSERT INTO ${TEST_SCHEMA}.messages (topic_id, partition_key, payload) VALUES ($1, 'k', '{}')`,
           [topic.id],
         );
         const temp = await client.query('SELECT count(*)::int AS n FROM pg_temp.deliveries');
         expect(temp.rows[0].n).toBe(0);
         const ours = await client.query(
-          'SELECT count(*)::int AS n FROM public.deliveries WHERE webhook_id = $1',
+          `SELECT count(*)::int AS n FROM ${TEST_SCHEMA}.deliveries WHERE webhook_id = $1`,
           [webhook.id],
         );
         expect(ours.rows[0].n).toBe(1);
@@ -601,7 +602,7 @@ describe('message trigger: sequences and fan-out', () => {
   it('sends one NOTIFY per transaction, not one per row', async () => {
     const topic = await createTopic(db.pool);
     await createWebhook(db.pool, topic.id);
-    const listener = new pg.Client({ connectionString: db.url });
+    const listener = new pg.Client({ connectionString: db.url, ...searchPathOption(TEST_SCHEMA) });
     await listener.connect();
     const received: string[] = [];
     listener.on('notification', (n) => received.push(n.channel));

@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { inTransaction } from '../src/database/transaction.js';
-import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { createTestDatabase, TEST_SCHEMA, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
+import { searchPathOption } from '../src/database/schema.js';
 
 describe('inTransaction', () => {
   let db: TestDatabase;
@@ -9,7 +10,7 @@ describe('inTransaction', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    pool = new pg.Pool({ connectionString: db.url, max: 2, ...searchPathOption(TEST_SCHEMA) });
     pool.on('error', () => undefined);
   });
   afterAll(async () => {
