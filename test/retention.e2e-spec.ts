@@ -277,11 +277,18 @@ describe('retention', () => {
       await eventually(() => receiver!.where('webhook-sequence', '11')[0], {
         what: 'message 11 to arrive',
       });
-      const lines = await db.pool.query(
-        'SELECT partition_key, head_sequence::int FROM delivery_lines WHERE webhook_id = $1 ORDER BY 1',
-        [hook.id],
-      );
-      expect(lines.rows).toEqual([
+      // The head moves on when the worker records message 11, a moment after it arrived.
+      const heads = async () =>
+        (
+          await db.pool.query(
+            'SELECT partition_key, head_sequence::int FROM delivery_lines WHERE webhook_id = $1 ORDER BY 1',
+            [hook.id],
+          )
+        ).rows;
+      await eventually(async () => (await heads())[0]?.head_sequence === 12, {
+        what: 'message 11 to be recorded',
+      });
+      expect(await heads()).toEqual([
         { partition_key: 'k0', head_sequence: 12 },
         { partition_key: 'k1', head_sequence: 11 },
       ]);

@@ -108,14 +108,20 @@ async function probeStartupParameters(
       probes.delete(`${schema} ${databaseUrl}`);
       return { timeouts: STARTUP_TIMEOUTS, searchPath };
     }
-    const plain = await connect({});
+    // A pooler that takes the time limits (ignore_startup_parameters lists them) may still
+    // refuse `options`: then the limits stay and the role's search_path must do.
+    const withTimeouts =
+      searchPath.options === undefined
+        ? undefined
+        : await connect(STARTUP_TIMEOUTS).catch(() => undefined);
+    const plain = withTimeouts ?? (await connect({}));
     try {
       await requireSearchPath(plain, schema);
-      await warnUnenforcedTimeouts(plain);
+      if (!withTimeouts) await warnUnenforcedTimeouts(plain);
     } finally {
       await plain.end().catch(() => undefined);
     }
-    return { timeouts: {}, searchPath: {} };
+    return { timeouts: withTimeouts ? STARTUP_TIMEOUTS : {}, searchPath: {} };
   }
   try {
     await requireSearchPath(client, schema);
