@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { LessThan, MoreThan, Repository } from 'typeorm';
+import { Repository } from 'typeorm';
+import { findPage } from '../common/keyset.js';
 import { AuditEntry } from '../database/entities/audit-entry.entity.js';
 import { ListAuditLogDto } from './audit-log.dto.js';
 
@@ -27,16 +28,9 @@ export class AuditLog {
 
   /** Newest first unless asked otherwise; by target: audit_log_target_idx (target, id). */
   list(query: ListAuditLogDto): Promise<AuditEntry[]> {
-    const desc = query.order === 'desc';
-    const id = desc ? (query.after > 0 ? LessThan(query.after) : undefined) : MoreThan(query.after);
-    return this.entries.find({
-      where: { ...(id ? { id } : {}), ...(query.target ? { target: query.target } : {}) },
-      // With a target, audit_log_target_idx's order (target, id): the planner walks that index.
-      order: {
-        ...(query.target ? { target: desc ? 'DESC' : 'ASC' } : {}),
-        id: desc ? 'DESC' : 'ASC',
-      },
-      take: query.limit,
-    });
+    // With a target, audit_log_target_idx's order (target, id): the planner walks that index.
+    return query.target
+      ? findPage(this.entries, query, { target: query.target }, 'target')
+      : findPage(this.entries, query);
   }
 }

@@ -7,7 +7,8 @@ import {
 } from '@nestjs/common';
 import pg from 'pg';
 import { InjectRepository } from '@nestjs/typeorm';
-import { EntityManager, MoreThan, Repository } from 'typeorm';
+import { EntityManager, Repository } from 'typeorm';
+import { findPage } from '../common/keyset.js';
 import { IntIdPaginationDto } from '../common/pagination.dto.js';
 import { AppConfig } from '../config/app-config.js';
 import { Webhook } from '../database/entities/webhook.entity.js';
@@ -169,11 +170,7 @@ export class WebhooksService {
 
   async listByTopic(topicId: number, page: IntIdPaginationDto): Promise<Webhook[]> {
     await this.topics.getById(topicId);
-    return this.webhooks.find({
-      where: { topicId, id: MoreThan(page.after) },
-      order: { id: 'ASC' },
-      take: page.limit,
-    });
+    return findPage(this.webhooks, page, { topicId });
   }
 
   async getById(id: number): Promise<Webhook> {
