@@ -1,0 +1,37 @@
+import pg from 'pg';
+import { createTopic, createWebhook } from './factories.js';
+
+/** A topic with `webhooks` webhooks, made with SQL; its name. */
+export async function topicWith(
+  pool: pg.Pool,
+  webhooks: number,
+): Promise<{ id: number; name: string }> {
+  const topic = await createTopic(pool);
+  for (let i = 0; i < webhooks; i++) await createWebhook(pool, topic.id);
+  return topic;
+}
+
+/** How many messages a topic has, and deliveries. */
+export async function counts(pool: pg.Pool, topicId: number) {
+  const { rows } = await pool.query(
+    `SELECT (SELECT count(*)::int FROM messages WHERE topic_id = $1) AS messages,
+            (SELECT count(*)::int FROM deliveries WHERE topic_id = $1) AS deliveries`,
+    [topicId],
+  );
+  return rows[0] as { messages: number; deliveries: number };
+}
+
+/** Each partition's sequences, in order. */
+export async function sequencesByPartition(
+  pool: pg.Pool,
+  topicId: number,
+): Promise<Record<string, number[]>> {
+  const { rows } = await pool.query<{ partition_key: string; sequences: number[] }>(
+    `SELECT partition_key, array_agg(sequence::int ORDER BY sequence) AS sequences
+     FROM messages WHERE topic_id = $1 GROUP BY partition_key`,
+    [topicId],
+  );
+  return Object.fromEntries(rows.map((r) => [r.partition_key, r.sequences]));
+}
+
+export const oneToN = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
