@@ -15,6 +15,7 @@ import { Webhook } from '../database/entities/webhook.entity.js';
 import { webhookHostProblem } from '../security/ssrf-guard.js';
 import { createWebhookResolver, ResolveHost } from '../security/webhook-dns.js';
 import { TopicsService } from '../topics/topics.service.js';
+import { recordAction } from '../database/action-record.js';
 import { PG_POOL } from '../database/database.module.js';
 import { settleLines } from '../queue/webhook-state.js';
 import { CreateWebhookDto } from './dto/create-webhook.dto.js';
@@ -126,6 +127,9 @@ export class WebhooksService {
    * before a resume committed would leave its new line parked, with nothing left to wake it. The
    * lock is held only for the row's own update, not while the lines are settled, so publishing to
    * the topic's new partitions is not held up by a webhook's many lines.
+   *
+   * The audit log's row commits with the row's update: that is the change the operator made.
+   * Settling the lines comes after, in batches of their own, and cannot share its transaction.
    */
   async update(id: number, input: UpdateWebhookDto): Promise<Webhook> {
     if (input.url === undefined && input.status === undefined && input.on_exhausted === undefined) {
@@ -160,6 +164,7 @@ export class WebhooksService {
          WHERE id = $1`,
         [id, input.url ?? null, input.on_exhausted ?? null, input.status ?? null, resume, pause],
       );
+      await recordAction(tx);
       return tx.getRepository(Webhook).findOneByOrFail({ id });
     });
     // Also when the status was already this one: harmless, and an operator's way to wake (or
@@ -186,8 +191,11 @@ export class WebhooksService {
    * history and never waits on a producer or a worker.
    */
   async delete(id: number): Promise<void> {
-    const result = await this.webhooks.softDelete({ id });
-    if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
+    await this.webhooks.manager.transaction(async (tx) => {
+      const result = await tx.getRepository(Webhook).softDelete({ id });
+      if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
+      await recordAction(tx);
+    });
   }
 
   /**
@@ -201,17 +209,21 @@ export class WebhooksService {
     const secret = generateSecret();
     // The database's clock, the one the worker compares with; the grace is a validated integer.
     const grace = Math.trunc(this.config.webhookSecretGraceSeconds);
-    const result = await this.webhooks
-      .createQueryBuilder()
-      .update()
-      .set({
-        secret,
-        previousSecret: () => 'secret',
-        previousSecretExpiresAt: () => `now() + make_interval(secs => ${grace})`,
-      })
-      .where('id = :id AND deleted_at IS NULL', { id })
-      .execute();
-    if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
+    await this.webhooks.manager.transaction(async (tx) => {
+      const result = await tx
+        .getRepository(Webhook)
+        .createQueryBuilder()
+        .update()
+        .set({
+          secret,
+          previousSecret: () => 'secret',
+          previousSecretExpiresAt: () => `now() + make_interval(secs => ${grace})`,
+        })
+        .where('id = :id AND deleted_at IS NULL', { id })
+        .execute();
+      if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
+      await recordAction(tx);
+    });
     return secret;
   }
 }
