@@ -1,23 +1,22 @@
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { createTestApp } from './helpers/app.js';
-import { createTestDatabase, TestDatabase } from './helpers/db.js';
-import { counts, oneToN, sequencesByPartition, topicWith } from './helpers/publishing.js';
+import type { TestDatabase } from './helpers/db.js';
+import {
+  counts,
+  oneToN,
+  publishingApi,
+  sequencesByPartition,
+  topicWith,
+} from './helpers/publishing.js';
 
 /** DESIGN §7 "Publishing, more" (issue 10, point 3): batches, in one transaction and in order. */
 describe('publishing: idempotency keys and batches', () => {
+  const api = publishingApi();
   let db: TestDatabase;
-  let app: NestExpressApplication;
   let http: ReturnType<typeof request>;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await createTestApp(db.url, { MAX_PAYLOAD_BYTES: '16384' });
-    http = request(app.getHttpServer());
-  });
-  afterAll(async () => {
-    await app.close();
-    await db.drop();
+  beforeAll(() => {
+    ({ db, http } = api);
   });
 
   describe('POST /topics/{name}/messages/batch (point 3)', () => {

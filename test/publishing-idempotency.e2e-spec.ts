@@ -1,9 +1,13 @@
-import type { NestExpressApplication } from '@nestjs/platform-express';
 import pg from 'pg';
-import request from 'supertest';
-import { createTestApp } from './helpers/app.js';
-import { createTestDatabase, TEST_SCHEMA, TestDatabase } from './helpers/db.js';
-import { counts, oneToN, sequencesByPartition, topicWith } from './helpers/publishing.js';
+import type request from 'supertest';
+import { TEST_SCHEMA, TestDatabase } from './helpers/db.js';
+import {
+  counts,
+  oneToN,
+  publishingApi,
+  sequencesByPartition,
+  topicWith,
+} from './helpers/publishing.js';
 import { searchPathOption } from '../src/database/schema.js';
 
 /**
@@ -11,18 +15,11 @@ import { searchPathOption } from '../src/database/schema.js';
  * once, through the API or SQL, and SQL producers' skipped rows leave no gap.
  */
 describe('publishing: idempotency keys and batches', () => {
+  const api = publishingApi();
   let db: TestDatabase;
-  let app: NestExpressApplication;
   let http: ReturnType<typeof request>;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await createTestApp(db.url, { MAX_PAYLOAD_BYTES: '16384' });
-    http = request(app.getHttpServer());
-  });
-  afterAll(async () => {
-    await app.close();
-    await db.drop();
+  beforeAll(() => {
+    ({ db, http } = api);
   });
 
   describe('idempotency_key on POST /topics/{name}/messages (point 1)', () => {

@@ -1,5 +1,39 @@
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import pg from 'pg';
+import request from 'supertest';
+import { createTestApp } from './app.js';
+import { createTestDatabase, TestDatabase } from './db.js';
 import { createTopic, createWebhook } from './factories.js';
+
+/**
+ * The API the publishing tests publish through (payloads up to 16 KiB), on a database of its
+ * own. Call it inside a describe: it registers the hooks that start and stop them; `db` and
+ * `http` are there once the describe's beforeAll ran.
+ */
+export function publishingApi() {
+  let db!: TestDatabase;
+  let app!: NestExpressApplication;
+  let http!: ReturnType<typeof request>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    app = await createTestApp(db.url, { MAX_PAYLOAD_BYTES: '16384' });
+    http = request(app.getHttpServer());
+  });
+  afterAll(async () => {
+    await app.close();
+    await db.drop();
+  });
+
+  return {
+    get db() {
+      return db;
+    },
+    get http() {
+      return http;
+    },
+  };
+}
 
 /** A topic with `webhooks` webhooks, made with SQL; its name. */
 export async function topicWith(
