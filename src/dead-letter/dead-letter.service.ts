@@ -2,18 +2,20 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { FindOptionsWhere, MoreThan, Repository } from 'typeorm';
 import { Delivery } from '../database/entities/delivery.entity.js';
+import { DeliveryWithType, withEventTypes } from '../deliveries/event-types.js';
 import { DeadLetterFilterDto, ListDeadLetterDto } from './dto/dead-letter-query.dto.js';
 
 @Injectable()
 export class DeadLetterService {
   constructor(@InjectRepository(Delivery) private readonly deliveries: Repository<Delivery>) {}
 
-  list(query: ListDeadLetterDto): Promise<Delivery[]> {
-    return this.deliveries.find({
+  async list(query: ListDeadLetterDto): Promise<DeliveryWithType[]> {
+    const dead = await this.deliveries.find({
       where: { ...this.filter(query), id: MoreThan(query.after) },
       order: { id: 'ASC' },
       take: query.limit,
     });
+    return withEventTypes(this.deliveries.manager, dead);
   }
 
   count(query: DeadLetterFilterDto): Promise<number> {

@@ -7,6 +7,7 @@ import { Delivery } from '../database/entities/delivery.entity.js';
 import { Message } from '../database/entities/message.entity.js';
 import { WebhooksService } from '../webhooks/webhooks.service.js';
 import { ListDeliveriesDto } from './dto/list-deliveries.dto.js';
+import { DeliveryWithType, withEventTypes } from './event-types.js';
 
 @Injectable()
 export class DeliveriesService {
@@ -24,7 +25,7 @@ export class DeliveriesService {
    * unique key (webhook_id, partition_key, sequence), walked in sequence order from the sequence
    * of the `after` delivery (bench/results/finding-explain.txt).
    */
-  async listByWebhook(webhookId: number, query: ListDeliveriesDto): Promise<Delivery[]> {
+  async listByWebhook(webhookId: number, query: ListDeliveriesDto): Promise<DeliveryWithType[]> {
     await this.webhooks.getById(webhookId);
     const direction = query.order === 'desc' ? 'DESC' : 'ASC';
     const qb = this.deliveries
@@ -41,7 +42,9 @@ export class DeliveriesService {
       // webhook_id give that order, so the plan never walks deliveries_dead_idx (id) reading
       // every other webhook's dead rows to find this one's.
       qb.andWhere('d.webhook_id BETWEEN :webhookId AND :webhookId');
-      return qb.orderBy('d.webhookId', direction).addOrderBy('d.id', direction).getMany();
+      return this.typed(
+        await qb.orderBy('d.webhookId', direction).addOrderBy('d.id', direction).getMany(),
+      );
     }
     qb.andWhere('d.partition_key = :partitionKey', { partitionKey: query.partition_key });
     if (query.after > 0) {
@@ -53,25 +56,32 @@ export class DeliveriesService {
          )`,
       );
     }
-    return qb.orderBy('d.sequence', direction).getMany();
+    return this.typed(await qb.orderBy('d.sequence', direction).getMany());
   }
 
-  async getById(id: number): Promise<Delivery> {
+  async getById(id: number): Promise<DeliveryWithType> {
     const delivery = await this.deliveries.findOneBy({ id });
     if (!delivery) throw new NotFoundException(`delivery ${id} does not exist`);
-    return delivery;
+    return (await this.typed([delivery]))[0];
+  }
+
+  /** The deliveries with their messages' event types. */
+  private typed(deliveries: Delivery[]): Promise<DeliveryWithType[]> {
+    return withEventTypes(this.deliveries.manager, deliveries);
   }
 
   /** A message's delivery to every webhook it was fanned out to (deliveries_message_id_idx). */
-  async listByMessage(messageId: number, page: PaginationDto): Promise<Delivery[]> {
+  async listByMessage(messageId: number, page: PaginationDto): Promise<DeliveryWithType[]> {
     if (!(await this.messages.existsBy({ id: messageId }))) {
       throw new NotFoundException(`message ${messageId} does not exist`);
     }
-    return this.deliveries.find({
-      where: { messageId, id: MoreThan(page.after) },
-      order: { id: 'ASC' },
-      take: page.limit,
-    });
+    return this.typed(
+      await this.deliveries.find({
+        where: { messageId, id: MoreThan(page.after) },
+        order: { id: 'ASC' },
+        take: page.limit,
+      }),
+    );
   }
 
   async listAttempts(deliveryId: number, page: PaginationDto): Promise<DeliveryAttempt[]> {

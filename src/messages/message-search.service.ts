@@ -14,6 +14,7 @@ export const toMessageJson = (m: Message): MessageDto => ({
   sequence: m.sequence,
   created_at: m.createdAt.toISOString(),
   idempotency_key: m.idempotencyKey,
+  event_type: m.eventType,
 });
 
 /**
@@ -40,6 +41,7 @@ export class MessageSearch {
         'm.sequence',
         'm.createdAt',
         'm.idempotencyKey',
+        'm.eventType',
       ])
       .where('m.topic_id = :topicId', { topicId })
       .setParameters({ after: query.after })

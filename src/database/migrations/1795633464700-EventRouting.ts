@@ -47,6 +47,9 @@ export const EVENT_TYPES_CHECK =
  * - messages_topic_event_type_idx (topic_id, event_type, id) WHERE event_type IS NOT NULL: a
  *   topic's messages of one type, and a webhook's deliveries of one type through them. Untyped
  *   messages add no entry.
+ * - topics_name_pattern_idx (name text_pattern_ops): GET /topics?name_prefix=…, a typeahead over
+ *   any number of topics, is one range scan whatever the database's collation (the unique
+ *   topics_name_key finds one name; it serves LIKE 'prefix%' only under the C collation).
  * - messages_check_event_type: a BEFORE trigger whose WHEN lets through every valid row without
  *   calling its function, so a plain INSERT with a bad event_type gets an error that says what is
  *   allowed, instead of the CHECK's, which prints the whole row (payload included).
@@ -74,6 +77,9 @@ export class EventRouting1795633464700 implements MigrationInterface {
 CREATE INDEX IF NOT EXISTS "messages_topic_event_type_idx"
 ON "messages" ("topic_id", "event_type", "id") WHERE event_type IS NOT NULL`);
     await queryRunner.query(
+      `CREATE INDEX IF NOT EXISTS "topics_name_pattern_idx" ON "topics" ("name" text_pattern_ops)`,
+    );
+    await queryRunner.query(
       CHECK_EVENT_TYPE.replace('LANGUAGE plpgsql', `${pinned(schema)} LANGUAGE plpgsql`),
     );
     await queryRunner.query(CHECK_EVENT_TYPE_TRIGGER);
@@ -88,6 +94,7 @@ ON "messages" ("topic_id", "event_type", "id") WHERE event_type IS NOT NULL`);
     await queryRunner.query(`DROP TRIGGER messages_check_event_type ON messages`);
     await queryRunner.query(`DROP FUNCTION pgwq_check_event_type`);
     await queryRunner.query(`DROP INDEX "messages_topic_event_type_idx"`);
+    await queryRunner.query(`DROP INDEX "topics_name_pattern_idx"`);
     await queryRunner.query(`ALTER TABLE deliveries DROP COLUMN previous_sequence`);
     await queryRunner.query(`ALTER TABLE webhooks DROP COLUMN event_types`);
   }

@@ -1,0 +1,342 @@
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import request from 'supertest';
+import { createTestApp, expectErrorResponse } from './helpers/app.js';
+import { createTestDatabase, TestDatabase } from './helpers/db.js';
+
+/**
+ * Routing by event type (no worker: what the fan-out writes): a webhook's event_types decide
+ * which messages it gets, from the API and from SQL alike, and each delivery stores the previous
+ * sequence on its webhook's line.
+ */
+describe('event types and webhook filters', () => {
+  let db: TestDatabase;
+  let app: NestExpressApplication;
+  let http: ReturnType<typeof request>;
+  let topicId: number;
+  /** Webhook ids: everything, order.* and invoice.paid, exact user.created. */
+  let all: number, orders: number, users: number;
+
+  const createWebhook = async (path: string, eventTypes?: string[] | null) => {
+    const body: Record<string, unknown> = { topic_id: topicId, url: `http://127.0.0.1:9/${path}` };
+    if (eventTypes !== undefined) body.event_types = eventTypes;
+    const res = await http.post('/webhooks').send(body);
+    expect(res.status).toBe(201);
+    return res.body as { id: number; event_types: string[] | null };
+  };
+
+  /** Each webhook's deliveries of a partition: [sequence, previous_sequence]. */
+  const lines = async (partitionKey: string) => {
+    const { rows } = await db.pool.query<{ webhook_id: number; seq: string; prev: string | null }>(
+      `SELECT webhook_id, sequence AS seq, previous_sequence AS prev FROM deliveries
+       WHERE partition_key = $1 ORDER BY webhook_id, sequence`,
+      [partitionKey],
+    );
+    const byHook: Record<number, Array<[number, number | null]>> = {
+      [all]: [],
+      [orders]: [],
+      [users]: [],
+    };
+    for (const r of rows)
+      byHook[r.webhook_id].push([Number(r.seq), r.prev === null ? null : Number(r.prev)]);
+    return byHook;
+  };
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    app = await createTestApp(db.url, { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true' });
+    http = request(app.getHttpServer());
+    topicId = (await http.post('/topics').send({ name: 'shop' })).body.id;
+    all = (await createWebhook('all')).id;
+    orders = (await createWebhook('orders', ['order.*', 'invoice.paid'])).id;
+    users = (await createWebhook('users', ['user.created'])).id;
+  });
+  afterAll(async () => {
+    await app?.close();
+    await db?.drop();
+  });
+
+  it('shows event_types on webhooks, null for one without a list', async () => {
+    const list = await http.get(`/topics/${topicId}/webhooks`);
+    expect(list.body.map((w: { event_types: unknown }) => w.event_types)).toEqual([
+      null,
+      ['order.*', 'invoice.paid'],
+      ['user.created'],
+    ]);
+  });
+
+  it('refuses bad event types on publish and bad event_types on webhooks, changing nothing', async () => {
+    for (const eventType of ['', 'a b', 'x'.repeat(129), 'é', 42, null]) {
+      const res = await http
+        .post('/topics/shop/messages')
+        .send({ partition_key: 'bad', payload: {}, event_type: eventType });
+      expectErrorResponse(res, 400, /event_type must be 1-128 characters/);
+    }
+    const batch = await http.post('/topics/shop/messages/batch').send({
+      messages: [
+        { partition_key: 'bad', payload: {}, event_type: 'ok' },
+        { partition_key: 'bad', payload: {}, event_type: 'not ok' },
+      ],
+    });
+    expectErrorResponse(batch, 400, /messages\[1\]\.event_type/);
+    const refused: unknown[] = [
+      [],
+      ['a b'],
+      ['order.**'],
+      ['*'],
+      ['a', 'a'],
+      Array.from({ length: 101 }, (_, i) => `t${i}`),
+      'order.*',
+      [1],
+    ];
+    for (const eventTypes of refused) {
+      const res = await http
+        .post('/webhooks')
+        .send({ topic_id: topicId, url: 'http://127.0.0.1:9/refused', event_types: eventTypes });
+      expectErrorResponse(res, 400, /event_types/);
+      const patch = await http.patch(`/webhooks/${all}`).send({ event_types: eventTypes });
+      expectErrorResponse(patch, 400, /event_types/);
+    }
+    const { rows } = await db.pool.query(
+      `SELECT (SELECT count(*)::int FROM messages WHERE partition_key = 'bad') AS messages,
+              (SELECT count(*)::int FROM webhooks) AS webhooks,
+              (SELECT event_types FROM webhooks WHERE id = $1) AS all_types`,
+      [all],
+    );
+    expect(rows[0]).toEqual({ messages: 0, webhooks: 3, all_types: null });
+    // 100 entries of 128 characters are fine (a prefix entry too).
+    const most = Array.from({ length: 99 }, (_, i) => `${i}`.padEnd(128, 'x')).concat(
+      `${'p'.repeat(126)}.*`,
+    );
+    const res = await http
+      .post('/webhooks')
+      .send({ topic_id: topicId, url: 'http://127.0.0.1:9/most', event_types: most });
+    expect(res.status).toBe(201);
+    expect(res.body.event_types).toEqual(most);
+    expect((await http.delete(`/webhooks/${res.body.id}`)).status).toBe(204);
+  });
+
+  it('refuses a bad event_type from SQL with an error that says what is allowed', async () => {
+    await expect(
+      db.pool.query(
+        `INSERT INTO messages (topic_id, partition_key, payload, event_type)
+         VALUES ($1, 'bad', $2::jsonb, 'no spaces please')`,
+        [topicId, JSON.stringify({ big: 'x'.repeat(10_000) })],
+      ),
+    ).rejects.toMatchObject({
+      code: '23514',
+      constraint: 'messages_event_type_check',
+      message:
+        'message refused: event_type must be 1-128 characters of A-Z a-z 0-9 _ . : / - (got "no spaces please")',
+    });
+    await expect(
+      db.pool.query(`SELECT pgwq_publish('shop', 'bad', '{}', '')`),
+    ).rejects.toMatchObject({ code: '23514' });
+    await expect(
+      db.pool.query(`UPDATE webhooks SET event_types = '{"a b"}' WHERE id = $1`, [all]),
+    ).rejects.toMatchObject({ code: '23514', constraint: 'webhooks_event_types_check' });
+  });
+
+  it('fans out by exact type and prefix, from the API, a batch, a plain INSERT and pgwq_publish alike', async () => {
+    const api = (eventType?: string) =>
+      http
+        .post('/topics/shop/messages')
+        .send({
+          partition_key: 'k1',
+          payload: { eventType },
+          ...(eventType ? { event_type: eventType } : {}),
+        });
+    const published = [
+      await api('order.created'), // 1: all, orders
+      await api('user.created'), // 2: all, users
+      await api(), // 3: all only (untyped)
+      await api('order.refund.done'), // 4: all, orders (prefix, two levels)
+      await api('order'), // 5: all only (order.* needs the dot)
+      await api('invoice.paid'), // 6: all, orders (exact)
+      await api('user.created.v2'), // 7: all only (exact entry is not a prefix)
+    ];
+    expect(published.map((r) => [r.status, r.body.event_type ?? null])).toEqual([
+      [201, 'order.created'],
+      [201, 'user.created'],
+      [201, null],
+      [201, 'order.refund.done'],
+      [201, 'order'],
+      [201, 'invoice.paid'],
+      [201, 'user.created.v2'],
+    ]);
+    expect(await lines('k1')).toEqual({
+      [all]: [
+        [1, null],
+        [2, 1],
+        [3, 2],
+        [4, 3],
+        [5, 4],
+        [6, 5],
+        [7, 6],
+      ],
+      [orders]: [
+        [1, null],
+        [4, 1],
+        [6, 4],
+      ],
+      [users]: [[2, null]],
+    });
+
+    // The set path: one statement of several rows, several partitions.
+    const batch = await http.post('/topics/shop/messages/batch').send({
+      messages: [
+        { partition_key: 'k1', payload: {}, event_type: 'order.paid' }, // 8
+        { partition_key: 'k2', payload: {}, event_type: 'user.created' }, // k2 1
+        { partition_key: 'k1', payload: {} }, // 9
+        { partition_key: 'k1', payload: {}, event_type: 'order.shipped' }, // 10
+        { partition_key: 'k2', payload: {}, event_type: 'order.paid' }, // k2 2
+      ],
+    });
+    expect(batch.status).toBe(201);
+    expect(batch.body.messages.map((m: { event_type: string | null }) => m.event_type)).toEqual([
+      'order.paid',
+      'user.created',
+      null,
+      'order.shipped',
+      'order.paid',
+    ]);
+    const k1 = await lines('k1');
+    expect(k1[orders]).toEqual([
+      [1, null],
+      [4, 1],
+      [6, 4],
+      [8, 6],
+      [10, 8],
+    ]);
+    expect(k1[all].slice(-3)).toEqual([
+      [8, 7],
+      [9, 8],
+      [10, 9],
+    ]);
+    expect(await lines('k2')).toEqual({
+      [all]: [
+        [1, null],
+        [2, 1],
+      ],
+      [orders]: [[2, null]],
+      [users]: [[1, null]],
+    });
+
+    // SQL producers: a plain INSERT with the column, several rows in one INSERT, pgwq_publish.
+    await db.pool.query(
+      `INSERT INTO messages (topic_id, partition_key, payload, event_type)
+       VALUES ($1, 'k3', '{}', 'invoice.paid')`,
+      [topicId],
+    );
+    await db.pool.query(
+      `INSERT INTO messages (topic_id, partition_key, payload, event_type)
+       VALUES ($1, 'k3', '{}', 'user.created'), ($1, 'k3', '{}', NULL), ($1, 'k3', '{}', 'order.x')`,
+      [topicId],
+    );
+    await db.pool.query(`SELECT pgwq_publish('shop', 'k3', '{}', 'user.created')`);
+    expect(await lines('k3')).toEqual({
+      [all]: [
+        [1, null],
+        [2, 1],
+        [3, 2],
+        [4, 3],
+        [5, 4],
+      ],
+      [orders]: [
+        [1, null],
+        [4, 1],
+      ],
+      [users]: [
+        [2, null],
+        [5, 2],
+      ],
+    });
+    // A line's tail is the last sequence it got; its head its first pending one.
+    const { rows } = await db.pool.query(
+      `SELECT webhook_id, head_sequence::int AS head, tail_sequence::int AS tail FROM delivery_lines
+       WHERE partition_key = 'k3' ORDER BY webhook_id`,
+    );
+    expect(rows).toEqual([
+      { webhook_id: all, head: 1, tail: 5 },
+      { webhook_id: orders, head: 1, tail: 4 },
+      { webhook_id: users, head: 2, tail: 5 },
+    ]);
+  });
+
+  it('applies a change of event_types to messages published after it, and null sends everything again', async () => {
+    const publish = (eventType: string | null) =>
+      db.pool.query(`SELECT pgwq_publish('shop', 'k4', '{}', $1)`, [eventType]);
+    await publish('user.created'); // 1: all, users
+    const patched = await http.patch(`/webhooks/${users}`).send({ event_types: ['user.*'] });
+    expect(patched.status).toBe(200);
+    expect(patched.body.event_types).toEqual(['user.*']);
+    await publish('user.deleted'); // 2: all, users (new list)
+    const cleared = await http.patch(`/webhooks/${users}`).send({ event_types: null });
+    expect(cleared.body.event_types).toBeNull();
+    await publish(null); // 3: all, users (no list: everything)
+    const narrowed = await http.patch(`/webhooks/${users}`).send({ event_types: ['none.such'] });
+    expect(narrowed.status).toBe(200);
+    await publish('user.created'); // 4: all only
+    expect(
+      (await http.patch(`/webhooks/${users}`).send({ url: 'http://127.0.0.1:9/u2' })).body
+        .event_types,
+    ).toEqual(['none.such']);
+    expect(await lines('k4')).toEqual({
+      [all]: [
+        [1, null],
+        [2, 1],
+        [3, 2],
+        [4, 3],
+      ],
+      [orders]: [],
+      [users]: [
+        [1, null],
+        [2, 1],
+        [3, 2],
+      ],
+    });
+  });
+
+  it('a message that matches no webhook writes no delivery and no line', async () => {
+    await db.pool.query(`UPDATE webhooks SET event_types = '{nothing}' WHERE id = $1`, [all]);
+    try {
+      await db.pool.query(`SELECT pgwq_publish('shop', 'k5', '{}', 'order')`);
+      const { rows } = await db.pool.query(
+        `SELECT (SELECT count(*)::int FROM deliveries WHERE partition_key = 'k5') AS deliveries,
+                (SELECT count(*)::int FROM delivery_lines WHERE partition_key = 'k5') AS lines`,
+      );
+      expect(rows[0]).toEqual({ deliveries: 0, lines: 0 });
+    } finally {
+      await db.pool.query(`UPDATE webhooks SET event_types = NULL WHERE id = $1`, [all]);
+    }
+  });
+
+  it('shows event_type and previous_sequence on messages and deliveries', async () => {
+    const message = await http.get('/messages?topic=shop&partition_key=k1&limit=1');
+    expect(message.body[0]).toMatchObject({ sequence: 1, event_type: 'order.created' });
+    const shown = await http.get(`/messages/${message.body[0].id}`);
+    expect(shown.body.event_type).toBe('order.created');
+    const deliveries = await http.get(`/webhooks/${orders}/deliveries?partition_key=k1`);
+    expect(
+      deliveries.body.map(
+        (d: { sequence: number; previous_sequence: number | null; event_type: string }) => [
+          d.sequence,
+          d.previous_sequence,
+          d.event_type,
+        ],
+      ),
+    ).toEqual([
+      [1, null, 'order.created'],
+      [4, 1, 'order.refund.done'],
+      [6, 4, 'invoice.paid'],
+      [8, 6, 'order.paid'],
+      [10, 8, 'order.shipped'],
+    ]);
+    const one = await http.get(`/deliveries/${deliveries.body[1].id}`);
+    expect(one.body).toMatchObject({ previous_sequence: 1, event_type: 'order.refund.done' });
+    const ofMessage = await http.get(`/messages/${message.body[0].id}/deliveries`);
+    expect(ofMessage.body.map((d: { event_type: string }) => d.event_type)).toEqual([
+      'order.created',
+      'order.created',
+    ]);
+  });
+});
