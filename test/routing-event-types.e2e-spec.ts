@@ -138,13 +138,11 @@ describe('event types and webhook filters', () => {
 
   it('fans out by exact type and prefix, from the API, a batch, a plain INSERT and pgwq_publish alike', async () => {
     const api = (eventType?: string) =>
-      http
-        .post('/topics/shop/messages')
-        .send({
-          partition_key: 'k1',
-          payload: { eventType },
-          ...(eventType ? { event_type: eventType } : {}),
-        });
+      http.post('/topics/shop/messages').send({
+        partition_key: 'k1',
+        payload: { eventType },
+        ...(eventType ? { event_type: eventType } : {}),
+      });
     const published = [
       await api('order.created'), // 1: all, orders
       await api('user.created'), // 2: all, users
@@ -338,5 +336,59 @@ describe('event types and webhook filters', () => {
       'order.created',
       'order.created',
     ]);
+  });
+
+  it('keeps a filtered line on its next pending delivery when a head is recorded, not head + 1', async () => {
+    // The order.* line of k1 holds 1, 4, 6, 8, 10. Claim it (the other webhooks left out).
+    const { rows: claimed } = await db.pool.query(
+      `SELECT * FROM pgwq_claim_lines(100, 30000, $1::int[], '{}', '{}', 100)`,
+      [[all, users]],
+    );
+    const line = claimed.find((l) => l.partition_key === 'k1');
+    expect(line).toMatchObject({
+      webhook_id: orders,
+      sequence: '1',
+      previous_sequence: null,
+      event_type: 'order.created',
+    });
+    const record = (head: string, deliveryId: string) =>
+      db.pool.query(
+        `SELECT * FROM pgwq_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                                            $13, $14, $15, $16)`,
+        [
+          [orders],
+          ['k1'],
+          [line.lease_token],
+          [head],
+          ['delivered'],
+          [0],
+          [deliveryId],
+          [1],
+          [204],
+          [null],
+          [new Date().toISOString()],
+          [3],
+          [null],
+          [true],
+          30000,
+          true,
+        ],
+      );
+    const first = (await record('1', line.delivery_id)).rows[0];
+    expect(first).toMatchObject({
+      fenced: true,
+      sequence: '4',
+      previous_sequence: '1',
+      event_type: 'order.refund.done',
+      lease_token: line.lease_token,
+    });
+    expect(first.delivery_id).not.toBeNull();
+    const second = (await record('4', first.delivery_id)).rows[0];
+    expect(second).toMatchObject({ fenced: true, sequence: '6', previous_sequence: '4' });
+    // Given back, so the other tests' views are as before.
+    await db.pool.query(
+      `UPDATE delivery_lines SET lease_token = NULL, next_attempt_at = now() WHERE webhook_id = $1`,
+      [orders],
+    );
   });
 });
