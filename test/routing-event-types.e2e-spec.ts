@@ -391,4 +391,56 @@ describe('event types and webhook filters', () => {
       [orders],
     );
   });
+
+  it('finds messages and deliveries by event_type', async () => {
+    const messages = await http.get('/messages?topic=shop&event_type=user.created');
+    expect(messages.status).toBe(200);
+    expect(
+      messages.body.map((m: { partition_key: string; sequence: number }) => [
+        m.partition_key,
+        m.sequence,
+      ]),
+    ).toEqual([
+      ['k1', 2],
+      ['k2', 1],
+      ['k3', 2],
+      ['k3', 5],
+      ['k4', 1],
+      ['k4', 4],
+    ]);
+    const newest = await http.get(
+      `/messages?topic_id=${topicId}&event_type=user.created&order=desc&limit=2`,
+    );
+    expect(newest.body.map((m: { partition_key: string }) => m.partition_key)).toEqual([
+      'k4',
+      'k4',
+    ]);
+    const inPartition = await http.get(
+      '/messages?topic=shop&partition_key=k1&event_type=order.paid',
+    );
+    expect(inPartition.body.map((m: { sequence: number }) => m.sequence)).toEqual([8]);
+    const deliveries = await http.get(`/webhooks/${all}/deliveries?event_type=order.paid`);
+    expect(
+      deliveries.body.map((d: { partition_key: string; sequence: number }) => [
+        d.partition_key,
+        d.sequence,
+      ]),
+    ).toEqual([
+      ['k1', 8],
+      ['k2', 2],
+    ]);
+    const ofLine = await http.get(
+      `/webhooks/${orders}/deliveries?partition_key=k1&event_type=order.paid`,
+    );
+    expect(ofLine.body.map((d: { sequence: number }) => d.sequence)).toEqual([8]);
+    expect((await http.get(`/webhooks/${users}/deliveries?event_type=order.paid`)).body).toEqual(
+      [],
+    );
+    expectErrorResponse(await http.get('/messages?topic=shop&event_type=a%20b'), 400, /event_type/);
+    expectErrorResponse(
+      await http.get(`/webhooks/${all}/deliveries?event_type=order.*`),
+      400,
+      /event_type/,
+    );
+  });
 });

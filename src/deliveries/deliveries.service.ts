@@ -23,7 +23,8 @@ export class DeliveriesService {
    * (webhook_id, id), or for a status with few rows deliveries_pending_idx or
    * deliveries_webhook_dead_idx (webhook_id, id) WHERE status; with a partition key the line's
    * unique key (webhook_id, partition_key, sequence), walked in sequence order from the sequence
-   * of the `after` delivery (bench/results/finding-explain.txt).
+   * of the `after` delivery (bench/results/finding-explain.txt). An event type is checked on each
+   * candidate's message (its primary key).
    */
   async listByWebhook(webhookId: number, query: ListDeliveriesDto): Promise<DeliveryWithType[]> {
     await this.webhooks.getById(webhookId);
@@ -34,6 +35,14 @@ export class DeliveriesService {
       .setParameters({ after: query.after })
       .limit(query.limit);
     if (query.status) qb.andWhere('d.status = :status', { status: query.status });
+    if (query.event_type !== undefined) {
+      // Each candidate's message by its primary key; for a rare type the planner may start from
+      // messages_topic_event_type_idx instead.
+      qb.andWhere(
+        'EXISTS (SELECT 1 FROM messages m WHERE m.id = d.message_id AND m.event_type = :eventType)',
+        { eventType: query.event_type },
+      );
+    }
     if (query.partition_key === undefined) {
       const after = afterCondition(query, 'd.id');
       if (after) qb.andWhere(after);

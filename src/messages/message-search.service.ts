@@ -21,7 +21,8 @@ export const toMessageJson = (m: Message): MessageDto => ({
  * Finding a topic's messages by the fields a support ticket carries. Each filter is an index
  * range: messages_topic_id_idx (topic_id, id); with a partition key the partition's unique key
  * (topic_id, partition_key, sequence), walked in sequence order from the `after` message's
- * sequence; with an idempotency key its unique key, at most one row
+ * sequence; with an idempotency key its unique key, at most one row; with an event type
+ * messages_topic_event_type_idx (topic_id, event_type, id)
  * (bench/results/finding-explain.txt).
  */
 @Injectable()
@@ -48,6 +49,11 @@ export class MessageSearch {
       .limit(query.limit);
     if (query.idempotency_key !== undefined) {
       qb.andWhere('m.idempotency_key = :idempotencyKey', { idempotencyKey: query.idempotency_key });
+    }
+    if (query.event_type !== undefined) {
+      // messages_topic_event_type_idx (topic_id, event_type, id): a topic's messages of one type
+      // in id order (the type is a constant of that order).
+      qb.andWhere('m.event_type = :eventType', { eventType: query.event_type });
     }
     if (query.partition_key === undefined) {
       const after = afterCondition(query, 'm.id');

@@ -820,6 +820,10 @@ export type MessagesControllerListData = {
          * The message published with this key
          */
         idempotency_key?: string;
+        /**
+         * Only messages of this event type (exact)
+         */
+        event_type?: string;
     };
     url: '/messages';
 };
@@ -906,6 +910,10 @@ export type DeliveriesControllerListByWebhookData = {
          * Only this partition's deliveries (the webhook's line), in sequence order; `after` is still a delivery id
          */
         partition_key?: string;
+        /**
+         * Only deliveries whose message has this event type (exact)
+         */
+        event_type?: string;
     };
     url: '/webhooks/{id}/deliveries';
 };
