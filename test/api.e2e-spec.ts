@@ -85,6 +85,8 @@ describe('REST API', () => {
         topic_id: topic.body.id,
         partition_key: 'user-42',
         sequence: 1,
+        previous_sequence: null,
+        event_type: null,
         status: 'pending',
         attempts: 0,
         next_attempt_at: expect.any(String),
