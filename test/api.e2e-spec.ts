@@ -54,6 +54,7 @@ describe('REST API', () => {
         disabled_reason: null,
         disabled_at: null,
         on_exhausted: 'dead_letter',
+        event_types: null,
       });
 
       const m1 = await http
@@ -71,6 +72,7 @@ describe('REST API', () => {
         sequence: 1,
         created_at: expect.any(String),
         idempotency_key: null,
+        event_type: null,
       });
       expect(m2.body.sequence).toBe(2);
 
@@ -83,6 +85,8 @@ describe('REST API', () => {
         topic_id: topic.body.id,
         partition_key: 'user-42',
         sequence: 1,
+        previous_sequence: null,
+        event_type: null,
         status: 'pending',
         attempts: 0,
         next_attempt_at: expect.any(String),
@@ -220,7 +224,8 @@ describe('REST API', () => {
       for (const id of ['abc', '1.5', '1e3', '0x10', '-1', '0', '99999999999999999999']) {
         expectError(await http.get(`/webhooks/${id}/secret`), 400, /id/);
         expectError(await http.delete(`/webhooks/${id}`), 400);
-        expectError(await http.get(`/topics/${id}/webhooks`), 400);
+        // A topic segment that is not digits is a name (404 when there is none).
+        expectError(await http.get(`/topics/${id}/webhooks`), /^[0-9]+$/.test(id) ? 400 : 404);
         expectError(await http.get(`/webhooks/${id}/deliveries`), 400);
       }
     });
@@ -340,12 +345,13 @@ describe('REST API', () => {
           'POST /topics',
           'GET /topics',
           'POST /webhooks',
-          'GET /topics/{id}/webhooks',
+          'GET /topics/{topic}',
+          'GET /topics/{topic}/webhooks',
           'DELETE /webhooks/{id}',
           'GET /webhooks/{id}/secret',
           'POST /webhooks/{id}/secret/rotate',
-          'POST /topics/{name}/messages',
-          'POST /topics/{name}/messages/batch',
+          'POST /topics/{topic}/messages',
+          'POST /topics/{topic}/messages/batch',
           'GET /webhooks/{id}/deliveries',
           'GET /deliveries/{id}/attempts',
           'GET /dead-letter',

@@ -56,6 +56,7 @@ describe('operations API', () => {
       disabled_reason: null,
       disabled_at: null,
       on_exhausted: 'block',
+      event_types: null,
     });
     const moved = await http
       .patch(`/webhooks/${webhookId}`)

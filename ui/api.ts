@@ -15,6 +15,9 @@ export interface Webhook {
   status: WebhookStatus;
   disabled_reason: string | null;
   on_exhausted: 'dead_letter' | 'block';
+  // --- Routing ---
+  /** Exact types and prefix.* entries; null = every message. */
+  event_types: string[] | null;
 }
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
@@ -26,6 +29,9 @@ export interface Delivery {
   topic_id: number;
   partition_key: string;
   sequence: number;
+  /** The sequence before it on the webhook's line (null for the first). */
+  previous_sequence: number | null;
+  event_type: string | null;
   status: DeliveryStatus;
   attempts: number;
   next_attempt_at: string | null;
@@ -71,6 +77,7 @@ export interface Message {
   sequence: number;
   created_at: string;
   idempotency_key: string | null;
+  event_type: string | null;
 }
 
 export interface MessageWithPayload extends Message {

@@ -5,6 +5,7 @@ import { noteAttemptOutcome } from '../queue/webhook-state.js';
 import { retryDelaySeconds } from './backoff.js';
 import {
   ClaimedLine,
+  HELD_HEAD,
   Outcome,
   RECORD_ATTEMPTS,
   RECORD_ATTEMPTS_ASYNC,
@@ -130,8 +131,7 @@ export class Recording {
         // An earlier run of this statement committed and its reply was lost. If it kept the
         // line, the line is still ours one head on: give it back so that head is claimed.
         this.logger.warn(`${what}; already recorded by a try whose reply was lost`, about);
-        const next = String(BigInt(line.sequence) + 1n);
-        if (outcome !== 'pending') await this.releases.release([{ line, head: next, delayMs: 0 }]);
+        if (outcome !== 'pending') await this.releaseHeld(line);
       } else {
         this.metrics.leaseLost();
         this.logger.warn(`${what}; result dropped, ${lostReason(row.line_exists!)}`, about);
@@ -159,6 +159,20 @@ export class Recording {
     }
     job.leaseDeadline = sentAt + this.leases.leaseMs;
     return row as ClaimedLine;
+  }
+
+  /**
+   * Gives back the line our token still holds, at whatever head the lost run left it (the line's
+   * next pending delivery, not necessarily head + 1), fenced on token and head as every release.
+   */
+  private async releaseHeld(line: ClaimedLine): Promise<void> {
+    const { rows } = await this.pool.query<{ head: string }>(
+      withQueryTimeout(
+        { text: HELD_HEAD, values: [line.webhook_id, line.partition_key, line.lease_token] },
+        WRITE_QUERY_TIMEOUT_MS,
+      ),
+    );
+    if (rows.length > 0) await this.releases.release([{ line, head: rows[0].head, delayMs: 0 }]);
   }
 
   /**

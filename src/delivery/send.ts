@@ -77,11 +77,12 @@ export class Sending {
       topic: line.topic,
       partitionKey: line.partition_key,
       sequence: line.sequence,
-      // Signed as "" until their headers are sent.
-      previousSequence: '',
-      eventType: '',
+      // "" for a line's first, and for an untyped message: what the headers carry (an absent
+      // webhook-event-type reads as "").
+      previousSequence: line.previous_sequence ?? '',
+      eventType: line.event_type ?? '',
     };
-    const headers = {
+    const headers: Record<string, string> = {
       'content-type': 'application/json',
       'webhook-id': metadata.id,
       'webhook-timestamp': metadata.timestamp,
@@ -89,9 +90,11 @@ export class Sending {
       'webhook-topic': metadata.topic,
       'webhook-partition-key': metadata.partitionKey,
       'webhook-sequence': metadata.sequence,
+      'webhook-previous-sequence': metadata.previousSequence,
       'webhook-metadata-signature': metadataSignatureHeader(secrets, metadata),
       'webhook-attempt': String(attempt),
     };
+    if (line.event_type !== null) headers['webhook-event-type'] = line.event_type;
     return this.leases.renewWhile(job, () =>
       this.sender.send({ url: line.url, body, headers }, job.controller.signal),
     );

@@ -10,6 +10,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, Repository } from 'typeorm';
 import { findPage } from '../common/keyset.js';
 import { IntIdPaginationDto } from '../common/pagination.dto.js';
+import { TopicRef } from '../common/topic-ref.js';
 import { AppConfig } from '../config/app-config.js';
 import { Webhook } from '../database/entities/webhook.entity.js';
 import { webhookHostProblem } from '../security/ssrf-guard.js';
@@ -106,6 +107,8 @@ export class WebhooksService {
           topicId: input.topic_id,
           url: input.url,
           secret: input.secret ?? generateSecret(),
+          // --- Routing ---
+          eventTypes: input.event_types ?? null,
         }),
       );
     });
@@ -123,7 +126,8 @@ export class WebhooksService {
    *
    * The row is locked FOR UPDATE, which conflicts with the key-share lock a producer's fan-out
    * takes on it: the status change waits for the producers in flight, and producers that come
-   * after it read the status it committed. Without that, a producer that read `paused` just
+   * after it read the status it committed. So does an event_types change: the messages published
+   * after it are routed by the new list. Without that, a producer that read `paused` just
    * before a resume committed would leave its new line parked, with nothing left to wake it. The
    * lock is held only for the row's own update, not while the lines are settled, so publishing to
    * the topic's new partitions is not held up by a webhook's many lines.
@@ -132,8 +136,15 @@ export class WebhooksService {
    * Settling the lines comes after, in batches of their own, and cannot share its transaction.
    */
   async update(id: number, input: UpdateWebhookDto): Promise<Webhook> {
-    if (input.url === undefined && input.status === undefined && input.on_exhausted === undefined) {
-      throw new BadRequestException('give at least one of url, status, on_exhausted');
+    // --- Routing: event_types null clears the list, absent leaves it ---
+    const setEventTypes = input.event_types !== undefined;
+    if (
+      input.url === undefined &&
+      input.status === undefined &&
+      input.on_exhausted === undefined &&
+      !setEventTypes
+    ) {
+      throw new BadRequestException('give at least one of url, status, on_exhausted, event_types');
     }
     const url = input.url === undefined ? undefined : this.parsedUrl(input.url);
     if (url) await this.checkHost(url);
@@ -160,9 +171,20 @@ export class WebhooksService {
              status = coalesce($4, status),
              disabled_reason = CASE WHEN $5 OR $6 THEN NULL ELSE disabled_reason END,
              disabled_at = CASE WHEN $5 OR $6 THEN NULL ELSE disabled_at END,
-             failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END
+             failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END,
+             event_types = CASE WHEN $7 THEN $8::text[] ELSE event_types END
          WHERE id = $1`,
-        [id, input.url ?? null, input.on_exhausted ?? null, input.status ?? null, resume, pause],
+        [
+          id,
+          input.url ?? null,
+          input.on_exhausted ?? null,
+          input.status ?? null,
+          resume,
+          pause,
+          // --- Routing ---
+          setEventTypes,
+          input.event_types ?? null,
+        ],
       );
       await recordAction(tx);
       return tx.getRepository(Webhook).findOneByOrFail({ id });
@@ -173,8 +195,8 @@ export class WebhooksService {
     return webhook;
   }
 
-  async listByTopic(topicId: number, page: IntIdPaginationDto): Promise<Webhook[]> {
-    await this.topics.getById(topicId);
+  async listByTopic(ref: TopicRef, page: IntIdPaginationDto): Promise<Webhook[]> {
+    const { id: topicId } = await this.topics.get(ref);
     return findPage(this.webhooks, page, { topicId });
   }
 

@@ -3,6 +3,7 @@ import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validato
 import { INT4_MAX } from '../../common/pagination.dto.js';
 import { MAX_URL_LENGTH } from '../webhook-url.js';
 import { EXAMPLE_SECRET } from '../webhook-secret.js';
+import { EventTypesProperty } from './event-types.js';
 
 export class CreateWebhookDto {
   @ApiProperty({ example: 1 })
@@ -25,4 +26,9 @@ export class CreateWebhookDto {
   @IsString()
   @MaxLength(200)
   secret?: string;
+
+  // --- Routing ---
+  @EventTypesProperty()
+  event_types?: string[] | null;
+  // --- end of routing ---
 }

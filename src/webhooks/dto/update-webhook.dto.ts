@@ -3,6 +3,7 @@ import { IsIn, IsOptional, IsString, MaxLength } from 'class-validator';
 import { ON_EXHAUSTED } from '../../database/entities/webhook.entity.js';
 import type { OnExhausted } from '../../database/entities/webhook.entity.js';
 import { MAX_URL_LENGTH } from '../webhook-url.js';
+import { EventTypesProperty } from './event-types.js';
 
 /** The states an operator may set; `disabled` is set only by a worker (410, or failing). */
 export const SETTABLE_STATUSES = ['active', 'paused'] as const;
@@ -34,4 +35,9 @@ export class UpdateWebhookDto {
   @IsOptional()
   @IsIn(ON_EXHAUSTED)
   on_exhausted?: OnExhausted;
+
+  // --- Routing ---
+  @EventTypesProperty()
+  event_types?: string[] | null;
+  // --- end of routing ---
 }

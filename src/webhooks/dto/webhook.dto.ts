@@ -45,6 +45,16 @@ export class WebhookDto {
       'there, blocked, until it is redriven or skipped (block)',
   })
   on_exhausted: OnExhausted;
+
+  // --- Routing ---
+  @ApiProperty({
+    type: [String],
+    nullable: true,
+    example: ['order.*'],
+    description: 'The event types it gets (exact types and prefix.* entries); null = every message',
+  })
+  event_types: string[] | null;
+  // --- end of routing ---
 }
 
 export class CreatedWebhookDto extends WebhookDto {
@@ -67,5 +77,7 @@ export function toWebhookJson(webhook: Webhook): WebhookDto {
     disabled_reason: webhook.disabledReason,
     disabled_at: webhook.disabledAt?.toISOString() ?? null,
     on_exhausted: webhook.onExhausted,
+    // --- Routing ---
+    event_types: webhook.eventTypes,
   };
 }
