@@ -1,4 +1,4 @@
-import { exitOnStartupError, loadEnvironment, startWorker } from './bootstrap.js';
+import { exitOnStartupError, loadEnvironment, startWorker } from './worker-bootstrap.js';
 
 try {
   await startWorker(loadEnvironment());

@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
-import { PG_POOL } from '../database/database.module.js';
+import { PG_POOL } from '../database/pg-pool.module.js';
 import { settledWithin } from '../database/pool-options.js';
 import { CircuitBreakers } from './circuit-breaker.js';
 import { Claims } from './claim.js';
