@@ -28,6 +28,8 @@ import { WebhookResult } from './webhook-sender.js';
 export class Recording {
   /** Records results, those that finish together in one statement and commit. */
   private readonly recorder: ResultRecorder<RecordRequest, RecordedAttempt>;
+  /** LOG_LEVEL=debug (or verbose): each delivery is logged. */
+  private readonly debug: boolean;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -39,6 +41,7 @@ export class Recording {
     /** Wakes the claim loop after `ms`: a retried head is due again then. */
     private readonly wakeAfter: (ms: number) => void,
   ) {
+    this.debug = config.logLevel === 'debug' || config.logLevel === 'verbose';
     const recordAttempts = config.recordSynchronousCommit ? RECORD_ATTEMPTS : RECORD_ATTEMPTS_ASYNC;
     this.recorder = new ResultRecorder(
       async (requests, wait) => {
@@ -114,7 +117,9 @@ export class Recording {
       error: result.error,
       startedAt,
       durationMs: result.durationMs,
-      responseBody: result.responseBody === null ? null : result.responseBody.replace(/\0/g, ''),
+      responseBody: result.responseBody?.includes('\0')
+        ? result.responseBody.replace(/\0/g, '')
+        : result.responseBody,
       keep,
     };
     const sentAt = Date.now();
@@ -124,17 +129,19 @@ export class Recording {
       this.recorder.record(request),
     );
     if (row === undefined) return undefined;
-    const what = `${result.ok ? `HTTP ${result.statusCode}` : result.error} in ${result.durationMs} ms`;
-    const about = fields(line, attempt);
+    // Log text and fields only for what is logged: a delivery is logged at debug level only.
+    const what = () =>
+      `${result.ok ? `HTTP ${result.statusCode}` : result.error} in ${result.durationMs} ms`;
+    const about = () => fields(line, attempt);
     if (!row.fenced) {
       if (row.still_held || row.recorded_before) {
         // An earlier run of this statement committed and its reply was lost. If it kept the
         // line, the line is still ours one head on: give it back so that head is claimed.
-        this.logger.warn(`${what}; already recorded by a try whose reply was lost`, about);
+        this.logger.warn(`${what()}; already recorded by a try whose reply was lost`, about());
         if (outcome !== 'pending') await this.releaseHeld(line);
       } else {
         this.metrics.leaseLost();
-        this.logger.warn(`${what}; result dropped, ${lostReason(row.line_exists!)}`, about);
+        this.logger.warn(`${what()}; result dropped, ${lostReason(row.line_exists!)}`, about());
       }
       return undefined;
     }
@@ -143,11 +150,11 @@ export class Recording {
       ? false
       : await this.noteWebhookHealth(line, result, row.webhook_failing === true);
     if (outcome === 'delivered') {
-      this.logger.debug(what, about);
+      if (this.debug) this.logger.debug(what(), about());
     } else if (outcome === 'dead') {
-      this.logger.warn(`${what}; dead-lettered after ${attempt} attempts`, about);
+      this.logger.warn(`${what()}; dead-lettered after ${attempt} attempts`, about());
     } else {
-      this.logger.warn(`${what}; retry in ${delay.toFixed(3)} s`, about);
+      this.logger.warn(`${what()}; retry in ${delay.toFixed(3)} s`, about());
       // Other workers find it by polling; this one wakes right on time.
       this.wakeAfter(delay * 1000);
     }

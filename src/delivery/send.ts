@@ -58,7 +58,13 @@ export class Sending {
         return undefined;
       }
       const startedAt = new Date();
-      result = await this.post(job, attempt);
+      const at = this.claims.requestStarted(line.webhook_id);
+      try {
+        result = await this.post(job, attempt);
+      } finally {
+        // Whether it answered quickly: what lets the webhook borrow slots (claim.ts).
+        this.claims.requestEnded(line.webhook_id, at, result?.statusCode != null);
+      }
       return { attempt, startedAt, result };
     } finally {
       this.requestEnded(job, destination, permit, result);
