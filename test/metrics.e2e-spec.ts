@@ -118,7 +118,7 @@ describe('metrics', () => {
     // HTTP requests by route pattern, never the raw path.
     const published = {
       method: 'POST',
-      route: '/topics/:name/messages',
+      route: '/topics/:topic/messages',
       status: '201',
     };
     expect(sampleValue(api, 'pgwq_http_request_duration_seconds_count', published)).toBe(4);

@@ -28,12 +28,18 @@ const AUDITED = Symbol('audited');
 /**
  * The request's JSON body: bodies arrive as JSON text (configureApp), and a route that takes one
  * has had it checked by the validation pipe (small, well formed, no unknown field) for the
- * handler to have run. A route without a body may still have been sent an empty one.
+ * handler to have run. A route without a body ignores whatever text it was sent (empty, or not
+ * JSON at all): its parameters are none.
  */
 export function bodyOf(req: Request): Record<string, unknown> {
   const text: unknown = req.body;
   if (typeof text !== 'string' || text.trim() === '') return {};
-  const body: unknown = JSON.parse(text);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return {};
+  }
   return typeof body === 'object' && body !== null && !Array.isArray(body)
     ? (body as Record<string, unknown>)
     : {};
