@@ -20,21 +20,17 @@
 -- What an operator may prune, and what not:
 -- - deliveries that are delivered or dead, with their delivery_attempts, and messages that no
 --   delivery refers to any more: yes, in any order and at any time (retention does this).
--- - partition_sequences and delivery_lines: never. They are one small row per partition and per
---   (webhook, partition), and they hold each partition's numbering and each line's place in it.
---   If they are lost anyway (a TRUNCATE, a partial restore), nothing new is lost: a missing
---   counter is seeded again from the partition's messages and its lines' tails, and a line whose
---   head is past its tail restarts at the next new message. Pending deliveries of a lost line
---   are not delivered, and a partition left with neither messages nor lines numbers from 1 again.
+-- - partition_sequences and delivery_lines: never. They hold each partition's numbering and each
+--   line's place in it. If lost anyway (a TRUNCATE, a partial restore), a missing counter is
+--   seeded again from the partition's messages and lines' tails, and a line whose head is past
+--   its tail restarts at the next new message; pending deliveries of a lost line are not sent.
 -- - messages' topic_id, partition_key and sequence: never changed (refused by a trigger below).
 -- - webhooks: delete one with DELETE /webhooks/{id} (or UPDATE webhooks SET deleted_at = now()),
 --   which the workers then purge in small batches; a plain DELETE of a webhook with a long history
 --   removes all of it in one transaction, holding its lines and deliveries meanwhile.
 --
--- Every function runs with its search_path pinned to our schema (the one the migrations ran in;
--- public by default), then pg_temp: a producer whose own schema or temporary tables have a table
--- called deliveries, delivery_lines, … must neither shadow ours nor receive our rows. pg_temp is
--- named last because, unnamed, it is searched first.
+-- Every function pins its search_path to our schema (public by default), then pg_temp (named,
+-- so it is searched last): a producer's own tables called deliveries, … never shadow ours.
 
 -- 1. Before each row: the next gap-free sequence of the row's partition (topic, partition_key).
 --
@@ -97,46 +93,28 @@ $$;
 -- (message, webhook the topic has now whose event_types match), the lines' heads and tails, and
 -- one NOTIFY.
 --
--- Routing: a webhook with event_types NULL gets every message; one with a list gets the
--- messages whose event_type is an entry of it or starts with an entry's prefix (an entry
--- 'order.*' matches 'order.created' and 'order.refund.done'); an untyped message goes only to
--- webhooks without a list. The list is read from the key-share locked webhook row, as the status
--- is (below): a PATCH of event_types locks the row FOR UPDATE, so a producer in flight waits for
--- it and then fans out by the list it committed; a list change applies to every message
--- published after it. A webhook whose list does not match gets nothing, not even a line: a
--- message that matches no webhook costs what a message on a topic without webhooks costs, plus
--- reading the topic's webhook rows.
+-- Routing: a webhook with event_types NULL gets every message; one with a list gets the messages
+-- whose event_type equals an entry or starts with an entry's prefix ('order.*' matches
+-- 'order.created'); an untyped message goes only to webhooks without a list. A webhook that does
+-- not match gets nothing, not even a line. Each delivery stores previous_sequence, the sequence
+-- of the delivery before it on its line (whatever its status; NULL for a line's first), sent as
+-- webhook-previous-sequence so a receiver tells a filtered message from a missed one.
 --
--- Each delivery gets previous_sequence, the sequence of the delivery before it on its line
--- (webhook, partition), whatever that one's status, NULL for a line's first: the line's tail
--- before this statement, or the previous message of the same line in this statement. With
--- filters a line holds some of its partition's sequences only; the worker sends this as
--- webhook-previous-sequence, so a receiver tells a message it was never meant to get (no gap)
--- from one it missed.
+-- Two paths with one meaning: a 1-row statement takes the row path (the row read into
+-- variables, small plans: a fifth to a quarter less backend CPU per 1-row transaction,
+-- bench/results/publish-evidence.txt); more rows take the set path, grouped per partition and
+-- per line. A statement that inserted nothing returns at once.
 --
--- Two paths with one meaning. A statement that inserted one row (a 1-row INSERT, an API publish
--- that is not a batch) takes the row path: the row is read from the transition table into
--- variables, and statements keyed by it do the work. More rows take the set path, which groups
--- them per partition and per line. The row path is the set path for one row (the min and max of
--- one sequence are that sequence, every webhook fanned out to has that row's delivery), written
--- out so that its plans are small: for one row, starting the set path's grouping, sorting and
--- semi-join cost more than running them (backend CPU of a 1-row transaction with one webhook,
--- PostgreSQL 15: a fifth to a quarter less; bench/results/publish-evidence.txt). A statement that
--- inserted nothing (every row skipped by ON CONFLICT DO NOTHING) returns at once.
+-- A deleted webhook (deleted_at set) gets nothing more; the workers purge it later. The
+-- key-share lock on each webhook fanned out to makes the purge's final DELETE safe: it skips a
+-- webhook a producer has locked, and a producer after it skips the row (READ COMMITTED re-checks
+-- a locked row), so no producer fails on the deliveries' foreign key.
 --
--- A deleted webhook (deleted_at set by DELETE /webhooks/{id}) gets nothing more; the worker's
--- purge removes its lines, deliveries and finally its row. The key-share lock on each webhook
--- fanned out to is what makes that last step safe: the row's DELETE skips a webhook a producer
--- has locked, and a producer that comes after the DELETE skips the row (READ COMMITTED re-checks
--- a locked row), so no producer ever fails on the deliveries' foreign key. It does not wait on
--- DELETE /webhooks/{id}, which only updates the row.
---
--- A paused or disabled webhook (DESIGN §7) still gets its deliveries, but its new or idle lines
--- are not made due: they wait with next_attempt_at NULL, so no worker spends a claim on them, and
--- resuming the webhook wakes them. The status is read from the key-share locked row: a pause or
--- resume (PATCH /webhooks/{id}) locks the row FOR UPDATE, so this waits for it and then reads the
--- row as it committed, never a status older than a resume that then missed this line. head_created_at is when the line's head was published, for
--- GET /webhooks/{id}/lines?order=lag; it is set here when a line gets its first pending message.
+-- A paused or disabled webhook still gets its deliveries, but its new or idle lines are not made
+-- due (next_attempt_at NULL) until it is resumed. The status, like event_types, is read from the
+-- key-share locked row: a PATCH locks it FOR UPDATE, so this waits for it and reads what it
+-- committed. head_created_at (for GET /webhooks/{id}/lines?order=lag) is set here when a line
+-- gets its first pending message.
 --
 -- The line upsert locks each touched (webhook, partition) line until commit. A worker that
 -- finishes the line's head meanwhile waits for that lock and then reads the new tail_sequence
@@ -149,13 +127,10 @@ $$;
 -- statement created). An idle line (head past tail) takes the new rows' range as it is: that is
 -- its next message, and it also puts a line back on track after its counter was set back.
 --
--- pg_notify with a constant payload: PostgreSQL folds identical notifications of one
--- transaction into one, so a transaction pays for NOTIFY's commit-time lock once, however many
--- rows or statements it has. And only when the statement woke a line (a new line, or an idle
--- one: its next_attempt_at is now() after the upsert). A line that already had work waiting is
--- leased by a worker, backing off on that worker's retry timer, or due with a worker about to
--- free a slot: a notification cannot make it due any sooner, while NOTIFY's database-wide lock
--- serialises every notifying commit (DESIGN §3).
+-- pg_notify with a constant payload: PostgreSQL folds a transaction's identical notifications
+-- into one, so NOTIFY's commit-time lock is paid once per transaction, and only when a line woke
+-- (new, or idle until now). A line with work waiting already has a worker on it, its retry
+-- timer, or a slot about to free: a notification would not make it due sooner.
 CREATE OR REPLACE FUNCTION pgwq_fan_out() RETURNS trigger
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
@@ -309,10 +284,8 @@ BEGIN
 END;
 $$;
 
--- 3. Before each update that would move a message: refuse it. Its deliveries, its line and the
--- partition's numbering all depend on (topic_id, partition_key, sequence); a message moved to
--- another partition or number would leave a hole in one and a duplicate or stray in the other.
--- The payload and created_at may change.
+-- 3. Before each update that would move a message: refuse it. Its deliveries, line and numbering
+-- depend on (topic_id, partition_key, sequence); the payload and created_at may change.
 CREATE OR REPLACE FUNCTION pgwq_refuse_moving_message() RETURNS trigger
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 BEGIN
@@ -365,10 +338,8 @@ CREATE OR REPLACE TRIGGER messages_payload_printable
   FOR EACH ROW EXECUTE FUNCTION pgwq_refuse_unprintable_payload();
 
 -- 6. Before each row inserted, or whose event_type changes, with an event_type that is not 1-128
--- characters of A-Z a-z 0-9 _ . : / - : refuse it with a message that says so. The CHECK
--- messages_event_type_check would refuse it too, but its error prints the whole row, payload
--- included. PostgreSQL checks the WHEN without calling the function, so a valid row (or one
--- without a type) pays nothing for it.
+-- characters of A-Z a-z 0-9 _ . : / - : refuse it, saying so (the CHECK's error would print the
+-- whole row, payload included). The WHEN is checked without calling the function.
 CREATE OR REPLACE FUNCTION pgwq_check_event_type() RETURNS trigger
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 BEGIN
