@@ -16,6 +16,7 @@ import { SequencePlans1795633464301 } from './1795633464301-SequencePlans.js';
 import { BoundedRecord1795633464302 } from './1795633464302-BoundedRecord.js';
 import { FindingAndAudit1795633464500 } from './1795633464500-FindingAndAudit.js';
 import { PublishByName1795633464600 } from './1795633464600-PublishByName.js';
+import { WebhookManners1795633464750 } from './1795633464750-WebhookManners.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -37,4 +38,5 @@ export const MIGRATIONS = [
   BoundedRecord1795633464302,
   FindingAndAudit1795633464500,
   PublishByName1795633464600,
+  WebhookManners1795633464750,
 ];
