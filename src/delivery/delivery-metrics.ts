@@ -8,6 +8,7 @@ const OUTCOME_LABEL: Record<Outcome, string> = {
   delivered: 'delivered',
   pending: 'retry',
   dead: 'dead',
+  throttled: 'throttled',
 };
 
 /**
@@ -45,7 +46,7 @@ export class DeliveryMetrics {
     });
     this.attempts = new Counter({
       name: 'pgwq_delivery_attempts_total',
-      help: `Recorded delivery attempts by webhook and outcome: delivered (2xx), retry (failed, tried again later), dead (failed, dead-lettered). Past ${WEBHOOK_LABEL_LIMIT} webhooks per worker, new ones count as webhook_id="${OTHER_WEBHOOKS}".`,
+      help: `Recorded delivery attempts by webhook and outcome: delivered (2xx), retry (failed, tried again later), throttled (429 or 503 with Retry-After: waits without using the retry budget), dead (failed, dead-lettered). Past ${WEBHOOK_LABEL_LIMIT} webhooks per worker, new ones count as webhook_id="${OTHER_WEBHOOKS}".`,
       labelNames: ['outcome', 'webhook_id'],
       registers,
     });

@@ -82,6 +82,8 @@ export class Sending {
       eventType: '',
     };
     const headers = {
+      // The webhook's static headers first, so none can replace ours (the API refuses those names).
+      ...line.headers,
       'content-type': 'application/json',
       'webhook-id': metadata.id,
       'webhook-timestamp': metadata.timestamp,
