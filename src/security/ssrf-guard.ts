@@ -172,16 +172,16 @@ export class WebhookAddressRefusedError extends Error {
   }
 
   /**
-   * What was refused and why, for the webhook's disabled_detail: the host and the kind of
-   * address, and the address itself only when it is the host (an IP literal in the URL). Which
-   * internal address a name resolves to stays in the worker's log.
+   * What was refused and why, for the webhook's disabled_detail: an IP literal in the URL with
+   * its kind; for a host name, only that it resolves to an address that is not public. Which
+   * internal address a name resolves to stays in the worker's log (`detail`).
    */
   get publicDetail(): string {
     const article = /^[aeiou]/.test(this.kind) ? 'an' : 'a';
     const what =
       this.host === this.address
         ? `address ${this.address} is ${article} ${this.kind} address`
-        : `host ${this.host} resolves to ${article} ${this.kind} address`;
+        : `host ${this.host} resolves to an address that is not public (the worker's log says which)`;
     return `${what}, refused with ${ALLOW_SETTING}`;
   }
 }

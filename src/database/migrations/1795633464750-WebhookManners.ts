@@ -354,8 +354,10 @@ function boundedRecordAttempts(): string {
  *   for the line it is 'pending' (the head stays, due again after the delay); the delivery stays
  *   pending with the attempt recorded and counted in `attempts`, and also in throttled_attempts,
  *   which the worker subtracts for the retry budget; throttled_since is set when a run of
- *   throttling begins. Any other outcome ends the run (throttled_since NULL). A rewound head
- *   starts again with both at zero, as its attempts do.
+ *   throttling begins. Any other answer ends the run (throttled_since NULL), except a throttling
+ *   answer after 24 h of them, which the worker records as a failure ('pending' or 'dead'): the
+ *   run goes on, so the next one is a failure too. A rewound head starts again with both at
+ *   zero, as its attempts do.
  * - A line is kept (its next head POSTed at once) only if that attempt may start: for a webhook
  *   with rate_limit_per_second, a token taken from its bucket, locked with SKIP LOCKED (a bucket
  *   a claim holds is not waited for: the line is released instead, due now, and a claim takes it
@@ -402,8 +404,13 @@ function mannersRecordAttempts(): string {
           ELSE deliveries.throttled_attempts
         END,
         throttled_since = CASE
-          WHEN req.outcome = 'throttled' AND NOT r.rewound
-            THEN coalesce(deliveries.throttled_since, now())
+          WHEN r.rewound THEN NULL
+          WHEN req.outcome = 'throttled' THEN coalesce(deliveries.throttled_since, now())
+          -- Past 24 h (the worker's THROTTLING_LIMIT_SECONDS) throttling answers are failures,
+          -- and the run they continue is not over: the next one is a failure too.
+          WHEN req.outcome = 'pending' AND req.status_code IN (429, 503)
+            AND deliveries.throttled_since <= now() - interval '24 hours'
+            THEN deliveries.throttled_since
         END,`,
     )
     .replaceAll(parts.keep, '(req.keep AND keep_ok)')
