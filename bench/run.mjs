@@ -9,7 +9,7 @@
 //
 // Options: --full, --rounds N, --receiver-delay-ms N, --concurrency N, --payload-bytes N,
 // --retention-rows N (delivered rows the retention scenario deletes; 1,000,000),
-// --only a,b (scenarios: publish, batch, delivery, failure, hot, latency, scale, retention;
+// --only a,b (scenarios: publish, batch, delivery, failure, hot, manners, latency, scale, retention;
 // scale and retention only with --full or when named),
 // --systems a,b (ours, pgbouncer, async, graphile, graphile-default, pgboss, raw, raw-recorded;
 // all by default; graphile is graphile-worker with its fastest settings, graphile-default with
@@ -27,6 +27,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderChart } from './chart.mjs';
 import { deliveryRun, latencyRun, sqlPublishRound } from './scenarios.mjs';
+import { mannersRun } from './manners.mjs';
 import { scaleRun } from './scale.mjs';
 import { batchPublishRound, retentionRun } from './publishing.mjs';
 import {
@@ -273,6 +274,42 @@ for (let round = 0; round < rounds; round++) {
         'higher',
         r,
       );
+    }
+  }
+  if (wants('manners') && (!chosen || chosen.has('ours'))) {
+    // Per-webhook limits: the unlimited webhook alone, and beside one limited to 50/s whose
+    // backlog (older than its own) the claim must pass over without slowing it.
+    for (const rate of round % 2 ? [50, undefined] : [undefined, 50]) {
+      const r = await safely('manners', () =>
+        mannersRun(env, ours, {
+          messages: P.deliveryMessages,
+          partitions: 100,
+          limitedPartitions: 20,
+          workers: 1,
+          rate,
+        }),
+      );
+      const beside = rate ? `beside a webhook limited to ${rate}/s` : 'alone';
+      log(
+        `  manners ${beside}: unlimited ${r?.unlimited?.toFixed(0)} msg/s` +
+          (rate ? `, limited ${r?.limited?.toFixed(1)} msg/s` : ''),
+      );
+      record(
+        'ordered delivery, per-webhook limits',
+        `${P.deliveryMessages} msgs / 100 partitions to an unlimited webhook, ${beside}`,
+        ours.name,
+        'msg/s',
+        r?.unlimited ?? null,
+      );
+      if (rate) {
+        record(
+          'ordered delivery, per-webhook limits',
+          `the webhook limited to ${rate}/s meanwhile`,
+          ours.name,
+          'msg/s',
+          r?.limited ?? null,
+        );
+      }
     }
   }
   if (wants('latency')) {
