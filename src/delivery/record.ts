@@ -136,7 +136,9 @@ export class Recording {
         // line, the line is still ours one head on: give it back so that head is claimed.
         this.logger.warn(`${what}; already recorded by a try whose reply was lost`, about);
         const next = String(BigInt(line.sequence) + 1n);
-        if (outcome !== 'pending') await this.releases.release([{ line, head: next, delayMs: 0 }]);
+        if (outcome !== 'pending' && outcome !== 'throttled') {
+          await this.releases.release([{ line, head: next, delayMs: 0 }]);
+        }
       } else {
         this.metrics.leaseLost();
         this.logger.warn(`${what}; result dropped, ${lostReason(row.line_exists!)}`, about);

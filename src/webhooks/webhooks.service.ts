@@ -223,6 +223,9 @@ export class WebhooksService {
   async delete(id: number): Promise<void> {
     const result = await this.webhooks.softDelete({ id });
     if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
+    // Its limits' bucket goes at once (the claim never looks at a deleted webhook's lines), so
+    // a claim does not take the limits' way for a webhook that is gone.
+    await this.pool.query('DELETE FROM webhook_limits WHERE webhook_id = $1', [id]);
   }
 
   /**
