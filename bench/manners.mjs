@@ -9,7 +9,7 @@ const LIMITED_TOPIC = 'bench-limited';
 
 /**
  * One round: `messages` over `partitions` keys to the unlimited webhook, and, when `rate` is set,
- * a backlog of `rate` × 60 messages over `limitedPartitions` keys to a webhook limited to `rate`
+ * a backlog of `rate` × 120 messages over `limitedPartitions` keys to a webhook limited to `rate`
  * per second, published first so its lines are the oldest due ones. Returns the unlimited
  * webhook's msg/s (first arrival to last first-2xx) and the limited one's over the same window.
  */
@@ -32,7 +32,7 @@ export async function mannersRun(env, system, o) {
         `INSERT INTO webhook_limits (webhook_id, tokens) VALUES ($1, greatest(1, $2::float8))`,
         [rows[0].id, o.rate],
       );
-      const limited = makeMessages(o.rate * 60, o.limitedPartitions, env.payloadBytes, 'r');
+      const limited = makeMessages(o.rate * 120, o.limitedPartitions, env.payloadBytes, 'r');
       await ctx.pool.query(
         `INSERT INTO messages (topic_id, partition_key, payload)
          SELECT $1, k, p::jsonb FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(k, p, n)

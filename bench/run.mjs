@@ -277,9 +277,9 @@ for (let round = 0; round < rounds; round++) {
     }
   }
   if (wants('manners') && (!chosen || chosen.has('ours'))) {
-    // Per-webhook limits: the unlimited webhook alone, and beside one limited to 50/s whose
+    // Per-webhook limits: the unlimited webhook alone, and beside one limited to 5/s whose
     // backlog (older than its own) the claim must pass over without slowing it.
-    for (const rate of round % 2 ? [50, undefined] : [undefined, 50]) {
+    for (const rate of round % 2 ? [5, undefined] : [undefined, 5]) {
       const r = await safely('manners', () =>
         mannersRun(env, ours, {
           messages: P.deliveryMessages,
