@@ -21,15 +21,14 @@
 // "ours via PgBouncer" runs our workers through a PgBouncer in transaction mode that the bench
 // starts on its server (skipped when the pgbouncer binary is missing).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { renderChart } from './chart.mjs';
 import { deliveryRun, latencyRun, sqlPublishRound } from './scenarios.mjs';
 import { mannersRun } from './manners.mjs';
 import { scaleRun } from './scale.mjs';
 import { batchPublishRound, retentionRun } from './publishing.mjs';
+import { saveResults, summarise } from './report.mjs';
 import {
   graphile,
   graphileDefault,
@@ -41,7 +40,7 @@ import {
   raw,
   rawRecorded,
 } from './systems/index.mjs';
-import { median, ROOT, serverVersion, startDatabaseServer, startReceiver } from './lib/util.mjs';
+import { ROOT, serverVersion, startDatabaseServer, startReceiver } from './lib/util.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -387,171 +386,7 @@ await receiver.stop();
 await bouncer?.stop();
 await server.stop();
 
-for (const r of rows) r.median = median(r.values);
-const rowOf = (scenario, variant, system) =>
-  rows.find((r) => r.scenario === scenario && r.variant.startsWith(variant) && r.system === system);
-const get = (scenario, variant, system) => rowOf(scenario, variant, system)?.median ?? null;
-const ratio = (a, b) => (a != null && b != null && b !== 0 ? a / b : null);
-/** Arrivals out of order summed over a row's rounds ('' when the row has none recorded). */
-const outOfOrder = (r) =>
-  ['ordered delivery', 'hot partition'].includes(r.scenario) && r.extras.length > 0
-    ? String(r.extras.reduce((n, e) => n + (e.violations ?? 0), 0))
-    : '';
-const outOfOrderTotal = (scenario, variant, system) => {
-  const row = rowOf(scenario, variant, system);
-  return row && outOfOrder(row) !== '' ? Number(outOfOrder(row)) : null;
-};
-
-// Each row's ratio is against the reference of its group: the raw ceiling (delivery, latency),
-// the raw sequential loop (hot), the plain INSERT (SQL publish), API with 0 webhooks (API).
-for (const r of rows) {
-  let ref = null;
-  if (r.scenario === 'ordered delivery' || r.scenario === 'latency')
-    ref = get(r.scenario, r.variant, raw.name);
-  else if (r.scenario === 'hot partition') ref = get(r.scenario, r.variant, 'raw sequential loop');
-  else if (r.scenario === 'publish' && r.variant.startsWith('sql'))
-    ref = get(r.scenario, r.variant, 'plain');
-  else if (r.scenario === 'publish') ref = get(r.scenario, r.variant, '0 webhooks');
-  else if (r.scenario === 'order under 1% failures' && r.unit === 'msg/s')
-    ref = get(r.scenario, r.variant, 'ours');
-  else if (r.scenario === 'scale')
-    ref = get(r.scenario, r.variant.replace(/,.*$/, ', 10,000'), 'ours');
-  else if (r.scenario === 'batch publish') ref = get(r.scenario, 'API single', 'ours');
-  else if (r.scenario === 'retention' && /, (before|during|after)$/.test(r.variant))
-    ref = get(r.scenario, r.variant.replace(/, (during|after)$/, ', before'), 'ours');
-  r.ratio = r.scenario === 'latency' ? null : ratio(r.median, ref);
-  r.diff = r.scenario === 'latency' && ref != null && r.median != null ? r.median - ref : null;
-}
-
-const fmt = (x, unit) =>
-  x == null
-    ? 'n/a'
-    : unit === 'ms'
-      ? x.toFixed(1)
-      : x >= 100
-        ? Math.round(x).toLocaleString('en')
-        : x.toFixed(unit === 'count' ? 0 : 1);
-/** A delivery row's arrivals out of order: the sum over its rounds (0 is the promise). */
-const lines = [];
-lines.push(
-  `| scenario | variant | system | median | unit | vs reference | out of order | rounds |`,
-);
-lines.push(`|---|---|---|---:|---|---:|---:|---|`);
-for (const r of rows) {
-  const vs =
-    r.ratio != null
-      ? `${r.ratio.toFixed(2)}x`
-      : r.diff != null
-        ? `${r.diff >= 0 ? '+' : ''}${r.diff.toFixed(1)} ms`
-        : '';
-  lines.push(
-    `| ${r.scenario} | ${r.variant} | ${r.system} | ${fmt(r.median, r.unit)} | ${r.unit} | ${vs} | ${outOfOrder(r)} | ${r.values.map((v) => fmt(v, r.unit)).join(' / ')} |`,
-  );
-}
-
-const d1 = `${P.deliveryMessages} msgs / 100 partitions, 1 worker`;
-const d2 = `${P.deliveryMessages} msgs / 100 partitions, 2 worker`;
-const hot = (system) => get('hot partition', '', system);
-const targets = [
-  ...[
-    [d1, '1 worker'],
-    [d2, '2 workers'],
-  ].flatMap(([v, workers]) => [
-    [
-      `ordered delivery, ${workers}: ours / graphile-worker fastest >= 1`,
-      ratio(get('ordered delivery', v, 'ours'), get('ordered delivery', v, graphile.name)),
-      1,
-    ],
-    [
-      `ordered delivery, ${workers}: ours / raw HTTP >= 0.6`,
-      ratio(get('ordered delivery', v, 'ours'), get('ordered delivery', v, raw.name)),
-      0.6,
-    ],
-    [
-      `ordered delivery, ${workers}: ours out of order = 0`,
-      outOfOrderTotal('ordered delivery', v, 'ours'),
-      0,
-    ],
-    [
-      `ordered delivery, ${workers}: via PgBouncer / direct >= 0.8`,
-      ratio(get('ordered delivery', v, 'ours via PgBouncer'), get('ordered delivery', v, 'ours')),
-      0.8,
-    ],
-  ]),
-  ...['ours', 'ours, async commit'].flatMap((system) => [
-    [
-      `hot partition: ${system} / raw sequential loop >= 0.6`,
-      ratio(hot(system), hot('raw sequential loop')),
-      0.6,
-    ],
-    [
-      `hot partition: ${system} / graphile-worker fastest >= 1`,
-      ratio(hot(system), hot(graphile.name)),
-      1,
-    ],
-  ]),
-  [
-    'latency p50: ours - raw <= 5 ms',
-    (() => {
-      const a = get('latency', 'publish→arrival p50', 'ours');
-      const b = get('latency', 'publish→arrival p50', raw.name);
-      return a != null && b != null ? a - b : null;
-    })(),
-    -5,
-  ],
-  [
-    'SQL publish, 1 webhook: 1-row tx / plain INSERT >= 0.5',
-    ratio(get('publish', 'sql 1-row', '1 webhooks'), get('publish', 'sql 1-row', 'plain')),
-    0.5,
-  ],
-  [
-    'order under failure: ours out-of-order arrivals = 0',
-    get('order under 1% failures', `${P.failureMessages} msgs, arrivals`, 'ours'),
-    0,
-  ],
-  [
-    'claim at 1,000,000 / at 10,000 pending <= 2',
-    ratio(
-      get('scale', 'claim query, 1,000,000', 'ours'),
-      get('scale', 'claim query, 10,000', 'ours'),
-    ),
-    -2,
-  ],
-];
-const targetLines = targets
-  .filter(([, v]) => v != null)
-  .map(([name, v, goal]) => {
-    const met = goal < 0 ? v <= -goal : goal === 0 ? v === 0 : v >= goal;
-    return `- ${met ? 'met' : 'MISSED'}: ${name} (${Number.isInteger(v) ? v : v.toFixed(2)})`;
-  });
-
-// The most a queue that keeps DESIGN's promise and records reaches on this machine, in the
-// targets' terms: the raw loop committing those records after each 2xx against raw HTTP, and
-// a message's row and its delivery's, without triggers, against the plain INSERT. A target
-// above its floor is out of reach here whatever the queue does.
-const floors = [
-  ...[
-    [d1, '1 worker'],
-    [d2, '2 workers'],
-  ].map(([v, workers]) => [
-    `ordered delivery, ${workers}: raw + durable record / raw HTTP`,
-    ratio(get('ordered delivery', v, rawRecorded.name), get('ordered delivery', v, raw.name)),
-  ]),
-  [
-    'hot partition: raw + durable record / raw sequential loop',
-    ratio(hot(rawRecorded.name), hot('raw sequential loop')),
-  ],
-  [
-    'SQL publish, 1-row tx, 1 webhook: message + delivery rows without triggers / plain INSERT',
-    ratio(
-      get('publish', 'sql 1-row', 'messages + 1 delivery, no triggers'),
-      get('publish', 'sql 1-row', 'plain'),
-    ),
-  ],
-];
-const floorLines = floors
-  .filter(([, v]) => v != null)
-  .map(([name, v]) => `- ${name}: ${v.toFixed(2)}`);
+const { lines, targetLines, floorLines } = summarise(rows, P, { raw, rawRecorded, graphile });
 
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${pgVersion}${server.embedded ? ' (embedded)' : ''}`;
 const command = `npm run bench${
@@ -569,41 +404,21 @@ console.log(lines.join('\n'));
 console.log(`\nTargets:\n${targetLines.join('\n')}`);
 if (floorLines.length) console.log(`\nFloors of the contract here:\n${floorLines.join('\n')}`);
 
-const dir = join(ROOT, 'bench/results');
-mkdirSync(dir, { recursive: true });
-const stamp = started.toISOString().replace(/[:.]/g, '-');
-const report = {
-  command,
-  machine,
-  started: started.toISOString(),
-  rounds,
-  concurrency: C,
-  payloadBytes: env.payloadBytes,
-  receiverDelayMs: env.receiverDelayMs,
-  rows,
-  targets: targetLines,
-  floors: floorLines,
-  table: lines,
-  claimPlans: plans,
-};
-writeFileSync(join(dir, `${stamp}.json`), JSON.stringify(report, null, 2));
-const svg = await renderChart(
-  rows.filter((r) => !(r.scenario === 'order under 1% failures' && r.unit === 'count')),
-  `${command} — medians of ${rounds} rounds; ${machine}`,
+await saveResults(
+  {
+    command,
+    machine,
+    started: started.toISOString(),
+    rounds,
+    concurrency: C,
+    payloadBytes: env.payloadBytes,
+    receiverDelayMs: env.receiverDelayMs,
+    rows,
+    targets: targetLines,
+    floors: floorLines,
+    table: lines,
+    claimPlans: plans,
+  },
+  { started, partial, log },
 );
-writeFileSync(join(dir, `${stamp}.svg`), svg);
-if (partial) {
-  log(
-    `\nwrote bench/results/${stamp}.json and .svg (a partial run: latest.svg and latest.md, ` +
-      'which docs/benchmarks.md shows, keep the last complete run)',
-  );
-} else {
-  writeFileSync(join(dir, 'latest.svg'), svg);
-  writeFileSync(
-    join(dir, 'latest.md'),
-    `${command}\n\n${machine}\n\n${lines.join('\n')}\n\n${targetLines.join('\n')}\n\n` +
-      `Floors of the contract here:\n${floorLines.join('\n')}\n`,
-  );
-  log(`\nwrote bench/results/${stamp}.json and .svg, latest.svg and latest.md`);
-}
 process.exit(0);

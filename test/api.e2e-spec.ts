@@ -391,20 +391,4 @@ describe('REST API', () => {
       );
     });
   });
-
-  describe('health', () => {
-    it('is 200 while the database answers and 503 once it is gone', async () => {
-      const own = await createTestDatabase();
-      const ownApp = await createTestApp(own.url);
-      try {
-        const ownHttp = request(ownApp.getHttpServer());
-        expect((await ownHttp.get('/health').expect(200)).body).toEqual({ status: 'ok' });
-        await own.drop();
-        expectError(await ownHttp.get('/health'), 503, /database/);
-      } finally {
-        await ownApp.close().catch(() => undefined);
-        await own.drop().catch(() => undefined);
-      }
-    });
-  });
 });

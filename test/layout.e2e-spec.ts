@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import ts from 'typescript';
 
@@ -6,7 +6,8 @@ import ts from 'typescript';
  * The house rules of src/, read from the imports of its sources (the TypeScript compiler's own
  * parser, so type-only imports count too): no import circles, and the layers of the README's
  * project layout. The API answers requests, the engine (delivery, maintenance) works in the
- * worker, and both change the queue only through src/queue, which needs neither.
+ * worker, and both change the queue only through src/queue, which needs neither. And no source or
+ * test file outside migrations and generated code is longer than MAX_LINES.
  */
 
 const SRC = resolve('src');
@@ -112,5 +113,74 @@ describe('the layout of src/', () => {
 
   it('keeps the metrics free of the API and the engine', () => {
     expect(crossings(graph, ['metrics'], [...API, ...ENGINE])).toEqual([]);
+  });
+});
+
+/** The most lines a source, test, bench, UI or SQL file may have: past it, it does two things. */
+const MAX_LINES = 400;
+
+/** Where the code is, and what counts as code there. */
+const CODE_ROOTS = [
+  'src',
+  'test',
+  'bench',
+  'ui',
+  'sql',
+  'packages/client/src',
+  'packages/receiver/src',
+];
+const CODE = /\.(ts|tsx|mts|js|mjs|cjs|css|sql)$/;
+/** Folders that are not written by hand, or not code: migrations never change once landed. */
+const NOT_CHECKED = new Set(['node_modules', 'dist', 'migrations', 'results']);
+
+/** Every code file below `dir`, migrations and generated code left out. */
+function codeFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      return NOT_CHECKED.has(entry.name) || entry.name.startsWith('generated')
+        ? []
+        : codeFiles(path);
+    }
+    return CODE.test(entry.name) ? [path] : [];
+  });
+}
+
+/** The files over `limit` lines, as "path: N lines" (lines counted as `wc -l` does). */
+function tooLong(files: string[], limit: number): string[] {
+  return files.flatMap((file) => {
+    const lines = readFileSync(file, 'utf8').match(/\n/g)?.length ?? 0;
+    return lines > limit ? [`${file}: ${lines} lines`] : [];
+  });
+}
+
+describe('the size of files', () => {
+  const files = CODE_ROOTS.flatMap(codeFiles);
+
+  it('reads the files it checks, and not migrations or generated code', () => {
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'src/main.ts',
+        'test/layout.e2e-spec.ts',
+        'bench/run.mjs',
+        'ui/main.tsx',
+        'ui/style.css',
+        'sql/notify_trigger.sql',
+        'packages/receiver/src/index.ts',
+        'packages/client/src/index.ts',
+      ]),
+    );
+    expect(files.filter((f) => /\/(migrations|generated[^/]*)\//.test(f))).toEqual([]);
+  });
+
+  it(`keeps every source and test file at ${MAX_LINES} lines or fewer`, () => {
+    expect(tooLong(files, MAX_LINES)).toEqual([]);
+  });
+
+  it('finds a file over the limit when there is one', () => {
+    expect(tooLong(['test/layout.e2e-spec.ts'], 10)).toEqual([
+      expect.stringMatching(/^test\/layout\.e2e-spec\.ts: \d+ lines$/),
+    ]);
   });
 });

@@ -1,11 +1,8 @@
-import type { NestExpressApplication } from '@nestjs/platform-express';
-import request from 'supertest';
-import { createTestApp } from './helpers/app.js';
-import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import type request from 'supertest';
+import type { TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
-import { createTopic, createWebhook, insertMessage } from './helpers/factories.js';
-import { Handler, Receiver } from './helpers/receiver.js';
-import { WorkerProcess } from './helpers/worker.js';
+import { createTopic, createWebhook } from './helpers/factories.js';
+import { operationsBench } from './helpers/operations-bench.js';
 
 /**
  * DESIGN §7 with real `node dist/worker.js` processes and real receivers: pause and resume,
@@ -13,89 +10,24 @@ import { WorkerProcess } from './helpers/worker.js';
  * operations-rewind.e2e-spec.ts).
  */
 describe('operating the queue', () => {
+  const bench = operationsBench();
+  const {
+    spawnWorker,
+    receiver,
+    sequences,
+    range,
+    publish,
+    webhookJson,
+    lines,
+    line,
+    delivery,
+    workersAreClaiming,
+  } = bench;
   let db: TestDatabase;
-  let app: NestExpressApplication;
   let http: ReturnType<typeof request>;
-  let workers: WorkerProcess[] = [];
-  const receivers: Receiver[] = [];
-
-  beforeEach(async () => {
-    db = await createTestDatabase();
-    app = await createTestApp(db.url, { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true' });
-    http = request(app.getHttpServer());
+  beforeEach(() => {
+    ({ db, http } = bench);
   });
-  afterEach(async () => {
-    await Promise.all(workers.map((w) => w.stop()));
-    workers = [];
-    await Promise.all(receivers.splice(0).map((r) => r.close()));
-    await app.close();
-    await db.drop();
-  });
-
-  function spawnWorker(env: Record<string, string> = {}) {
-    const worker = WorkerProcess.spawn(db.url, env);
-    workers.push(worker);
-    return worker;
-  }
-
-  async function receiver(handler?: Handler) {
-    const r = await Receiver.start(handler);
-    receivers.push(r);
-    return r;
-  }
-
-  /** The sequences that arrived for one partition, in arrival order. */
-  function sequences(r: Receiver, key: string): number[] {
-    return r.where('webhook-partition-key', key).map((a) => Number(a.headers['webhook-sequence']));
-  }
-
-  function range(from: number, to: number): number[] {
-    return Array.from({ length: to - from + 1 }, (_, i) => from + i);
-  }
-
-  async function publish(topicId: number, key: string, count: number, payload: object = {}) {
-    for (let i = 0; i < count; i++) await insertMessage(db.pool, topicId, key, payload);
-  }
-
-  async function webhookJson(topicId: number, id: number) {
-    const list = await http.get(`/topics/${topicId}/webhooks`).expect(200);
-    return (list.body as { id: number }[]).find((w) => w.id === id) as Record<string, unknown>;
-  }
-
-  async function lines(webhookId: number, query = '') {
-    return (await http.get(`/webhooks/${webhookId}/lines${query}`).expect(200)).body as {
-      partition_key: string;
-      state: string;
-      head_sequence: number | null;
-      tail_sequence: number;
-      pending: number;
-      oldest_pending_at: string | null;
-      next_attempt_at: string | null;
-    }[];
-  }
-
-  async function line(webhookId: number, key: string) {
-    return (await lines(webhookId)).find((l) => l.partition_key === key);
-  }
-
-  async function delivery(webhookId: number, key: string, sequence: number) {
-    const { rows } = await db.pool.query(
-      `SELECT id::int, status, attempts FROM deliveries
-       WHERE webhook_id = $1 AND partition_key = $2 AND sequence = $3`,
-      [webhookId, key, sequence],
-    );
-    return rows[0] as { id: number; status: string; attempts: number };
-  }
-
-  /**
-   * Proof that the workers are claiming: a message to another, active webhook arrives. What a
-   * paused webhook has not received by then, it was not sent.
-   */
-  async function workersAreClaiming(probeTopicId: number, probe: Receiver) {
-    const before = probe.arrivals.length;
-    await insertMessage(db.pool, probeTopicId, `probe-${before}`);
-    await eventually(() => probe.arrivals.length > before, { what: 'the probe webhook' });
-  }
 
   it('pause: nothing is sent, the backlog grows and is not due; resume sends it all in order', async () => {
     const topic = await createTopic(db.pool);

@@ -51,7 +51,7 @@ export function attemptsLink(d: Delivery): string {
 }
 
 /**
- * A table that becomes one card per row on a narrow window (style.css): each cell is labelled
+ * A table that becomes one card per row on a narrow window (styles/narrow.css): each cell is labelled
  * there with its column's heading, copied onto the cell after every render.
  */
 export function Table(props: { children: ComponentChildren }) {

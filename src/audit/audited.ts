@@ -2,13 +2,13 @@ import {
   CallHandler,
   ExecutionContext,
   Injectable,
-  Logger,
   NestInterceptor,
   SetMetadata,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { concatMap, Observable } from 'rxjs';
+import { ActionRecorder, withActionRecorder } from '../database/action-record.js';
 import { ApiKeys } from '../security/api-keys.js';
 import { AuditLog } from './audit-log.service.js';
 
@@ -44,8 +44,8 @@ export const webhookTarget = (req: Request): string => `webhook:${String(req.par
 
 /**
  * Marks an operator action: once it succeeded, AuditInterceptor records who did it (the name of
- * the API key presented), `action`, and what `describe` says about the request and its result.
- * A failed action (4xx, 5xx) changed nothing and is not recorded.
+ * the API key presented), `action`, and what `describe` says about the request and its outcome
+ * (the answer's fields). A failed action (4xx, 5xx) changed nothing and is not recorded.
  */
 export const Audited = (
   action: string,
@@ -56,15 +56,16 @@ export const Audited = (
 ) => SetMetadata(AUDITED, { action, describe } satisfies AuditedRoute);
 
 /**
- * Records the @Audited routes' actions before their answer goes out, so an entry is readable at
- * GET /audit-log as soon as the action returned. The entry is written after the action committed
- * (the actions' own transactions stay theirs): should writing it fail, the answer still reports
- * the action, and the failure is logged as an error naming the actor, action and path.
+ * Records the @Audited routes' actions in the actions' own transactions: the action's code calls
+ * recordAction (src/database/action-record.ts) where it commits, and the row is written there,
+ * so the action and its record commit together or not at all; a record that cannot be written
+ * fails the action, and the answer is an error. An action with no transaction to share (one
+ * that changed nothing, such as a redrive that found no dead delivery) is recorded after it.
+ * Either way the entry is readable at GET /audit-log as soon as the answer goes out, and is
+ * logged as a line.
  */
 @Injectable()
 export class AuditInterceptor implements NestInterceptor {
-  private readonly logger = new Logger('Audit');
-
   constructor(
     private readonly reflector: Reflector,
     private readonly keys: ApiKeys,
@@ -76,16 +77,20 @@ export class AuditInterceptor implements NestInterceptor {
     if (!route) return next.handle();
     const req = context.switchToHttp().getRequest<Request>();
     const actor = this.keys.actor(req.headers.authorization);
-    return next.handle().pipe(
+    const entry = (outcome: unknown) => ({
+      actor,
+      action: route.action,
+      ...route.describe(req, outcome),
+    });
+    let id: number | undefined;
+    const recorder: ActionRecorder = async (db, outcome) => {
+      id = await this.log.write(entry(outcome), db, id);
+    };
+    // Nest runs the handler in the async context that handle() is called in: this recorder's.
+    return withActionRecorder(recorder, () => next.handle()).pipe(
       concatMap(async (result: unknown) => {
-        const done = { actor, action: route.action, path: req.path };
-        try {
-          await this.log.record({ actor, action: route.action, ...route.describe(req, result) });
-        } catch (error) {
-          this.logger.error(
-            `could not record ${JSON.stringify(done)}: ${(error as Error).message}`,
-          );
-        }
+        if (id === undefined) await this.log.write(entry(result));
+        this.log.logLine(entry(result));
         return result;
       }),
     );

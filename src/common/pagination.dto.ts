@@ -72,9 +72,3 @@ export class OrderedPaginationDto extends PaginationDto {
   @IsIn(LIST_ORDERS)
   order: ListOrder = 'asc';
 }
-
-/** The SQL condition on `column` that `after` sets in this order (none for desc without one). */
-export function afterCondition(page: OrderedPaginationDto, column: string): string | undefined {
-  if (page.order === 'asc') return `${column} > :after`;
-  return page.after > 0 ? `${column} < :after` : undefined;
-}

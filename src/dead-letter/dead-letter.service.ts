@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { FindOptionsWhere, MoreThan, Repository } from 'typeorm';
+import { FindOptionsWhere, Repository } from 'typeorm';
+import { findPage } from '../common/keyset.js';
 import { Delivery } from '../database/entities/delivery.entity.js';
 import { DeadLetterFilterDto, ListDeadLetterDto } from './dto/dead-letter-query.dto.js';
 
@@ -9,11 +10,7 @@ export class DeadLetterService {
   constructor(@InjectRepository(Delivery) private readonly deliveries: Repository<Delivery>) {}
 
   list(query: ListDeadLetterDto): Promise<Delivery[]> {
-    return this.deliveries.find({
-      where: { ...this.filter(query), id: MoreThan(query.after) },
-      order: { id: 'ASC' },
-      take: query.limit,
-    });
+    return findPage(this.deliveries, query, this.filter(query));
   }
 
   count(query: DeadLetterFilterDto): Promise<number> {

@@ -1,7 +1,8 @@
 import { Injectable, NotFoundException } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { MoreThan, Repository } from 'typeorm';
-import { afterCondition, PaginationDto } from '../common/pagination.dto.js';
+import { Repository } from 'typeorm';
+import { findPage, scopedPage } from '../common/keyset.js';
+import { PaginationDto } from '../common/pagination.dto.js';
 import { DeliveryAttempt } from '../database/entities/delivery-attempt.entity.js';
 import { Delivery } from '../database/entities/delivery.entity.js';
 import { Message } from '../database/entities/message.entity.js';
@@ -22,38 +23,21 @@ export class DeliveriesService {
    * (webhook_id, id), or for a status with few rows deliveries_pending_idx or
    * deliveries_webhook_dead_idx (webhook_id, id) WHERE status; with a partition key the line's
    * unique key (webhook_id, partition_key, sequence), walked in sequence order from the sequence
-   * of the `after` delivery (bench/results/finding-explain.txt).
+   * of the `after` delivery (bench/results/finding-explain.txt). A new filter is one more entry
+   * in `equal` (or `conditions`).
    */
   async listByWebhook(webhookId: number, query: ListDeliveriesDto): Promise<Delivery[]> {
     await this.webhooks.getById(webhookId);
-    const direction = query.order === 'desc' ? 'DESC' : 'ASC';
-    const qb = this.deliveries
-      .createQueryBuilder('d')
-      .where('d.webhook_id = :webhookId', { webhookId })
-      .setParameters({ after: query.after })
-      .limit(query.limit);
-    if (query.status) qb.andWhere('d.status = :status', { status: query.status });
-    if (query.partition_key === undefined) {
-      const after = afterCondition(query, 'd.id');
-      if (after) qb.andWhere(after);
-      // Ordered by (webhook_id, id), with webhook_id as a range rather than an equality (which
-      // the planner would drop from the ORDER BY as a constant): only the indexes led by
-      // webhook_id give that order, so the plan never walks deliveries_dead_idx (id) reading
-      // every other webhook's dead rows to find this one's.
-      qb.andWhere('d.webhook_id BETWEEN :webhookId AND :webhookId');
-      return qb.orderBy('d.webhookId', direction).addOrderBy('d.id', direction).getMany();
-    }
-    qb.andWhere('d.partition_key = :partitionKey', { partitionKey: query.partition_key });
-    if (query.after > 0) {
-      // The cursor's place in the line: a delivery of another line (or none) ends the list.
-      qb.andWhere(
-        `d.sequence ${query.order === 'asc' ? '>' : '<'} (
-           SELECT c.sequence FROM deliveries c
-           WHERE c.id = :after AND c.webhook_id = :webhookId AND c.partition_key = :partitionKey
-         )`,
-      );
-    }
-    return qb.orderBy('d.sequence', direction).getMany();
+    return scopedPage(
+      this.deliveries.createQueryBuilder('d'),
+      {
+        scope: 'webhookId',
+        scopeId: webhookId,
+        equal: { status: query.status },
+        partitionKey: query.partition_key,
+      },
+      query,
+    );
   }
 
   async getById(id: number): Promise<Delivery> {
@@ -67,21 +51,13 @@ export class DeliveriesService {
     if (!(await this.messages.existsBy({ id: messageId }))) {
       throw new NotFoundException(`message ${messageId} does not exist`);
     }
-    return this.deliveries.find({
-      where: { messageId, id: MoreThan(page.after) },
-      order: { id: 'ASC' },
-      take: page.limit,
-    });
+    return findPage(this.deliveries, page, { messageId });
   }
 
   async listAttempts(deliveryId: number, page: PaginationDto): Promise<DeliveryAttempt[]> {
     if (!(await this.deliveries.existsBy({ id: deliveryId }))) {
       throw new NotFoundException(`delivery ${deliveryId} does not exist`);
     }
-    return this.attempts.find({
-      where: { deliveryId, id: MoreThan(page.after) },
-      order: { id: 'ASC' },
-      take: page.limit,
-    });
+    return findPage(this.attempts, page, { deliveryId });
   }
 }

@@ -6,6 +6,7 @@ import {
   NotFoundException,
 } from '@nestjs/common';
 import pg from 'pg';
+import { recordAction } from '../database/action-record.js';
 import { PG_POOL } from '../database/database.module.js';
 import { inTransaction } from '../database/transaction.js';
 import { LineDto, ListLinesDto } from './dto/line.dto.js';
@@ -71,11 +72,12 @@ export class LinesService {
         webhookId,
         partitionKey,
       ]);
-      return (
+      const done =
         rows.length === 1 &&
         (await client.query(SKIP_BLOCKED_HEAD, [webhookId, partitionKey, null, rows[0].head]))
-          .rowCount === 1
-      );
+          .rowCount === 1;
+      if (done) await recordAction(client);
+      return done;
     });
     if (!skipped) {
       await this.line(webhookId, partitionKey);

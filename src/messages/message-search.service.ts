@@ -1,7 +1,7 @@
 import { BadRequestException, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { afterCondition } from '../common/pagination.dto.js';
+import { scopedPage } from '../common/keyset.js';
 import { Message } from '../database/entities/message.entity.js';
 import { Topic } from '../database/entities/topic.entity.js';
 import { MessageDto } from './dto/message.dto.js';
@@ -21,7 +21,7 @@ export const toMessageJson = (m: Message): MessageDto => ({
  * range: messages_topic_id_idx (topic_id, id); with a partition key the partition's unique key
  * (topic_id, partition_key, sequence), walked in sequence order from the `after` message's
  * sequence; with an idempotency key its unique key, at most one row
- * (bench/results/finding-explain.txt).
+ * (bench/results/finding-explain.txt). A new filter is one more entry in `equal`.
  */
 @Injectable()
 export class MessageSearch {
@@ -29,7 +29,6 @@ export class MessageSearch {
 
   async list(query: ListMessagesDto): Promise<Message[]> {
     const topicId = await this.topicId(query);
-    const direction = query.order === 'desc' ? 'DESC' : 'ASC';
     const qb = this.db
       .getRepository(Message)
       .createQueryBuilder('m')
@@ -40,32 +39,17 @@ export class MessageSearch {
         'm.sequence',
         'm.createdAt',
         'm.idempotencyKey',
-      ])
-      .where('m.topic_id = :topicId', { topicId })
-      .setParameters({ after: query.after })
-      .limit(query.limit);
-    if (query.idempotency_key !== undefined) {
-      qb.andWhere('m.idempotency_key = :idempotencyKey', { idempotencyKey: query.idempotency_key });
-    }
-    if (query.partition_key === undefined) {
-      const after = afterCondition(query, 'm.id');
-      if (after) qb.andWhere(after);
-      // By (topic_id, id), the topic a range (see DeliveriesService.listByWebhook): only
-      // messages_topic_id_idx gives that order, never the primary key filtering other topics.
-      qb.andWhere('m.topic_id BETWEEN :topicId AND :topicId');
-      return qb.orderBy('m.topicId', direction).addOrderBy('m.id', direction).getMany();
-    }
-    qb.andWhere('m.partition_key = :partitionKey', { partitionKey: query.partition_key });
-    if (query.after > 0) {
-      // The cursor's place in the partition: a message of another partition (or none) ends it.
-      qb.andWhere(
-        `m.sequence ${query.order === 'asc' ? '>' : '<'} (
-           SELECT c.sequence FROM messages c
-           WHERE c.id = :after AND c.topic_id = :topicId AND c.partition_key = :partitionKey
-         )`,
-      );
-    }
-    return qb.orderBy('m.sequence', direction).getMany();
+      ]);
+    return scopedPage(
+      qb,
+      {
+        scope: 'topicId',
+        scopeId: topicId,
+        equal: { idempotencyKey: query.idempotency_key },
+        partitionKey: query.partition_key,
+      },
+      query,
+    );
   }
 
   private async topicId(query: ListMessagesDto): Promise<number> {

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import pg from 'pg';
 import { PG_POOL } from '../database/database.module.js';
+import { recordAction } from '../database/action-record.js';
 import { inTransaction } from '../database/transaction.js';
 import { LOCK_FREE_LINES, LOCK_LINE, REWIND_LINES } from './queue.sql.js';
 
@@ -75,6 +76,9 @@ export interface RedriveFilter {
  * in many lines or in one, never hold locks for long nor time out the request, and delivery and
  * publishing go on between batches. A crash between batches leaves the batches done and the
  * rest untouched (a big line's head not yet moved back: replaying or redriving again finishes).
+ *
+ * The operator's record of the rewind (the audit log) is written in its transactions too
+ * (Progress): there is no one transaction to put it in, so each brings it up to what it commits.
  */
 @Injectable()
 export class RewindService {
@@ -114,10 +118,10 @@ export class RewindService {
     mode: 'redrive' | 'replay',
     filters: unknown[],
   ): Promise<number> {
-    let rewound = 0;
+    const progress = new Progress(mode);
     for (const batch of batches(lines)) {
       if (batch.length === 1 && batch[0].deliveries > DELIVERIES_PER_BATCH) {
-        rewound += await this.rewindInSlices(batch[0], mode, filters);
+        await this.rewindInSlices(batch[0], mode, filters, progress);
         continue;
       }
       const { done, busy } = await inTransaction(this.pool, async (client) => {
@@ -128,19 +132,23 @@ export class RewindService {
         const free = new Set(locked.map(keyOf));
         const lockedLines = batch.filter((line) => free.has(keyOf(line)));
         const result = await this.rewindStatement(client, lockedLines, mode, filters, {});
+        await progress.record(client, result.rewound);
         return { done: result.rewound, busy: batch.filter((line) => !free.has(keyOf(line))) };
       });
-      rewound += done;
+      progress.committed(done);
       // Held by someone else (a producer's open transaction, a worker's record): each alone,
       // waiting for its own lock and holding no other.
       for (const line of busy) {
-        rewound += await inTransaction(this.pool, async (client) => {
+        const done = await inTransaction(this.pool, async (client) => {
           await client.query(LOCK_LINE, [line.webhook_id, line.partition_key]);
-          return (await this.rewindStatement(client, [line], mode, filters, {})).rewound;
+          const { rewound } = await this.rewindStatement(client, [line], mode, filters, {});
+          await progress.record(client, rewound);
+          return rewound;
         });
+        progress.committed(done);
       }
     }
-    return rewound;
+    return progress.total;
   }
 
   /**
@@ -156,22 +164,32 @@ export class RewindService {
     line: LineToRewind,
     mode: 'redrive' | 'replay',
     filters: unknown[],
-  ): Promise<number> {
-    let rewound = 0;
+    progress: Progress,
+  ): Promise<void> {
     let lowest: string | null = null;
-    const step = (slice: { below: string | null; limit: number | null; movesHead: boolean }) =>
-      inTransaction(this.pool, async (client) => {
+    const step = async (slice: {
+      below: string | null;
+      limit: number | null;
+      movesHead: boolean;
+    }) => {
+      const result = await inTransaction(this.pool, async (client) => {
         if (slice.movesHead) await client.query(LOCK_LINE, [line.webhook_id, line.partition_key]);
-        return this.rewindStatement(client, [line], mode, filters, { ...slice, lowest });
+        const done = await this.rewindStatement(client, [line], mode, filters, {
+          ...slice,
+          lowest,
+        });
+        await progress.record(client, done.rewound);
+        return done;
       });
+      progress.committed(result.rewound);
+      return result;
+    };
     for (;;) {
       const slice = await step({ below: lowest, limit: DELIVERIES_PER_BATCH, movesHead: false });
-      rewound += slice.rewound;
       if (slice.lowest !== null) lowest = slice.lowest;
       if (slice.rewound < DELIVERIES_PER_BATCH) break;
     }
-    const last = await step({ below: lowest, limit: null, movesHead: true });
-    return rewound + last.rewound;
+    await step({ below: lowest, limit: null, movesHead: true });
   }
 
   private async rewindStatement(
@@ -199,6 +217,31 @@ export class RewindService {
       lines.map(() => slice.lowest ?? null),
     ]);
     return rows[0];
+  }
+}
+
+/**
+ * How far a rewind has come, and the operator's record of it: every transaction of the rewind
+ * writes, before it commits, the total it brings the rewind to, so the record never says more
+ * or less than what has committed, and a transaction whose record fails rolls back with it (the
+ * answer is then an error; the transactions before it stay done, and rewinding again finishes).
+ */
+class Progress {
+  total = 0;
+  private readonly field: string;
+
+  constructor(mode: 'redrive' | 'replay') {
+    this.field = mode === 'redrive' ? 'redriven' : 'replayed';
+  }
+
+  /** In a transaction of the rewind that rewinds `more`, before it commits. */
+  record(client: pg.ClientBase, more: number): Promise<void> {
+    return recordAction(client, { [this.field]: this.total + more });
+  }
+
+  /** Once that transaction committed. */
+  committed(more: number): void {
+    this.total += more;
   }
 }
 

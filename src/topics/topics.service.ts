@@ -1,6 +1,7 @@
 import { Injectable, NotFoundException } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { MoreThan, Repository } from 'typeorm';
+import { Repository } from 'typeorm';
+import { findPage } from '../common/keyset.js';
 import { IntIdPaginationDto } from '../common/pagination.dto.js';
 import { Topic } from '../database/entities/topic.entity.js';
 import { translatePgError } from '../database/pg-errors.js';
@@ -18,11 +19,7 @@ export class TopicsService {
   }
 
   list(page: IntIdPaginationDto): Promise<Topic[]> {
-    return this.topics.find({
-      where: { id: MoreThan(page.after) },
-      order: { id: 'ASC' },
-      take: page.limit,
-    });
+    return findPage(this.topics, page);
   }
 
   async getById(id: number): Promise<Topic> {

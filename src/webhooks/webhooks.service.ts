@@ -7,13 +7,15 @@ import {
 } from '@nestjs/common';
 import pg from 'pg';
 import { InjectRepository } from '@nestjs/typeorm';
-import { EntityManager, MoreThan, Repository } from 'typeorm';
+import { EntityManager, Repository } from 'typeorm';
+import { findPage } from '../common/keyset.js';
 import { IntIdPaginationDto } from '../common/pagination.dto.js';
 import { AppConfig } from '../config/app-config.js';
 import { Webhook } from '../database/entities/webhook.entity.js';
 import { webhookHostProblem } from '../security/ssrf-guard.js';
 import { createWebhookResolver, ResolveHost } from '../security/webhook-dns.js';
 import { TopicsService } from '../topics/topics.service.js';
+import { recordAction } from '../database/action-record.js';
 import { PG_POOL } from '../database/database.module.js';
 import { settleLines } from '../queue/webhook-state.js';
 import { CreateWebhookDto } from './dto/create-webhook.dto.js';
@@ -149,6 +151,9 @@ export class WebhooksService {
    * before a resume committed would leave its new line parked, with nothing left to wake it. The
    * lock is held only for the row's own update, not while the lines are settled, so publishing to
    * the topic's new partitions is not held up by a webhook's many lines.
+   *
+   * The audit log's row commits with the row's update: that is the change the operator made.
+   * Settling the lines comes after, in batches of their own, and cannot share its transaction.
    */
   async update(id: number, input: UpdateWebhookDto): Promise<Webhook> {
     const manners = mannersOf(input);
@@ -191,6 +196,7 @@ export class WebhooksService {
         [id, input.url ?? null, input.status ?? null, resume, pause, ...manners.map(([, v]) => v)],
       );
       if (changesLimits(input)) await tx.query(SYNC_WEBHOOK_LIMITS, [id]);
+      await recordAction(tx);
       return tx.getRepository(Webhook).findOneByOrFail({ id });
     });
     // Also when the status was already this one: harmless, and an operator's way to wake (or
@@ -201,11 +207,7 @@ export class WebhooksService {
 
   async listByTopic(topicId: number, page: IntIdPaginationDto): Promise<Webhook[]> {
     await this.topics.getById(topicId);
-    return this.webhooks.find({
-      where: { topicId, id: MoreThan(page.after) },
-      order: { id: 'ASC' },
-      take: page.limit,
-    });
+    return findPage(this.webhooks, page, { topicId });
   }
 
   async getById(id: number): Promise<Webhook> {
@@ -221,11 +223,14 @@ export class WebhooksService {
    * history and never waits on a producer or a worker.
    */
   async delete(id: number): Promise<void> {
-    const result = await this.webhooks.softDelete({ id });
-    if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
-    // Its limits' bucket goes at once (the claim never looks at a deleted webhook's lines), so
-    // a claim does not take the limits' way for a webhook that is gone.
-    await this.pool.query('DELETE FROM webhook_limits WHERE webhook_id = $1', [id]);
+    await this.webhooks.manager.transaction(async (tx) => {
+      const result = await tx.getRepository(Webhook).softDelete({ id });
+      if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
+      // Its limits' bucket goes at once (the claim never looks at a deleted webhook's lines), so
+      // a claim does not take the limits' way for a webhook that is gone.
+      await tx.query('DELETE FROM webhook_limits WHERE webhook_id = $1', [id]);
+      await recordAction(tx);
+    });
   }
 
   /**
@@ -239,17 +244,21 @@ export class WebhooksService {
     const secret = generateSecret();
     // The database's clock, the one the worker compares with; the grace is a validated integer.
     const grace = Math.trunc(this.config.webhookSecretGraceSeconds);
-    const result = await this.webhooks
-      .createQueryBuilder()
-      .update()
-      .set({
-        secret,
-        previousSecret: () => 'secret',
-        previousSecretExpiresAt: () => `now() + make_interval(secs => ${grace})`,
-      })
-      .where('id = :id AND deleted_at IS NULL', { id })
-      .execute();
-    if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
+    await this.webhooks.manager.transaction(async (tx) => {
+      const result = await tx
+        .getRepository(Webhook)
+        .createQueryBuilder()
+        .update()
+        .set({
+          secret,
+          previousSecret: () => 'secret',
+          previousSecretExpiresAt: () => `now() + make_interval(secs => ${grace})`,
+        })
+        .where('id = :id AND deleted_at IS NULL', { id })
+        .execute();
+      if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
+      await recordAction(tx);
+    });
     return secret;
   }
 }
