@@ -4,6 +4,7 @@
 // same round. Ours only (the limits are ours).
 import { makeMessages } from './scenarios.mjs';
 import { createDatabase, now, until } from './lib/util.mjs';
+import { ours } from './systems/index.mjs';
 
 const LIMITED_TOPIC = 'bench-limited';
 
@@ -78,5 +79,40 @@ export async function mannersRun(env, system, o) {
   } finally {
     await system.close(ctx);
     await db.drop();
+  }
+}
+
+/**
+ * One round of the scenario for bench/run.mjs: the unlimited webhook alone, and beside one
+ * limited to 5/s whose backlog (older than its own) the claim must pass over without slowing it.
+ * 5/s, so that on a small machine the limited webhook's own deliveries take little of its share.
+ */
+export async function mannersRound(env, round, { messages, record, safely }) {
+  for (const rate of round % 2 ? [5, undefined] : [undefined, 5]) {
+    const r = await safely('manners', () =>
+      mannersRun(env, ours, { messages, partitions: 100, limitedPartitions: 20, workers: 1, rate }),
+    );
+    const beside = rate ? `beside a webhook limited to ${rate}/s` : 'alone';
+    env.log(
+      `  manners ${beside}: unlimited ${r?.unlimited?.toFixed(0)} msg/s` +
+        (rate ? `, limited ${r?.limited?.toFixed(1)} msg/s` : ''),
+    );
+    const scenario = 'ordered delivery, per-webhook limits';
+    record(
+      scenario,
+      `${messages} msgs / 100 partitions to an unlimited webhook, ${beside}`,
+      ours.name,
+      'msg/s',
+      r?.unlimited ?? null,
+    );
+    if (rate) {
+      record(
+        scenario,
+        `the webhook limited to ${rate}/s meanwhile`,
+        ours.name,
+        'msg/s',
+        r?.limited ?? null,
+      );
+    }
   }
 }

@@ -25,7 +25,7 @@ import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { deliveryRun, latencyRun, sqlPublishRound } from './scenarios.mjs';
-import { mannersRun } from './manners.mjs';
+import { mannersRound } from './manners.mjs';
 import { scaleRun } from './scale.mjs';
 import { batchPublishRound, retentionRun } from './publishing.mjs';
 import { saveResults, summarise } from './report.mjs';
@@ -276,40 +276,7 @@ for (let round = 0; round < rounds; round++) {
     }
   }
   if (wants('manners') && (!chosen || chosen.has('ours'))) {
-    // Per-webhook limits: the unlimited webhook alone, and beside one limited to 5/s whose
-    // backlog (older than its own) the claim must pass over without slowing it.
-    for (const rate of round % 2 ? [5, undefined] : [undefined, 5]) {
-      const r = await safely('manners', () =>
-        mannersRun(env, ours, {
-          messages: P.deliveryMessages,
-          partitions: 100,
-          limitedPartitions: 20,
-          workers: 1,
-          rate,
-        }),
-      );
-      const beside = rate ? `beside a webhook limited to ${rate}/s` : 'alone';
-      log(
-        `  manners ${beside}: unlimited ${r?.unlimited?.toFixed(0)} msg/s` +
-          (rate ? `, limited ${r?.limited?.toFixed(1)} msg/s` : ''),
-      );
-      record(
-        'ordered delivery, per-webhook limits',
-        `${P.deliveryMessages} msgs / 100 partitions to an unlimited webhook, ${beside}`,
-        ours.name,
-        'msg/s',
-        r?.unlimited ?? null,
-      );
-      if (rate) {
-        record(
-          'ordered delivery, per-webhook limits',
-          `the webhook limited to ${rate}/s meanwhile`,
-          ours.name,
-          'msg/s',
-          r?.limited ?? null,
-        );
-      }
-    }
+    await mannersRound(env, round, { messages: P.deliveryMessages, record, safely });
   }
   if (wants('latency')) {
     for (const system of rotate([ours, ...variants, graphile, pgboss, raw], round)) {
