@@ -231,6 +231,23 @@ export async function sqlPublishRound(env, o) {
       }
       targets[`${hooks} webhooks`] = rows[0].id;
     }
+    // Routing: 3 webhooks of which one filters out the messages (typed order.created), and 3 of
+    // which all do (the fan-out matches none: compare with 0 webhooks).
+    for (const [target, filters] of [
+      ['3 webhooks, 1 filters (typed)', 1],
+      ['3 webhooks, none match (typed)', 3],
+    ]) {
+      const { rows } = await ctx.pool.query(`INSERT INTO topics (name) VALUES ($1) RETURNING id`, [
+        `t3f${filters}`,
+      ]);
+      for (let i = 0; i < 3; i++) {
+        await ctx.pool.query(
+          `INSERT INTO webhooks (topic_id, url, secret, event_types) VALUES ($1, $2, $3, $4)`,
+          [rows[0].id, env.receiver.url, 'whsec_YmVuY2g=', i < filters ? ['invoice.*'] : null],
+        );
+      }
+      targets[target] = rows[0].id;
+    }
     const { rows: hooks } = await ctx.pool.query(`SELECT id FROM webhooks WHERE topic_id = $1`, [
       targets['1 webhooks'],
     ]);
@@ -238,6 +255,9 @@ export async function sqlPublishRound(env, o) {
     const insert = (target, select) => {
       if (target === 'plain')
         return `INSERT INTO bench_plain (topic_id, partition_key, payload) ${select}`;
+      if (target.endsWith('(typed)'))
+        return `INSERT INTO messages (topic_id, partition_key, payload, event_type)
+          SELECT s.*, 'order.created' FROM (${select}) AS s`;
       if (!target.endsWith('no triggers'))
         return `INSERT INTO messages (topic_id, partition_key, payload) ${select}`;
       const message = `INSERT INTO bench_messages (topic_id, partition_key, payload, sequence)

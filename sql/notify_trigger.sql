@@ -8,6 +8,12 @@
 --   INSERT INTO messages (topic_id, partition_key, payload, created_at)
 --   VALUES (1, 'user-42', '{"event": "order.created"}'::jsonb, now());
 --
+-- A message may carry an event_type; it then goes only to the webhooks whose event_types match
+-- it (and to those without a list):
+--
+--   INSERT INTO messages (topic_id, partition_key, payload, event_type)
+--   VALUES (1, 'user-42', '{"id": 42}'::jsonb, 'order.created');
+--
 -- A replay-safe producer gives each message an idempotency_key (unique per topic) and writes
 -- INSERT … ON CONFLICT (topic_id, idempotency_key) DO NOTHING: a skipped row takes no number.
 --
@@ -88,7 +94,25 @@ $$;
 
 -- 2. After each statement, over the rows really inserted (the transition table): the
 -- partitions' counters moved up to their highest new sequence, one pending delivery per
--- (message, webhook the topic has now), the lines' heads and tails, and one NOTIFY.
+-- (message, webhook the topic has now whose event_types match), the lines' heads and tails, and
+-- one NOTIFY.
+--
+-- Routing: a webhook with event_types NULL gets every message; one with a list gets the
+-- messages whose event_type is an entry of it or starts with an entry's prefix (an entry
+-- 'order.*' matches 'order.created' and 'order.refund.done'); an untyped message goes only to
+-- webhooks without a list. The list is read from the key-share locked webhook row, as the status
+-- is (below): a PATCH of event_types locks the row FOR UPDATE, so a producer in flight waits for
+-- it and then fans out by the list it committed; a list change applies to every message
+-- published after it. A webhook whose list does not match gets nothing, not even a line: a
+-- message that matches no webhook costs what a message on a topic without webhooks costs, plus
+-- reading the topic's webhook rows.
+--
+-- Each delivery gets previous_sequence, the sequence of the delivery before it on its line
+-- (webhook, partition), whatever that one's status, NULL for a line's first: the line's tail
+-- before this statement, or the previous message of the same line in this statement. With
+-- filters a line holds some of its partition's sequences only; the worker sends this as
+-- webhook-previous-sequence, so a receiver tells a message it was never meant to get (no gap)
+-- from one it missed.
 --
 -- Two paths with one meaning. A statement that inserted one row (a 1-row INSERT, an API publish
 -- that is not a batch) takes the row path: the row is read from the transition table into
@@ -141,9 +165,11 @@ DECLARE
   msg_topic_id integer;
   msg_partition_key text;
   msg_sequence bigint;
+  msg_event_type text;
 BEGIN
-  SELECT count(*), min(n.id), min(n.topic_id), min(n.partition_key), min(n.sequence)
-  INTO inserted, msg_id, msg_topic_id, msg_partition_key, msg_sequence
+  SELECT count(*), min(n.id), min(n.topic_id), min(n.partition_key), min(n.sequence),
+         min(n.event_type)
+  INTO inserted, msg_id, msg_topic_id, msg_partition_key, msg_sequence, msg_event_type
   FROM new_messages n;
 
   IF inserted = 0 THEN
@@ -159,11 +185,25 @@ BEGIN
       SELECT w.id, w.status
       FROM webhooks w
       WHERE w.topic_id = msg_topic_id AND w.deleted_at IS NULL
+        AND (w.event_types IS NULL OR (msg_event_type IS NOT NULL AND EXISTS (
+        SELECT 1 FROM unnest(w.event_types) AS f (entry)
+        WHERE f.entry = msg_event_type
+           OR (right(f.entry, 2) = '.*' AND starts_with(msg_event_type, left(f.entry, -1))))))
       FOR KEY SHARE
     ), fanned_out AS (
       INSERT INTO deliveries
-        (message_id, webhook_id, topic_id, partition_key, sequence, next_attempt_at)
-      SELECT msg_id, w.id, msg_topic_id, msg_partition_key, msg_sequence, now()
+        (message_id, webhook_id, topic_id, partition_key, sequence, next_attempt_at,
+         previous_sequence)
+      SELECT msg_id, w.id, msg_topic_id, msg_partition_key, msg_sequence, now(),
+             (
+        SELECT CASE
+                 WHEN l.tail_sequence < msg_sequence THEN l.tail_sequence
+                 ELSE (SELECT max(d.sequence) FROM deliveries d
+                       WHERE d.webhook_id = w.id AND d.partition_key = msg_partition_key
+                         AND d.sequence < msg_sequence)
+               END
+        FROM delivery_lines l
+        WHERE l.webhook_id = w.id AND l.partition_key = msg_partition_key)
       FROM hooks w
     ), lines AS (
       INSERT INTO delivery_lines AS l
@@ -203,16 +243,35 @@ BEGIN
       AND ps.last_sequence < n.last_sequence;
 
     WITH hooks AS (
-      SELECT w.id, w.topic_id, w.status
+      SELECT w.id, w.topic_id, w.status, w.event_types
       FROM webhooks w
       WHERE w.topic_id IN (SELECT topic_id FROM new_messages) AND w.deleted_at IS NULL
       FOR KEY SHARE
-    ), fanned_out AS (
-      INSERT INTO deliveries
-        (message_id, webhook_id, topic_id, partition_key, sequence, next_attempt_at)
-      SELECT m.id, w.id, m.topic_id, m.partition_key, m.sequence, now()
+    ), matched AS (
+      SELECT m.id, w.id AS webhook_id, m.topic_id, m.partition_key, m.sequence,
+             lag(m.sequence) OVER (PARTITION BY w.id, m.partition_key ORDER BY m.sequence)
+               AS before
       FROM new_messages m
       JOIN hooks w ON w.topic_id = m.topic_id
+      WHERE (w.event_types IS NULL OR (m.event_type IS NOT NULL AND EXISTS (
+        SELECT 1 FROM unnest(w.event_types) AS f (entry)
+        WHERE f.entry = m.event_type
+           OR (right(f.entry, 2) = '.*' AND starts_with(m.event_type, left(f.entry, -1))))))
+    ), fanned_out AS (
+      INSERT INTO deliveries
+        (message_id, webhook_id, topic_id, partition_key, sequence, next_attempt_at,
+         previous_sequence)
+      SELECT f.id, f.webhook_id, f.topic_id, f.partition_key, f.sequence, now(),
+             coalesce(f.before, (
+        SELECT CASE
+                 WHEN l.tail_sequence < f.sequence THEN l.tail_sequence
+                 ELSE (SELECT max(d.sequence) FROM deliveries d
+                       WHERE d.webhook_id = f.webhook_id AND d.partition_key = f.partition_key
+                         AND d.sequence < f.sequence)
+               END
+        FROM delivery_lines l
+        WHERE l.webhook_id = f.webhook_id AND l.partition_key = f.partition_key))
+      FROM matched f
       RETURNING webhook_id, topic_id, partition_key, sequence
     ), lines AS (
       INSERT INTO delivery_lines AS l
@@ -304,6 +363,25 @@ $$;
 CREATE OR REPLACE TRIGGER messages_payload_printable
   BEFORE INSERT OR UPDATE OF payload ON messages
   FOR EACH ROW EXECUTE FUNCTION pgwq_refuse_unprintable_payload();
+
+-- 6. Before each row inserted, or whose event_type changes, with an event_type that is not 1-128
+-- characters of A-Z a-z 0-9 _ . : / - : refuse it with a message that says so. The CHECK
+-- messages_event_type_check would refuse it too, but its error prints the whole row, payload
+-- included. PostgreSQL checks the WHEN without calling the function, so a valid row (or one
+-- without a type) pays nothing for it.
+CREATE OR REPLACE FUNCTION pgwq_check_event_type() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
+  RAISE EXCEPTION 'message refused: event_type must be 1-128 characters of A-Z a-z 0-9 _ . : / - (got "%")',
+    left(NEW.event_type, 200)
+    USING ERRCODE = 'check_violation', CONSTRAINT = 'messages_event_type_check';
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER messages_check_event_type
+  BEFORE INSERT OR UPDATE OF event_type ON messages
+  FOR EACH ROW WHEN (NEW.event_type !~ '^[A-Za-z0-9_.:/-]{1,128}$')
+  EXECUTE FUNCTION pgwq_check_event_type();
 
 -- 4. Dead deliveries per webhook, for the metrics (pgwq_webhook_dead_deliveries), counted as they
 -- change so that a scrape never counts over deliveries. The triggers append +1 / -1 rows to

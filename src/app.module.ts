@@ -1,6 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { AuditModule } from './audit/audit.module.js';
-import { AppConfigModule } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { DeadLetterModule } from './dead-letter/dead-letter.module.js';
 import { DeliveriesModule } from './deliveries/deliveries.module.js';
@@ -10,19 +9,18 @@ import { MaintenanceModule } from './maintenance/maintenance.module.js';
 import { HealthController } from './health/health.controller.js';
 import { MessagesModule } from './messages/messages.module.js';
 import { ApiMetricsModule } from './metrics/api-metrics.module.js';
-import { MetricsModule } from './metrics/metrics.module.js';
-import { WorkerMetricsServer } from './delivery/worker-metrics-server.js';
 import { SecurityModule } from './security/security.module.js';
 import { TopicsModule } from './topics/topics.module.js';
 import { WebhooksModule } from './webhooks/webhooks.module.js';
 import { WebhookHealthModule } from './webhook-health/webhook-health.module.js';
+import { Env, sharedImports } from './worker.module.js';
 
-/** The environment a process was started with; tests pass their own. */
-export type Env = Record<string, string | undefined>;
+export { WorkerModule } from './worker.module.js';
+export type { Env } from './worker.module.js';
 
-/** What the API and the worker share, so their config and database wiring cannot drift. */
+/** The API's core: the worker's (sharedImports) and TypeORM beside the pg pool. */
 function coreImports(env: Env) {
-  return [AppConfigModule.forRoot(env), DatabaseModule, MetricsModule];
+  return [...sharedImports(env), DatabaseModule];
 }
 
 @Module({})
@@ -46,17 +44,6 @@ export class AppModule {
         ...(options.withWorker ? [DeliveryModule, MaintenanceModule] : []),
       ],
       controllers: [HealthController],
-    };
-  }
-}
-
-@Module({})
-export class WorkerModule {
-  static forRoot(env: Env): DynamicModule {
-    return {
-      module: WorkerModule,
-      imports: [...coreImports(env), DeliveryModule, MaintenanceModule],
-      providers: [WorkerMetricsServer],
     };
   }
 }

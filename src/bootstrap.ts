@@ -3,44 +3,17 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createServer, type AddressInfo } from 'node:net';
 import { ADMIN_UI_PATH } from './admin-ui/serve-admin-ui.js';
-import { AppModule, Env, WorkerModule } from './app.module.js';
+import { AppModule, Env } from './app.module.js';
 import { createLogger } from './common/process-logger.js';
 import { StartupError } from './common/startup-error.js';
-import { ConfigError, loadConfig, loadDotEnv } from './config/app-config.js';
+import { ConfigError, loadConfig } from './config/app-config.js';
 import { configureApp } from './configure-app.js';
 import { checkDatabase } from './database/database-check.js';
-import { requireDatabaseUrl } from './database/database.module.js';
 import { apiExposureProblem, listenUrl } from './security/api-exposure.js';
+import { requireDatabaseUrl } from './database/pg-pool.module.js';
+import { exitOnStartupError, loadEnvironment, startWorker } from './worker-bootstrap.js';
 
-/**
- * Reads `.env` when present (variables already set win) and validates the result for the API
- * and the worker, which need DATABASE_URL (only `npm start` brings its own database).
- */
-export function loadEnvironment(): Env {
-  loadDotEnv();
-  if (!loadConfig(process.env).databaseUrl) {
-    throw new ConfigError(
-      'DATABASE_URL is not set (only `npm start` starts an embedded PostgreSQL by itself)',
-    );
-  }
-  return process.env;
-}
-
-/**
- * Prints a start-up failure as one readable line (a stack only for the unforeseen) and exits 1;
- * as one JSON object when LOG_FORMAT asks for JSON (read raw: the configuration may be what
- * failed).
- */
-export function exitOnStartupError(role: string, error: unknown): never {
-  const message =
-    error instanceof StartupError ? error.message : ((error as Error)?.stack ?? error);
-  if (process.env.LOG_FORMAT?.trim().toLowerCase() === 'json') {
-    createLogger(role, { logFormat: 'json', logLevel: 'fatal' }).fatal(`cannot start: ${message}`);
-  } else {
-    console.error(`[pgwq-${role}] cannot start: ${message}`);
-  }
-  process.exit(1);
-}
+export { exitOnStartupError, loadEnvironment, startWorker };
 
 /** The one line for a port the API cannot listen on, or undefined for other errors. */
 function portProblem(error: unknown, port: number): StartupError | undefined {
@@ -111,20 +84,5 @@ export async function startApi(
       'Bootstrap',
     );
   }
-  return app;
-}
-
-export async function startWorker(env: Env) {
-  const config = loadConfig(env);
-  const logger = createLogger('worker', config);
-  await checkDatabase(requireDatabaseUrl(config), config.databaseSchema, (line) =>
-    logger.log(line, 'Bootstrap'),
-  );
-  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(env), {
-    logger,
-    abortOnError: false,
-  });
-  app.enableShutdownHooks([], { useProcessExit: true });
-  await app.init();
   return app;
 }

@@ -60,6 +60,7 @@ describe('REST API', () => {
         rate_limit_per_second: null,
         max_retries: null,
         backoff_factor: null,
+        event_types: null,
       });
 
       const m1 = await http
@@ -77,6 +78,7 @@ describe('REST API', () => {
         sequence: 1,
         created_at: expect.any(String),
         idempotency_key: null,
+        event_type: null,
       });
       expect(m2.body.sequence).toBe(2);
 
@@ -89,6 +91,8 @@ describe('REST API', () => {
         topic_id: topic.body.id,
         partition_key: 'user-42',
         sequence: 1,
+        previous_sequence: null,
+        event_type: null,
         status: 'pending',
         attempts: 0,
         next_attempt_at: expect.any(String),
@@ -226,7 +230,8 @@ describe('REST API', () => {
       for (const id of ['abc', '1.5', '1e3', '0x10', '-1', '0', '99999999999999999999']) {
         expectError(await http.get(`/webhooks/${id}/secret`), 400, /id/);
         expectError(await http.delete(`/webhooks/${id}`), 400);
-        expectError(await http.get(`/topics/${id}/webhooks`), 400);
+        // A topic segment that is not digits is a name (404 when there is none).
+        expectError(await http.get(`/topics/${id}/webhooks`), /^[0-9]+$/.test(id) ? 400 : 404);
         expectError(await http.get(`/webhooks/${id}/deliveries`), 400);
       }
     });
@@ -346,12 +351,13 @@ describe('REST API', () => {
           'POST /topics',
           'GET /topics',
           'POST /webhooks',
-          'GET /topics/{id}/webhooks',
+          'GET /topics/{topic}',
+          'GET /topics/{topic}/webhooks',
           'DELETE /webhooks/{id}',
           'GET /webhooks/{id}/secret',
           'POST /webhooks/{id}/secret/rotate',
-          'POST /topics/{name}/messages',
-          'POST /topics/{name}/messages/batch',
+          'POST /topics/{topic}/messages',
+          'POST /topics/{topic}/messages/batch',
           'GET /webhooks/{id}/deliveries',
           'GET /deliveries/{id}/attempts',
           'GET /dead-letter',

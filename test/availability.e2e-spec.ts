@@ -91,6 +91,7 @@ describe('availability under hostile requests', () => {
         sequence: 1,
         created_at: expect.any(String),
         idempotency_key: null,
+        event_type: null,
         payload,
       });
       await api().get('/messages/999999999').expect(404);

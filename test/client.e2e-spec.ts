@@ -66,7 +66,7 @@ describe('@pgwq/client', () => {
     const message = (
       await messagesControllerPublish({
         ...opts,
-        path: { name: 'orders' },
+        path: { topic: 'orders' },
         body: { partition_key: 'user-1', payload: { n: 1 } },
       })
     ).data;

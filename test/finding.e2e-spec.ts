@@ -87,6 +87,7 @@ describe('finding messages and deliveries', () => {
         sequence: 1,
         created_at: expect.any(String),
         idempotency_key: 'order-1',
+        event_type: null,
       });
       const desc = await http
         .get(`/messages?topic_id=${topicId}&partition_key=k1&order=desc`)

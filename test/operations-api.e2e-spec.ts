@@ -62,6 +62,7 @@ describe('operations API', () => {
       rate_limit_per_second: null,
       max_retries: null,
       backoff_factor: null,
+      event_types: null,
     });
     const moved = await http
       .patch(`/webhooks/${webhookId}`)

@@ -36,6 +36,7 @@ describe('publishing: idempotency keys and batches', () => {
         sequence: 1,
         created_at: expect.any(String),
         idempotency_key: 'order-1',
+        event_type: null,
       });
 
       // The repeat wins nothing by saying something else: the key alone decides.

@@ -31,6 +31,7 @@ describe('sql/notify_trigger.sql', () => {
       const fromMigrations = await installed(client);
       expect(fromMigrations.functions.map((f) => f.name)).toEqual([
         'pgwq_assign_sequence',
+        'pgwq_check_event_type',
         'pgwq_count_dead_change',
         'pgwq_count_dead_deleted',
         'pgwq_fan_out',

@@ -22,6 +22,9 @@ export interface Webhook {
   rate_limit_per_second: number | null;
   max_retries: number | null;
   backoff_factor: number | null;
+  // --- Routing ---
+  /** Exact types and prefix.* entries; null = every message. */
+  event_types: string[] | null;
 }
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
@@ -33,6 +36,9 @@ export interface Delivery {
   topic_id: number;
   partition_key: string;
   sequence: number;
+  /** The sequence before it on the webhook's line (null for the first). */
+  previous_sequence: number | null;
+  event_type: string | null;
   status: DeliveryStatus;
   attempts: number;
   next_attempt_at: string | null;
@@ -78,6 +84,7 @@ export interface Message {
   sequence: number;
   created_at: string;
   idempotency_key: string | null;
+  event_type: string | null;
 }
 
 export interface MessageWithPayload extends Message {

@@ -162,6 +162,7 @@ export function PublishForm(props: { topics: Topic[]; fixedTopic?: Topic; done?:
   const [topicName, setTopicName] = useState('');
   const [partitionKey, setPartitionKey] = useState('user-42');
   const [payload, setPayload] = useState('{"event": "order.created"}');
+  const [eventType, setEventType] = useState('');
   const [result, setResult] = useState<{ ok: boolean; text: string } | null>(null);
   const topic = props.fixedTopic?.name ?? (topicName || props.topics[0]?.name);
 
@@ -178,7 +179,11 @@ export function PublishForm(props: { topics: Topic[]; fixedTopic?: Topic; done?:
       const message = await api<PublishedMessage>(
         'POST',
         `/topics/${encodeURIComponent(topic!)}/messages`,
-        { partition_key: partitionKey, payload: parsed },
+        {
+          partition_key: partitionKey,
+          payload: parsed,
+          ...(eventType === '' ? {} : { event_type: eventType }),
+        },
       );
       setResult({
         ok: true,
@@ -196,13 +201,19 @@ export function PublishForm(props: { topics: Topic[]; fixedTopic?: Topic; done?:
       {!props.fixedTopic && (
         <label>
           Topic
-          <select value={topic} onChange={(e) => setTopicName(e.currentTarget.value)}>
+          {/* Typed (any of 100,000 topics), the listed ones offered. */}
+          <input
+            name="topic"
+            list="publish-topics"
+            value={topic}
+            required
+            onInput={(e) => setTopicName(e.currentTarget.value)}
+          />
+          <datalist id="publish-topics">
             {props.topics.map((t) => (
-              <option key={t.id} value={t.name}>
-                {t.name}
-              </option>
+              <option key={t.id} value={t.name} />
             ))}
-          </select>
+          </datalist>
         </label>
       )}
       <label>
@@ -212,6 +223,15 @@ export function PublishForm(props: { topics: Topic[]; fixedTopic?: Topic; done?:
           value={partitionKey}
           required
           onInput={(e) => setPartitionKey(e.currentTarget.value)}
+        />
+      </label>
+      <label>
+        Event type
+        <input
+          name="event_type"
+          placeholder="optional: order.created"
+          value={eventType}
+          onInput={(e) => setEventType(e.currentTarget.value)}
         />
       </label>
       <label class="grow">

@@ -3,14 +3,18 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { FindOptionsWhere, Repository } from 'typeorm';
 import { findPage } from '../common/keyset.js';
 import { Delivery } from '../database/entities/delivery.entity.js';
+import { DeliveryWithType, withEventTypes } from '../deliveries/event-types.js';
 import { DeadLetterFilterDto, ListDeadLetterDto } from './dto/dead-letter-query.dto.js';
 
 @Injectable()
 export class DeadLetterService {
   constructor(@InjectRepository(Delivery) private readonly deliveries: Repository<Delivery>) {}
 
-  list(query: ListDeadLetterDto): Promise<Delivery[]> {
-    return findPage(this.deliveries, query, this.filter(query));
+  async list(query: ListDeadLetterDto): Promise<DeliveryWithType[]> {
+    return withEventTypes(
+      this.deliveries.manager,
+      await findPage(this.deliveries, query, this.filter(query)),
+    );
   }
 
   count(query: DeadLetterFilterDto): Promise<number> {

@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
-import { PG_POOL } from '../database/database.module.js';
+import { PG_POOL } from '../database/pg-pool.module.js';
 import { settledWithin } from '../database/pool-options.js';
 import { CircuitBreakers } from './circuit-breaker.js';
 import { Claims } from './claim.js';
@@ -167,7 +167,9 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
   /** Delivers the claimed line's head, then the next ones while RECORD_ATTEMPTS keeps the line. */
   private async run(job: Job): Promise<void> {
     for (let inARow = 1; ; inARow++) {
-      const next = await this.deliverHead(job, inARow < HEADS_IN_A_ROW);
+      // A borrowed slot is not kept across heads while others may be waiting for it.
+      const keep = inARow < HEADS_IN_A_ROW && !this.claims.overCap(job.line.webhook_id);
+      const next = await this.deliverHead(job, keep);
       if (!next) return;
       job.line = next; // the same lease token, renewed by RECORD_ATTEMPTS
       if (!this.running || job.abandoned) {

@@ -31,6 +31,12 @@ export class DeliveryMetrics {
   /** The webhook ids with a label of their own (at most WEBHOOK_LABEL_LIMIT). */
   private readonly labelledWebhooks = new Set<string>();
   private readonly attemptDuration: Histogram<'outcome'>;
+  /**
+   * The counters' children by outcome and webhook id, found once: labels per attempt cost a
+   * hash of the label set each time. As many as the webhook_id labels (at most WEBHOOK_LABEL_LIMIT and `other`) times four.
+   */
+  private readonly attemptCounters = new Map<string, { inc(): void }>();
+  private readonly attemptDurations: Record<Outcome, { observe(seconds: number): void }>;
   private readonly leaseLosses: Counter;
   private countInFlight: () => number = () => 0;
   /** performance.now() of the last successful claim; the worker's start before the first. */
@@ -57,6 +63,12 @@ export class DeliveryMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
+    this.attemptDurations = {
+      delivered: this.attemptDuration.labels({ outcome: OUTCOME_LABEL.delivered }),
+      pending: this.attemptDuration.labels({ outcome: OUTCOME_LABEL.pending }),
+      dead: this.attemptDuration.labels({ outcome: OUTCOME_LABEL.dead }),
+      throttled: this.attemptDuration.labels({ outcome: OUTCOME_LABEL.throttled }),
+    };
     this.leaseLosses = new Counter({
       name: 'pgwq_lease_losses_total',
       help: "Attempts whose result was dropped because the line's lease had passed to another worker.",
@@ -105,9 +117,16 @@ export class DeliveryMetrics {
   }
 
   attemptRecorded(webhookId: number, outcome: Outcome, durationMs: number): void {
-    const labels = { outcome: OUTCOME_LABEL[outcome] };
-    this.attempts.inc({ ...labels, webhook_id: this.webhookLabel(webhookId) });
-    this.attemptDuration.observe(labels, durationMs / 1000);
+    const label = OUTCOME_LABEL[outcome];
+    const webhook = this.webhookLabel(webhookId);
+    const key = `${label} ${webhook}`;
+    let counter = this.attemptCounters.get(key);
+    if (!counter) {
+      counter = this.attempts.labels({ outcome: label, webhook_id: webhook });
+      this.attemptCounters.set(key, counter);
+    }
+    counter.inc();
+    this.attemptDurations[outcome].observe(durationMs / 1000);
   }
 
   /** The webhook's own id while fewer than WEBHOOK_LABEL_LIMIT have one, else `other`. */

@@ -190,6 +190,15 @@ WHERE l.webhook_id = r.webhook_id
   AND l.head_sequence = r.head_sequence
 `;
 
+/**
+ * The head a lease token still holds on line ($1, $2): after a record whose reply was lost kept
+ * the line, its next head, which is not head + 1 when the line skips sequences (filters).
+ */
+export const HELD_HEAD = `
+SELECT head_sequence::text AS head FROM delivery_lines
+WHERE webhook_id = $1 AND partition_key = $2 AND lease_token = $3
+`;
+
 /** One row of CLAIM_LINES. bigint columns arrive as text. */
 export interface ClaimedLine {
   webhook_id: number;
@@ -210,6 +219,13 @@ export interface ClaimedLine {
    * CLAIM_LINES only; body is then null. Such a head is recorded dead at once, nothing sent.
    */
   body_problem?: string | null;
+  /**
+   * The sequence of the delivery before this head on its line, whatever its status (NULL for
+   * the line's first): webhook-previous-sequence. Stored at fan-out (EventRouting).
+   */
+  previous_sequence: string | null;
+  /** The message's event type: webhook-event-type, sent only when set. */
+  event_type: string | null;
   // ---- manners (per-webhook settings, throttling; migration WebhookManners) ----
   /** Static headers sent on every attempt (never logged). */
   headers: Record<string, string> | null;

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
-import { PG_POOL, requireDatabaseUrl } from '../database/database.module.js';
+import { PG_POOL, requireDatabaseUrl } from '../database/pg-pool.module.js';
 import { NOTIFY_CHANNEL } from '../queue/queue.sql.js';
 import { LISTEN, LISTEN_PROBE, NOTIFY_PROBE, PROBE_CHANNEL } from './delivery.sql.js';
 import { DATABASE_TIMEOUTS } from '../database/pool-options.js';

@@ -5,6 +5,7 @@ import { disableRefused, noteAttemptOutcome } from '../queue/webhook-state.js';
 import { isThrottling, retryDelaySeconds, THROTTLING_LIMIT_SECONDS } from './backoff.js';
 import {
   ClaimedLine,
+  HELD_HEAD,
   Outcome,
   RECORD_ATTEMPTS,
   RECORD_ATTEMPTS_ASYNC,
@@ -30,6 +31,8 @@ const REFUSED_RELEASE_MS = 1000;
 export class Recording {
   /** Records results, those that finish together in one statement and commit. */
   private readonly recorder: ResultRecorder<RecordRequest, RecordedAttempt>;
+  /** LOG_LEVEL=debug (or verbose): each delivery is logged. */
+  private readonly debug: boolean;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -41,6 +44,7 @@ export class Recording {
     /** Wakes the claim loop after `ms`: a retried head is due again then. */
     private readonly wakeAfter: (ms: number) => void,
   ) {
+    this.debug = config.logLevel === 'debug' || config.logLevel === 'verbose';
     const recordAttempts = config.recordSynchronousCommit ? RECORD_ATTEMPTS : RECORD_ATTEMPTS_ASYNC;
     this.recorder = new ResultRecorder(
       async (requests, wait) => {
@@ -118,7 +122,9 @@ export class Recording {
       error: result.error,
       startedAt,
       durationMs: result.durationMs,
-      responseBody: result.responseBody === null ? null : result.responseBody.replace(/\0/g, ''),
+      responseBody: result.responseBody?.includes('\0')
+        ? result.responseBody.replace(/\0/g, '')
+        : result.responseBody,
       keep,
     };
     const sentAt = Date.now();
@@ -128,20 +134,19 @@ export class Recording {
       this.recorder.record(request),
     );
     if (row === undefined) return undefined;
-    const what = `${result.ok ? `HTTP ${result.statusCode}` : result.error} in ${result.durationMs} ms`;
-    const about = fields(line, attempt);
+    // Log text and fields only for what is logged: a delivery is logged at debug level only.
+    const what = () =>
+      `${result.ok ? `HTTP ${result.statusCode}` : result.error} in ${result.durationMs} ms`;
+    const about = () => fields(line, attempt);
     if (!row.fenced) {
       if (row.still_held || row.recorded_before) {
         // An earlier run of this statement committed and its reply was lost. If it kept the
         // line, the line is still ours one head on: give it back so that head is claimed.
-        this.logger.warn(`${what}; already recorded by a try whose reply was lost`, about);
-        const next = String(BigInt(line.sequence) + 1n);
-        if (outcome !== 'pending' && outcome !== 'throttled') {
-          await this.releases.release([{ line, head: next, delayMs: 0 }]);
-        }
+        this.logger.warn(`${what()}; already recorded by a try whose reply was lost`, about());
+        if (outcome !== 'pending' && outcome !== 'throttled') await this.releaseHeld(line);
       } else {
         this.metrics.leaseLost();
-        this.logger.warn(`${what}; result dropped, ${lostReason(row.line_exists!)}`, about);
+        this.logger.warn(`${what()}; result dropped, ${lostReason(row.line_exists!)}`, about());
       }
       return undefined;
     }
@@ -152,12 +157,12 @@ export class Recording {
         ? false
         : await this.noteWebhookHealth(line, result, row.webhook_failing === true);
     if (outcome === 'delivered') {
-      this.logger.debug(what, about);
+      if (this.debug) this.logger.debug(what(), about());
     } else if (outcome === 'dead') {
-      this.logger.warn(`${what}; dead-lettered after ${attempt} attempts`, about);
+      this.logger.warn(`${what()}; dead-lettered after ${attempt} attempts`, about());
     } else {
       const throttled = outcome === 'throttled' ? ' (throttled: not counted as a retry)' : '';
-      this.logger.warn(`${what}; retry in ${delay.toFixed(3)} s${throttled}`, about);
+      this.logger.warn(`${what()}; retry in ${delay.toFixed(3)} s${throttled}`, about());
       // Other workers find it by polling; this one wakes right on time.
       this.wakeAfter(delay * 1000);
     }
@@ -213,6 +218,20 @@ export class Recording {
       );
     }
     return undefined;
+  }
+
+  /**
+   * Gives back the line our token still holds, at whatever head the lost run left it (the line's
+   * next pending delivery, not necessarily head + 1), fenced on token and head as every release.
+   */
+  private async releaseHeld(line: ClaimedLine): Promise<void> {
+    const { rows } = await this.pool.query<{ head: string }>(
+      withQueryTimeout(
+        { text: HELD_HEAD, values: [line.webhook_id, line.partition_key, line.lease_token] },
+        WRITE_QUERY_TIMEOUT_MS,
+      ),
+    );
+    if (rows.length > 0) await this.releases.release([{ line, head: rows[0].head, delayMs: 0 }]);
   }
 
   /**

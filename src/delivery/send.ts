@@ -58,7 +58,13 @@ export class Sending {
         return undefined;
       }
       const startedAt = new Date();
-      result = await this.post(job, attempt);
+      const at = this.claims.requestStarted(line.webhook_id);
+      try {
+        result = await this.post(job, attempt);
+      } finally {
+        // Whether it answered quickly: what lets the webhook borrow slots (claim.ts).
+        this.claims.requestEnded(line.webhook_id, at, result?.statusCode != null);
+      }
       return { attempt, startedAt, result };
     } finally {
       this.requestEnded(job, destination, permit, result);
@@ -77,11 +83,12 @@ export class Sending {
       topic: line.topic,
       partitionKey: line.partition_key,
       sequence: line.sequence,
-      // Signed as "" until their headers are sent.
-      previousSequence: '',
-      eventType: '',
+      // "" for a line's first, and for an untyped message: what the headers carry (an absent
+      // webhook-event-type reads as "").
+      previousSequence: line.previous_sequence ?? '',
+      eventType: line.event_type ?? '',
     };
-    const headers = {
+    const headers: Record<string, string> = {
       // The webhook's static headers first, so none can replace ours (the API refuses those names).
       ...line.headers,
       'content-type': 'application/json',
@@ -91,9 +98,11 @@ export class Sending {
       'webhook-topic': metadata.topic,
       'webhook-partition-key': metadata.partitionKey,
       'webhook-sequence': metadata.sequence,
+      'webhook-previous-sequence': metadata.previousSequence,
       'webhook-metadata-signature': metadataSignatureHeader(secrets, metadata),
       'webhook-attempt': String(attempt),
     };
+    if (line.event_type !== null) headers['webhook-event-type'] = line.event_type;
     return this.leases.renewWhile(job, () =>
       this.sender.send({ url: line.url, body, headers }, job.controller.signal),
     );

@@ -83,8 +83,11 @@ export class WebhookSender implements OnApplicationShutdown {
       timeout: config.deliveryTimeoutMs,
       validateStatus: () => true,
       responseType: 'stream',
-      // The body is already the exact JSON text we signed: send it untouched.
+      adapter: 'http',
+      // The body is already the exact JSON text we signed: send it untouched; the answer is a
+      // stream read up to its cap (readCapped), nothing to transform either.
       transformRequest: [(data: unknown) => data],
+      transformResponse: [],
       decompress: true,
       proxy: false,
     });
@@ -128,8 +131,9 @@ export class WebhookSender implements OnApplicationShutdown {
     if (signal.aborted) cancel();
     else signal.addEventListener('abort', cancel, { once: true });
     try {
+      request.headers['user-agent'] ??= USER_AGENT;
       const response = await this.client.post<Readable>(request.url, request.body, {
-        headers: { ...request.headers, 'user-agent': USER_AGENT },
+        headers: request.headers,
         signal: exchange.signal,
       });
       const responseBody = await readCapped(response.data, exchange.signal);
@@ -229,28 +233,44 @@ function statusError(status: number, location: string | undefined): string {
 
 /**
  * The first bytes of the response body (UTF-8, possibly cut mid-character), then the stream is
- * dropped. A body that breaks off or outlasts the deadline still yields what arrived.
+ * dropped. A body that breaks off or outlasts the deadline still yields what arrived. Read with
+ * events rather than an async iterator: most answers are empty or a few bytes, and the iterator's
+ * promises were a good part of a delivery's garbage.
  */
-async function readCapped(stream: Readable, signal: AbortSignal): Promise<string | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const stop = () => stream.destroy();
-  signal.addEventListener('abort', stop, { once: true });
-  try {
-    for await (const chunk of stream) {
-      const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+function readCapped(stream: Readable, signal: AbortSignal): Promise<string | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let finished = false;
+    const done = () => {
+      if (finished) return;
+      finished = true;
+      signal.removeEventListener('abort', done);
+      stream.off('data', onData);
+      stream.off('end', done);
+      stream.off('error', done);
+      stream.off('close', done);
+      stream.destroy();
+      if (size === 0) resolve(null);
+      else {
+        const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+        resolve(body.subarray(0, RESPONSE_BODY_CAP_BYTES).toString('utf8'));
+      }
+    };
+    const onData = (chunk: Buffer | string) => {
+      const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
       chunks.push(buffer);
       size += buffer.length;
-      if (size >= RESPONSE_BODY_CAP_BYTES) break;
-    }
-  } catch {
-    // what arrived is enough for diagnosis
-  } finally {
-    signal.removeEventListener('abort', stop);
-    stream.destroy();
-  }
-  if (size === 0) return null;
-  return Buffer.concat(chunks).subarray(0, RESPONSE_BODY_CAP_BYTES).toString('utf8');
+      if (size >= RESPONSE_BODY_CAP_BYTES) done();
+    };
+    if (signal.aborted || stream.destroyed || stream.readableEnded) return done();
+    signal.addEventListener('abort', done, { once: true });
+    stream.on('data', onData);
+    // Whichever comes first; `done` runs once (a second call finds nothing left to do).
+    stream.once('end', done);
+    stream.once('error', done);
+    stream.once('close', done);
+  });
 }
 
 /** A one-line reason a user can act on, stored as last_error. */

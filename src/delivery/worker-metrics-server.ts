@@ -4,7 +4,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from 
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { AppConfig, ConfigError } from '../config/app-config.js';
-import { PG_POOL } from '../database/database.module.js';
+import { PG_POOL } from '../database/pg-pool.module.js';
 import { DeliveryMetrics } from './delivery-metrics.js';
 import { databaseAnswers } from '../database/database-answers.js';
 

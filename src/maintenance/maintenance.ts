@@ -6,7 +6,7 @@ import {
   OnApplicationBootstrap,
 } from '@nestjs/common';
 import pg from 'pg';
-import { PG_POOL } from '../database/database.module.js';
+import { PG_POOL } from '../database/pg-pool.module.js';
 import { settledWithin } from '../database/pool-options.js';
 import { inTransaction } from '../database/transaction.js';
 import type { MaintenanceTask } from './maintenance-task.js';

@@ -14,14 +14,16 @@ export const toMessageJson = (m: Message): MessageDto => ({
   sequence: m.sequence,
   created_at: m.createdAt.toISOString(),
   idempotency_key: m.idempotencyKey,
+  event_type: m.eventType,
 });
 
 /**
  * Finding a topic's messages by the fields a support ticket carries. Each filter is an index
  * range: messages_topic_id_idx (topic_id, id); with a partition key the partition's unique key
  * (topic_id, partition_key, sequence), walked in sequence order from the `after` message's
- * sequence; with an idempotency key its unique key, at most one row
- * (bench/results/finding-explain.txt). A new filter is one more entry in `equal`.
+ * sequence; with an idempotency key its unique key, at most one row; with an event type
+ * messages_topic_event_type_idx (topic_id, event_type, id) (bench/results/finding-explain.txt).
+ * A new filter is one more entry in `equal`.
  */
 @Injectable()
 export class MessageSearch {
@@ -39,13 +41,14 @@ export class MessageSearch {
         'm.sequence',
         'm.createdAt',
         'm.idempotencyKey',
+        'm.eventType',
       ]);
     return scopedPage(
       qb,
       {
         scope: 'topicId',
         scopeId: topicId,
-        equal: { idempotencyKey: query.idempotency_key },
+        equal: { idempotencyKey: query.idempotency_key, eventType: query.event_type },
         partitionKey: query.partition_key,
       },
       query,

@@ -10,6 +10,8 @@ import {
 import type { Response } from 'express';
 import { ApiErrors } from '../common/error-responses.js';
 import { ParseBigIdPipe } from '../common/id.pipe.js';
+import { ApiTopicParam, ParseTopicRefPipe } from '../common/topic-ref.js';
+import type { TopicRef } from '../common/topic-ref.js';
 import { RawJsonBody } from '../common/json-body.js';
 import { MessageDto, MessageWithPayloadDto, PublishedBatchDto } from './dto/message.dto.js';
 import { PublishBatchDto, PublishMessageDto } from './dto/publish-message.dto.js';
@@ -33,8 +35,8 @@ export class MessagesController {
       'With an idempotency_key the topic already has, nothing is published and the answer is ' +
       '200 with the original message.',
   })
-  @Post('topics/:name/messages')
-  @ApiParam({ name: 'name', description: 'topic name' })
+  @Post('topics/:topic/messages')
+  @ApiTopicParam()
   @ApiBody({ type: PublishMessageDto })
   @ApiCreatedResponse({ type: MessageDto, description: 'Published' })
   @ApiOkResponse({
@@ -43,11 +45,11 @@ export class MessagesController {
   })
   @ApiErrors(400, 404, 413)
   async publish(
-    @Param('name') name: string,
+    @Param('topic', ParseTopicRefPipe) topic: TopicRef,
     @RawJsonBody() body: string,
     @Res({ passthrough: true }) res: Response,
   ): Promise<MessageDto> {
-    const { message, created } = await this.messages.publish(name, readPublishRequest(body));
+    const { message, created } = await this.messages.publish(topic, readPublishRequest(body));
     if (!created) res.status(HttpStatus.OK);
     return message;
   }
@@ -61,8 +63,8 @@ export class MessagesController {
       'has, publishes nothing and comes back as the original message. 201 when the batch ' +
       'published at least one message, 200 when every item was a repeat (a retried batch).',
   })
-  @Post('topics/:name/messages/batch')
-  @ApiParam({ name: 'name', description: 'topic name' })
+  @Post('topics/:topic/messages/batch')
+  @ApiTopicParam()
   @ApiBody({ type: PublishBatchDto })
   @ApiCreatedResponse({ type: PublishedBatchDto, description: 'Published, in input order' })
   @ApiOkResponse({
@@ -71,11 +73,11 @@ export class MessagesController {
   })
   @ApiErrors(400, 404, 413)
   async publishBatch(
-    @Param('name') name: string,
+    @Param('topic', ParseTopicRefPipe) topic: TopicRef,
     @RawJsonBody() body: string,
     @Res({ passthrough: true }) res: Response,
   ): Promise<PublishedBatchDto> {
-    const published = await this.messages.publishBatch(name, readBatchRequest(body));
+    const published = await this.messages.publishBatch(topic, readBatchRequest(body));
     if (!published.some((p) => p.created)) res.status(HttpStatus.OK);
     return { messages: published.map((p) => p.message) };
   }

@@ -12,6 +12,7 @@ import { AppConfig } from '../config/app-config.js';
 import { pgErrorCode } from '../database/pg-errors.js';
 import { MessageDto } from './dto/message.dto.js';
 import type { MessageToPublish } from './publish-request.js';
+import { describeTopic, topicCondition, TopicRef } from '../common/topic-ref.js';
 
 /** A published message; `created` is false for a repeat of an idempotency key. */
 export interface Published {
@@ -27,6 +28,7 @@ interface InsertedRow {
   sequence: string;
   created_at: Date;
   idempotency_key: string | null;
+  event_type: string | null;
 }
 
 /** An original message that a skipped key pointed at was gone when read: publish again. */
@@ -47,6 +49,7 @@ const toDto = (row: InsertedRow): MessageDto => ({
   sequence: Number(row.sequence),
   created_at: row.created_at.toISOString(),
   idempotency_key: row.idempotency_key,
+  event_type: row.event_type,
 });
 
 @Injectable()
@@ -60,8 +63,8 @@ export class MessagesService {
    * Publishes one message. `created` is false when its idempotency key was already published to
    * the topic: nothing was written, and `message` is the original.
    */
-  async publish(topicName: string, message: MessageToPublish): Promise<Published> {
-    const [published] = await this.publishAll(topicName, [message], () => '');
+  async publish(topic: TopicRef, message: MessageToPublish): Promise<Published> {
+    const [published] = await this.publishAll(topic, [message], () => '');
     return published;
   }
 
@@ -69,8 +72,8 @@ export class MessagesService {
    * Publishes up to MAX_BATCH_MESSAGES messages in one statement, so all or nothing; each comes
    * back at its input position, a repeated idempotency key as the original message.
    */
-  publishBatch(topicName: string, messages: MessageToPublish[]): Promise<Published[]> {
-    return this.publishAll(topicName, messages, (index) => `messages[${index}].`);
+  publishBatch(topic: TopicRef, messages: MessageToPublish[]): Promise<Published[]> {
+    return this.publishAll(topic, messages, (index) => `messages[${index}].`);
   }
 
   /**
@@ -86,7 +89,7 @@ export class MessagesService {
    * transaction is rolled back and tried again.
    */
   private async publishAll(
-    topicName: string,
+    topic: TopicRef,
     messages: MessageToPublish[],
     where: (index: number) => string,
   ): Promise<Published[]> {
@@ -111,8 +114,8 @@ export class MessagesService {
     for (let attempt = 1; ; attempt++) {
       try {
         return keyed
-          ? await this.db.transaction((manager) => this.insert(manager, topicName, messages))
-          : await this.insert(this.db.manager, topicName, messages);
+          ? await this.db.transaction((manager) => this.insert(manager, topic, messages))
+          : await this.insert(this.db.manager, topic, messages);
       } catch (error) {
         const retry = error instanceof OriginalGone || pgErrorCode(error) === DEADLOCK_DETECTED;
         if (retry && attempt < PUBLISH_ATTEMPTS) continue;
@@ -123,7 +126,7 @@ export class MessagesService {
         }
         // The topic was deleted between the lookup and the insert.
         if (pgErrorCode(error) === FOREIGN_KEY_VIOLATION) {
-          throw new NotFoundException(`topic "${topicName}" does not exist`);
+          throw new NotFoundException(`${describeTopic(topic)} does not exist`);
         }
         if (pgErrorCode(error)?.startsWith(DATA_EXCEPTION_CLASS)) {
           const index = await this.firstUnstorablePayload(messages);
@@ -139,7 +142,7 @@ export class MessagesService {
 
   private async insert(
     manager: EntityManager,
-    topicName: string,
+    topic: TopicRef,
     messages: MessageToPublish[],
   ): Promise<Published[]> {
     // A key given again later in the same batch is a repeat of its first item: not sent at all.
@@ -155,21 +158,23 @@ export class MessagesService {
     // Rows go in partition order (in C collation), each partition's in input order: its
     // sequences follow the input, and two batches lock the partitions' counters in the same
     // order, so they cannot deadlock on each other.
+    const where = topicCondition(topic, 't', 1);
     const rows = await manager.query<InsertedRow[]>(
-      `INSERT INTO messages (topic_id, partition_key, payload, idempotency_key)
-       SELECT t.id, i.partition_key, i.payload::jsonb, i.idempotency_key
+      `INSERT INTO messages (topic_id, partition_key, payload, idempotency_key, event_type)
+       SELECT t.id, i.partition_key, i.payload::jsonb, i.idempotency_key, i.event_type
        FROM topics t,
-            unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY
-              AS i(partition_key, payload, idempotency_key, position)
-       WHERE t.name = $1
+            unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY
+              AS i(partition_key, payload, idempotency_key, event_type, position)
+       WHERE ${where.sql}
        ORDER BY i.partition_key COLLATE "C", i.position
        ON CONFLICT (topic_id, idempotency_key) DO NOTHING
-       RETURNING id, topic_id, partition_key, sequence, created_at, idempotency_key`,
+       RETURNING id, topic_id, partition_key, sequence, created_at, idempotency_key, event_type`,
       [
-        topicName,
+        where.value,
         sent.map((m) => m.partitionKey),
         sent.map((m) => m.payload),
         sent.map((m) => m.idempotencyKey ?? null),
+        sent.map((m) => m.eventType ?? null),
       ],
     );
     const ours = new Set(rows.flatMap((r) => r.idempotency_key ?? []));
@@ -178,13 +183,13 @@ export class MessagesService {
     if (rows.length === 0 || theirs.length > 0) {
       const found = await manager.query<(Partial<InsertedRow> & { topic: number })[]>(
         `SELECT t.id AS topic, m.id, m.topic_id, m.partition_key, m.sequence, m.created_at,
-                m.idempotency_key
+                m.idempotency_key, m.event_type
          FROM topics t
          LEFT JOIN messages m ON m.topic_id = t.id AND m.idempotency_key = ANY($2::text[])
-         WHERE t.name = $1`,
-        [topicName, theirs],
+         WHERE ${where.sql}`,
+        [where.value, theirs],
       );
-      if (found.length === 0) throw new NotFoundException(`topic "${topicName}" does not exist`);
+      if (found.length === 0) throw new NotFoundException(`${describeTopic(topic)} does not exist`);
       for (const row of found) {
         if (row.id != null) originals.set(row.idempotency_key!, toDto(row as InsertedRow));
       }
@@ -259,7 +264,7 @@ export class MessagesService {
       })[]
     >(
       `SELECT m.id, m.topic_id, m.partition_key, m.sequence, m.created_at, m.idempotency_key,
-              octet_length(p.body) AS payload_bytes, p.problem,
+              m.event_type, octet_length(p.body) AS payload_bytes, p.problem,
               CASE WHEN octet_length(p.body) <= $2 THEN p.body END AS payload
        FROM messages m CROSS JOIN LATERAL pgwq_payload_text(m.payload) p
        WHERE m.id = $1`,

@@ -2,6 +2,7 @@ import { BadRequestException } from '@nestjs/common';
 import { scanRequestBody } from '../common/json-body.js';
 import { JsonScanLimitError, ScannedValue } from '../common/json-scan.js';
 import { PARTITION_KEY_PATTERN } from '../database/entities/message.entity.js';
+import { EVENT_TYPE_PATTERN } from '../database/migrations/1795633464600-PublishByName.js';
 
 /** One message to publish: the payload is the exact JSON text that was sent. */
 export interface MessageToPublish {
@@ -11,6 +12,8 @@ export interface MessageToPublish {
   printedBytes: number;
   /** Unique per topic: a repeat publishes nothing and answers with the original. */
   idempotencyKey?: string;
+  /** What happened (`order.created`): routes it to the webhooks whose event_types match. */
+  eventType?: string;
 }
 
 /** The most messages one `POST /topics/{name}/messages/batch` takes. */
@@ -22,7 +25,8 @@ const TOO_MANY_MESSAGES = `messages must be an array of 1 to ${MAX_BATCH_MESSAGE
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 
 const PARTITION_KEY = new RegExp(PARTITION_KEY_PATTERN);
-const FIELDS = new Set(['partition_key', 'payload', 'idempotency_key']);
+const EVENT_TYPE = new RegExp(EVENT_TYPE_PATTERN);
+const FIELDS = new Set(['partition_key', 'payload', 'idempotency_key', 'event_type']);
 /** A lone UTF-16 surrogate: it would reach PostgreSQL as U+FFFD, so two keys could collide. */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
@@ -34,7 +38,7 @@ function stringOf(body: string, value: ScannedValue | undefined): string | undef
 }
 
 /**
- * Reads one message object, `{partition_key, payload, idempotency_key?}`, of a scanned body: the
+ * Reads one message object, `{partition_key, payload, idempotency_key?, event_type?}`, of a scanned body: the
  * payload is taken as its source text, never parsed into JavaScript values (numbers stay exact,
  * keys such as `__proto__` stay keys, a 100,000-key object costs one scan). Unknown and repeated
  * fields are 400s, like everywhere in the API. `where` names the object in messages ("" for the
@@ -81,6 +85,15 @@ export function readMessage(body: string, object: ScannedValue, where = ''): Mes
       );
     }
     message.idempotencyKey = key;
+  }
+  if (fields.has('event_type')) {
+    const eventType = stringOf(body, fields.get('event_type'));
+    if (eventType === undefined || !EVENT_TYPE.test(eventType)) {
+      throw new BadRequestException(
+        `${where}event_type must be 1-128 characters of A-Z a-z 0-9 _ . : / -`,
+      );
+    }
+    message.eventType = eventType;
   }
   return message;
 }

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import pg from 'pg';
 import { Gauge, Registry } from 'prom-client';
-import { PG_POOL } from '../database/database.module.js';
+import { PG_POOL } from '../database/pg-pool.module.js';
 import { WEBHOOK_STATUSES } from '../database/entities/webhook.entity.js';
 import { FOLD_DEAD_COUNTS, QUEUE_STATS, QueueStatsRow } from './queue-stats.sql.js';
 

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import pg from 'pg';
-import { PG_POOL } from '../database/database.module.js';
+import { PG_POOL } from '../database/pg-pool.module.js';
 import { recordAction } from '../database/action-record.js';
 import { inTransaction } from '../database/transaction.js';
 import { LOCK_FREE_LINES, LOCK_LINE, REWIND_LINES } from './queue.sql.js';

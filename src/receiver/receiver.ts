@@ -179,7 +179,18 @@ export class WebhookReceiver {
       this.totals.untracked += 1;
       return { status: 204, note: 'no webhook-topic/-partition-key/-sequence: not tracked', where };
     }
-    return { status: 204, note: describe(this.tracker.observe(topic, partition, sequence)), where };
+    const previousText = header(req, 'webhook-previous-sequence');
+    const previous =
+      previousText === undefined
+        ? undefined
+        : previousText === ''
+          ? null
+          : Number(previousText) || undefined;
+    return {
+      status: 204,
+      note: describe(this.tracker.observe(topic, partition, sequence, previous)),
+      where,
+    };
   }
 
   /** The lines printed on Ctrl-C. */

@@ -30,7 +30,19 @@ export interface PartitionReport extends Partition {
 export class SequenceTracker {
   private readonly partitions = new Map<string, Partition>();
 
-  observe(topic: string, partitionKey: string, sequence: number): Verdict {
+  /**
+   * `previous`: the webhook-previous-sequence header (null for a line's first, undefined when not
+   * sent). With it, a sequence that follows the last one accepted is in order even when numbers
+   * lie between them (messages this endpoint was never meant to get: event_types filters); the
+   * missing ones of a gap are from the last accepted one up to `previous`. Without it, the one
+   * before is sequence − 1.
+   */
+  observe(
+    topic: string,
+    partitionKey: string,
+    sequence: number,
+    previous: number | null | undefined = undefined,
+  ): Verdict {
     const key = JSON.stringify([topic, partitionKey]);
     let p = this.partitions.get(key);
     if (!p) {
@@ -38,13 +50,14 @@ export class SequenceTracker {
       this.partitions.set(key, p);
     }
     p.accepted += 1;
-    if (sequence === p.highest + 1) {
+    const before = previous === undefined ? sequence - 1 : (previous ?? 0);
+    if (sequence > p.highest && before <= p.highest) {
       p.highest = sequence;
       return { kind: 'in-order' };
     }
     if (sequence > p.highest) {
-      const verdict: Verdict = { kind: 'gap', missingFrom: p.highest + 1, missingTo: sequence - 1 };
-      p.missing.push([p.highest + 1, sequence - 1]);
+      const verdict: Verdict = { kind: 'gap', missingFrom: p.highest + 1, missingTo: before };
+      p.missing.push([p.highest + 1, before]);
       p.highest = sequence;
       p.gaps += 1;
       return verdict;

@@ -10,6 +10,8 @@ import {
 import { Audited, bodyOf, webhookTarget } from '../audit/audited.js';
 import { ApiErrors } from '../common/error-responses.js';
 import { ParseIdPipe } from '../common/id.pipe.js';
+import { ApiTopicParam, ParseTopicRefPipe } from '../common/topic-ref.js';
+import type { TopicRef } from '../common/topic-ref.js';
 import { Page } from '../common/page.js';
 import { IntIdPaginationDto } from '../common/pagination.dto.js';
 import { CreateWebhookDto } from './dto/create-webhook.dto.js';
@@ -38,12 +40,12 @@ export class WebhooksController {
   }
 
   @ApiOperation({ summary: "List a topic's webhooks (without secrets)" })
-  @Get('topics/:id/webhooks')
-  @ApiParam({ name: 'id', type: Number, description: 'topic id' })
+  @Get('topics/:topic/webhooks')
+  @ApiTopicParam()
   @ApiOkResponse({ type: [WebhookDto] })
   @ApiErrors(400, 404)
   async listByTopic(
-    @Param('id', ParseIdPipe) topicId: number,
+    @Param('topic', ParseTopicRefPipe) topicId: TopicRef,
     @Query() page: IntIdPaginationDto,
   ): Promise<Page<WebhookDto>> {
     return new Page(

@@ -10,6 +10,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, Repository } from 'typeorm';
 import { findPage } from '../common/keyset.js';
 import { IntIdPaginationDto } from '../common/pagination.dto.js';
+import { TopicRef } from '../common/topic-ref.js';
 import { AppConfig } from '../config/app-config.js';
 import { Webhook } from '../database/entities/webhook.entity.js';
 import { webhookHostProblem } from '../security/ssrf-guard.js';
@@ -121,6 +122,8 @@ export class WebhooksService {
           rateLimitPerSecond: input.rate_limit_per_second ?? null,
           maxRetries: input.max_retries ?? null,
           backoffFactor: input.backoff_factor ?? null,
+          // --- Routing ---
+          eventTypes: input.event_types ?? null,
         }),
       );
       if (changesLimits(input)) await tx.query(SYNC_WEBHOOK_LIMITS, [webhook.id]);
@@ -147,7 +150,8 @@ export class WebhooksService {
    *
    * The row is locked FOR UPDATE, which conflicts with the key-share lock a producer's fan-out
    * takes on it: the status change waits for the producers in flight, and producers that come
-   * after it read the status it committed. Without that, a producer that read `paused` just
+   * after it read the status it committed. So does an event_types change: the messages published
+   * after it are routed by the new list. Without that, a producer that read `paused` just
    * before a resume committed would leave its new line parked, with nothing left to wake it. The
    * lock is held only for the row's own update, not while the lines are settled, so publishing to
    * the topic's new partitions is not held up by a webhook's many lines.
@@ -157,10 +161,17 @@ export class WebhooksService {
    */
   async update(id: number, input: UpdateWebhookDto): Promise<Webhook> {
     const manners = mannersOf(input);
-    if (input.url === undefined && input.status === undefined && manners.length === 0) {
+    // --- Routing: event_types null clears the list, absent leaves it ---
+    const setEventTypes = input.event_types !== undefined;
+    if (
+      input.url === undefined &&
+      input.status === undefined &&
+      manners.length === 0 &&
+      !setEventTypes
+    ) {
       throw new BadRequestException(
         'give at least one of url, status, on_exhausted, headers, max_in_flight, ' +
-          'rate_limit_per_second, max_retries, backoff_factor',
+          'rate_limit_per_second, max_retries, backoff_factor, event_types',
       );
     }
     this.checkHeaders(input.headers);
@@ -183,7 +194,7 @@ export class WebhooksService {
       const resume = input.status === 'active';
       const pause = input.status === 'paused' && current.status !== 'paused';
       // The settings given (manners: absent = unchanged, null = the global setting).
-      const settings = manners.map(([column], k) => `, ${column} = $${6 + k}`).join('');
+      const settings = manners.map(([column], k) => `, ${column} = $${8 + k}`).join('');
       await tx.query(
         `UPDATE webhooks
          SET url = coalesce($2, url),
@@ -191,9 +202,21 @@ export class WebhooksService {
              disabled_reason = CASE WHEN $4 OR $5 THEN NULL ELSE disabled_reason END,
              disabled_detail = CASE WHEN $4 OR $5 THEN NULL ELSE disabled_detail END,
              disabled_at = CASE WHEN $4 OR $5 THEN NULL ELSE disabled_at END,
-             failing_since = CASE WHEN $4 THEN NULL ELSE failing_since END${settings}
+             failing_since = CASE WHEN $4 THEN NULL ELSE failing_since END,
+             event_types = CASE WHEN $6 THEN $7::text[] ELSE event_types END${settings}
          WHERE id = $1`,
-        [id, input.url ?? null, input.status ?? null, resume, pause, ...manners.map(([, v]) => v)],
+        [
+          id,
+          input.url ?? null,
+          input.status ?? null,
+          resume,
+          pause,
+          // --- Routing ---
+          setEventTypes,
+          input.event_types ?? null,
+          // manners
+          ...manners.map(([, v]) => v),
+        ],
       );
       if (changesLimits(input)) await tx.query(SYNC_WEBHOOK_LIMITS, [id]);
       await recordAction(tx);
@@ -205,8 +228,8 @@ export class WebhooksService {
     return webhook;
   }
 
-  async listByTopic(topicId: number, page: IntIdPaginationDto): Promise<Webhook[]> {
-    await this.topics.getById(topicId);
+  async listByTopic(ref: TopicRef, page: IntIdPaginationDto): Promise<Webhook[]> {
+    const { id: topicId } = await this.topics.get(ref);
     return findPage(this.webhooks, page, { topicId });
   }
 

@@ -12,6 +12,7 @@ import {
 } from '../components';
 import { when } from '../format';
 import { usePoll } from '../hooks';
+import { TopicPicker } from '../topic-picker';
 
 const PAGE = 100;
 
@@ -26,7 +27,6 @@ export function DeadLetterView(props: { filter: DeadLetterFilter }) {
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const pager = usePager();
   const filterQuery = { topic_id: topicId, webhook_id: webhookId };
-  const topics = usePoll(() => api<Topic[]>('GET', '/topics?limit=1000'), []);
   const webhooks = usePoll(
     async () => (topicId ? api<Webhook[]>('GET', `/topics/${topicId}/webhooks?limit=1000`) : []),
     [topicId],
@@ -39,9 +39,16 @@ export function DeadLetterView(props: { filter: DeadLetterFilter }) {
         `/dead-letter${query({ ...filterQuery, limit: PAGE, after: pager.after })}`,
       ),
     ]);
-    return { count: count.count, list };
+    // The names of this page's topics, one lookup each (there may be 100,000 topics).
+    const ids = [...new Set(list.map((d) => d.topic_id))];
+    const names = new Map(
+      await Promise.all(
+        ids.map(async (id) => [id, (await api<Topic>('GET', `/topics/${id}`)).name] as const),
+      ),
+    );
+    return { count: count.count, list, names };
   }, [topicId, webhookId, pager.after]);
-  const topicName = (id: number) => topics.data?.find((t) => t.id === id)?.name ?? String(id);
+  const topicName = (id: number) => page.data?.names.get(id) ?? String(id);
 
   const go = (next: DeadLetterFilter) => {
     setSelected(new Set());
@@ -63,18 +70,11 @@ export function DeadLetterView(props: { filter: DeadLetterFilter }) {
 
   const tools = (
     <span class="panel-tools">
-      <select
-        aria-label="topic"
-        value={topicId ?? ''}
-        onChange={(e) => go({ topicId: Number(e.currentTarget.value) || undefined })}
-      >
-        <option value="">every topic</option>
-        {topics.data?.map((t) => (
-          <option key={t.id} value={t.id}>
-            {t.name}
-          </option>
-        ))}
-      </select>
+      <TopicPicker
+        topicId={topicId}
+        placeholder="every topic"
+        onPick={(t) => go({ topicId: t?.id })}
+      />
       <select
         aria-label="webhook"
         value={webhookId ?? ''}

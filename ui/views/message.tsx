@@ -20,12 +20,12 @@ import { usePoll } from '../hooks';
 export function MessageView(props: { messageId: number; note?: preact.ComponentChildren }) {
   const { messageId } = props;
   const message = usePoll(async () => {
-    const [m, deliveries, topics] = await Promise.all([
+    const [m, deliveries] = await Promise.all([
       api<MessageWithPayload>('GET', `/messages/${messageId}`),
       api<Delivery[]>('GET', `/messages/${messageId}/deliveries?limit=1000`),
-      api<Topic[]>('GET', '/topics?limit=1000'),
     ]);
-    return { m, deliveries, topic: topics.find((t) => t.id === m.topic_id) };
+    const topic = await api<Topic>('GET', `/topics/${m.topic_id}`).catch(() => undefined);
+    return { m, deliveries, topic };
   }, [messageId]);
   return (
     <>
@@ -76,6 +76,11 @@ export function MessageFacts(props: { message: MessageWithPayload }) {
       <span>
         partition key <span class="mono">{m.partition_key}</span> #{m.sequence}
       </span>
+      {m.event_type && (
+        <span>
+          event type <span class="mono">{m.event_type}</span>
+        </span>
+      )}
       {m.idempotency_key && (
         <span>
           idempotency key <span class="mono">{m.idempotency_key}</span>

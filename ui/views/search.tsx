@@ -25,9 +25,11 @@ interface Hits {
 
 async function search(term: string, topicId: number | undefined): Promise<Hits> {
   const id = /^[1-9][0-9]{0,15}$/.test(term) ? term : undefined;
-  const topics = (await api<Topic[]>('GET', '/topics?limit=1000')).filter((t) =>
-    topicId === undefined ? true : t.id === topicId,
-  );
+  // One topic when given, else the first TOPICS_SEARCHED (there may be 100,000 of them).
+  const topics =
+    topicId === undefined
+      ? await api<Topic[]>('GET', `/topics?limit=${TOPICS_SEARCHED}`)
+      : [await api<Topic>('GET', `/topics/${topicId}`)];
   const keyed = /^[\x21-\x7e]{1,255}$/.test(term)
     ? topics
         .slice(0, TOPICS_SEARCHED)

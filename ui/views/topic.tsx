@@ -8,8 +8,8 @@ import { usePoll } from '../hooks';
 /** A topic's webhooks at a glance (GET /webhook-health), a form for a new one, and publishing. */
 export function TopicView(props: { topicId: number }) {
   const { topicId } = props;
-  const topics = usePoll(() => api<Topic[]>('GET', '/topics?limit=1000'), []);
-  const topic = topics.data?.find((t) => t.id === topicId);
+  const topics = usePoll(() => api<Topic>('GET', `/topics/${topicId}`), [topicId]);
+  const topic = topics.data;
   const rows = usePoll(
     () => api<WebhookHealth[]>('GET', `/webhook-health?limit=1000&topic_ids=${topicId}`),
     [topicId],

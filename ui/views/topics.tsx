@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, Topic, WebhookHealth } from '../api';
+import { api, query, Topic, WebhookHealth } from '../api';
 import { Loaded, Panel, PublishForm, Table, Updated } from '../components';
 import { duration, when } from '../format';
 import { usePoll } from '../hooks';
@@ -41,8 +41,13 @@ function sumUp(rows: WebhookHealth[]): Map<number, TopicHealth> {
 
 /** Every topic (the first 1,000) with its webhooks' health, a form for a new one, and publishing. */
 export function TopicsView() {
+  // A name prefix narrows the list (GET /topics?name_prefix=…): with many topics, find by typing.
+  const [prefix, setPrefix] = useState('');
   const topics = usePoll(async () => {
-    const list = await api<Topic[]>('GET', '/topics?limit=1000');
+    const list = await api<Topic[]>(
+      'GET',
+      `/topics${query({ limit: 1000, name_prefix: prefix === '' ? undefined : prefix })}`,
+    );
     // One request for the health of every listed topic's webhooks (the first 1,000 webhooks).
     const health =
       list.length === 0
@@ -52,14 +57,30 @@ export function TopicsView() {
             `/webhook-health?limit=1000&topic_ids=${list.map((t) => t.id).join(',')}`,
           );
     return { list, health: sumUp(health) };
-  }, []);
+  }, [prefix]);
+  const filter = (
+    <span class="panel-tools">
+      <input
+        aria-label="topic name starts with"
+        placeholder="name starts with…"
+        value={prefix}
+        onInput={(e) => {
+          const value = e.currentTarget.value;
+          if (value === '' || /^[A-Za-z0-9._-]{1,200}$/.test(value)) setPrefix(value);
+        }}
+      />
+      <Updated at={topics.at} />
+    </span>
+  );
   return (
     <>
-      <Panel title="Topics" extra={<Updated at={topics.at} />}>
+      <Panel title="Topics" extra={filter}>
         <Loaded polled={topics} what="topics">
           {({ list, health }) =>
             list.length === 0 ? (
-              <p class="muted">No topics yet: create one below.</p>
+              <p class="muted">
+                {prefix === '' ? 'No topics yet: create one below.' : 'No topic name starts so.'}
+              </p>
             ) : (
               <Table>
                 <thead>

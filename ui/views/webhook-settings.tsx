@@ -31,12 +31,21 @@ const SETTINGS: Array<{
   },
 ];
 
-type Draft = Record<(typeof SETTINGS)[number]['name'], string>;
+type Draft = Record<(typeof SETTINGS)[number]['name'] | 'event_types', string>;
+
+// --- Routing: event_types edited as text, entries separated by commas or spaces ---
+const eventTypesText = (w: Webhook) => (w.event_types ?? []).join(', ');
+/** The list a text stands for: null (every message) when it is empty. */
+const eventTypesOf = (text: string) => {
+  const entries = text.split(/[\s,]+/).filter((entry) => entry !== '');
+  return entries.length === 0 ? null : entries;
+};
 
 const draftOf = (w: Webhook): Draft => ({
   url: w.url,
   status: w.status,
   on_exhausted: w.on_exhausted,
+  event_types: eventTypesText(w),
 });
 
 /** Edit a webhook's settings, rotate its secret (shown once), delete it. */
@@ -50,7 +59,7 @@ export function WebhookSettings(props: { webhook: Webhook; done: () => void }) {
   // manners: limits, retries and static headers, in a block of their own.
   const [manners, setManners] = useState<MannersDraft>();
   const savedManners = mannersOf(webhook);
-  const changed = {
+  const changed: Record<string, unknown> = {
     ...Object.fromEntries(
       SETTINGS.filter(({ name }) => draft[name] !== saved[name]).map(({ name }) => [
         name,
@@ -59,6 +68,10 @@ export function WebhookSettings(props: { webhook: Webhook; done: () => void }) {
     ),
     ...mannersBody(manners ?? savedManners, savedManners),
   };
+  // --- Routing ---
+  if (draft.event_types !== saved.event_types) {
+    changed.event_types = eventTypesOf(draft.event_types);
+  }
   return (
     <Panel title="Settings">
       <div class="form">
@@ -89,6 +102,16 @@ export function WebhookSettings(props: { webhook: Webhook; done: () => void }) {
             )}
           </label>
         ))}
+        {/* --- Routing --- */}
+        <label class="grow">
+          Event types (empty: every message)
+          <input
+            name="event_types"
+            placeholder="order.*, invoice.paid"
+            value={draft.event_types}
+            onInput={(e) => setEdits({ ...edits, event_types: e.currentTarget.value })}
+          />
+        </label>
         <MannersFields
           draft={manners ?? savedManners}
           onChange={setManners}

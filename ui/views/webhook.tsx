@@ -23,11 +23,11 @@ export function WebhookView(props: { topicId: number; webhookId: number }) {
   const { topicId, webhookId } = props;
   const [topicName, setTopicName] = useState<string>();
   const webhook = usePoll(async () => {
-    const [topics, list] = await Promise.all([
-      api<Topic[]>('GET', '/topics?limit=1000'),
+    const [topic, list] = await Promise.all([
+      api<Topic>('GET', `/topics/${topicId}`),
       api<Webhook[]>('GET', `/topics/${topicId}/webhooks?limit=1000`),
     ]);
-    setTopicName(topics.find((t) => t.id === topicId)?.name);
+    setTopicName(topic.name);
     return list.find((w) => w.id === webhookId) ?? null;
   }, [topicId, webhookId]);
   const w = webhook.data;
@@ -45,6 +45,14 @@ export function WebhookView(props: { topicId: number; webhookId: number }) {
                 <span class="url">{found.url}</span>
                 <WebhookStatus webhook={found} />
                 {found.disabled_detail && <span class="error">{found.disabled_detail}</span>}
+                <span class="muted">
+                  event types:{' '}
+                  {found.event_types ? (
+                    <span class="mono">{found.event_types.join(', ')}</span>
+                  ) : (
+                    'every message'
+                  )}
+                </span>
                 {found.on_exhausted && (
                   <span class="muted">
                     when retries run out:{' '}
@@ -246,6 +254,10 @@ export function DeliveryTable(props: { deliveries: Delivery[] }) {
           <th class="num">id</th>
           <th>partition key</th>
           <th class="num">seq</th>
+          <th class="num" title="the sequence before it on this webhook's line">
+            after
+          </th>
+          <th>event type</th>
           <th>status</th>
           <th class="num">attempts</th>
           <th>last answer</th>
@@ -260,6 +272,8 @@ export function DeliveryTable(props: { deliveries: Delivery[] }) {
             </td>
             <td class="key">{d.partition_key}</td>
             <td class="num">{d.sequence}</td>
+            <td class="num">{d.previous_sequence ?? '–'}</td>
+            <td class="key">{d.event_type ?? <span class="muted">–</span>}</td>
             <td>
               <Badge value={d.status} />
             </td>

@@ -57,10 +57,15 @@ export class Inbox {
   /**
    * Decides about `delivery` inside your open transaction (call it after BEGIN, before your own
    * writes). Accepted: the line's row now says this sequence; commit with your writes, or roll
-   * back and nothing happened. The one before is `webhook-previous-sequence` when sent, else
-   * sequence − 1 (the queue's workers do not send that header yet: a message dead-lettered for
-   * you then shows as a gap, as it should; so does the first message of a line whose partition
-   * had messages before your endpoint existed: use `allowGap` for those).
+   * back and nothing happened.
+   *
+   * The one that must have been applied before is `previousSequence`, from the
+   * webhook-previous-sequence header: the message before this one on your endpoint's line, so
+   * the sequences your endpoint never gets (its event_types filter them out) are not gaps, while
+   * one dead-lettered for you is (its number is the previous sequence of the next one). Only a
+   * delivery without that header (a sender older than the header) falls back to sequence − 1.
+   * A gap also shows for the first message your inbox sees of a line that had messages before
+   * (an inbox started late): use `allowGap` for those.
    */
   async accept(
     tx: Queryable,
@@ -83,6 +88,7 @@ export class Inbox {
     );
     const lastSequence = Number(rows[0].last);
     if (delivery.sequence <= lastSequence) return { status: 'duplicate', lastSequence };
+    // Without the header (undefined), the one before is sequence − 1; a line's first: 0.
     const expectedPrevious =
       delivery.previousSequence === undefined
         ? delivery.sequence - 1

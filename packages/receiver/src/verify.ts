@@ -11,10 +11,14 @@ export interface Delivery {
   /** The message's place in its partition: 1, 2, 3, … */
   sequence: number;
   /**
-   * The sequence of the message that came before this one on your endpoint's line: null for the
-   * line's first, undefined when the sender did not say (then the one before is sequence − 1).
+   * webhook-previous-sequence: the sequence of the message that came before this one on your
+   * endpoint's line, whatever became of it (delivered or dead-lettered); null for the line's
+   * first. With event_types filters the numbers your endpoint gets are not consecutive: this is
+   * how you tell "nothing missing" from a gap. undefined only when the sender did not send the
+   * header (older senders: then the one before is sequence − 1).
    */
   previousSequence: number | null | undefined;
+  /** webhook-event-type: the message's event type (order.created), null when it has none. */
   eventType: string | null;
   /** webhook-attempt: 1 on the first try. */
   attempt: number;

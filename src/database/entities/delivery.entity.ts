@@ -59,6 +59,14 @@ export class Delivery {
   @Column('bigint', { transformer: bigintToNumber })
   sequence: number;
 
+  /**
+   * The sequence of the delivery before this one on its webhook line (webhook, partition),
+   * whatever its status; NULL for a line's first. Set by the fan-out; sent as
+   * webhook-previous-sequence.
+   */
+  @Column('bigint', { name: 'previous_sequence', nullable: true, transformer: bigintToNumber })
+  previousSequence: number | null;
+
   @Column('text', { default: 'pending' })
   status: DeliveryStatus;
 

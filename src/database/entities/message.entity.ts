@@ -19,6 +19,9 @@ export const PARTITION_KEY_PATTERN = '^[\\x21-\\x7e]{1,255}$';
 @Unique('messages_partition_sequence_key', ['topicId', 'partitionKey', 'sequence'])
 @Unique('messages_idempotency_key', ['topicId', 'idempotencyKey'])
 @Index('messages_topic_id_idx', ['topicId', 'id'])
+@Index('messages_topic_event_type_idx', ['topicId', 'eventType', 'id'], {
+  where: 'event_type IS NOT NULL',
+})
 @Check('messages_partition_key_check', `partition_key ~ '${PARTITION_KEY_PATTERN}'`)
 @Check('messages_event_type_check', `event_type ~ '${EVENT_TYPE_PATTERN}'`)
 export class Message {

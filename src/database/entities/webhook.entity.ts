@@ -9,6 +9,7 @@ import {
   ManyToOne,
   PrimaryGeneratedColumn,
 } from 'typeorm';
+import { EVENT_TYPES_CHECK } from '../migrations/1795633464700-EventRouting.js';
 import { Topic } from './topic.entity.js';
 
 export const WEBHOOK_STATUSES = ['active', 'paused', 'disabled'] as const;
@@ -20,6 +21,7 @@ export type OnExhausted = (typeof ON_EXHAUSTED)[number];
 @Check('webhooks_url_check', 'char_length(url) <= 2048')
 @Check('webhooks_status_check', "status IN ('active', 'paused', 'disabled')")
 @Check('webhooks_on_exhausted_check', "on_exhausted IN ('dead_letter', 'block')")
+@Check('webhooks_event_types_check', EVENT_TYPES_CHECK)
 // manners (per-webhook settings): its checks
 @Check('webhooks_max_in_flight_check', 'max_in_flight BETWEEN 1 AND 10000')
 @Check(
@@ -113,6 +115,15 @@ export class Webhook {
    * none of its lines, and the repository's finds skip it (a soft-delete column); the workers'
    * maintenance then purges its lines, deliveries and row (WebhookPurge).
    */
+  // --- Routing (event types) ---
+  /**
+   * The event types it gets: exact types and `prefix.*` entries; NULL = every message. Read by
+   * the fan-out trigger; a change applies to messages published after it.
+   */
+  @Column('text', { name: 'event_types', array: true, nullable: true })
+  eventTypes: string[] | null;
+  // --- end of routing ---
+
   @DeleteDateColumn({ name: 'deleted_at', type: 'timestamptz' })
   deletedAt: Date | null;
 }

@@ -1,12 +1,11 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
+import { CLAIMED_LINE_COLUMNS, pinned } from './1795633463950-DeliveryFunctions.js';
+import { BUSY_ROW } from './1795633464200-LockThenRead.js';
 import {
-  CLAIM_LINES,
-  CLAIMED_LINE_COLUMNS,
-  headOfLines,
-  pinned,
-} from './1795633463950-DeliveryFunctions.js';
-import { BUSY_ROW, RECORD_ATTEMPTS } from './1795633464200-LockThenRead.js';
-import { boundedHeadOfLines } from './1795633464300-BoundedPayloads.js';
+  ROUTED_CLAIM_LINES,
+  ROUTED_RECORD_ATTEMPTS,
+  routedHeadOfLines,
+} from './1795633464700-EventRouting.js';
 
 /**
  * Every endpoint its own manners: per-webhook settings, limits enforced across all workers,
@@ -29,8 +28,10 @@ import { boundedHeadOfLines } from './1795633464300-BoundedPayloads.js';
  *   holding exactly those leased lines: lines of webhooks without limits never enter it.
  *
  * Functions replaced (DROP + CREATE: their result gains columns): pgwq_claim_lines and
- * pgwq_record_attempts, each built below from the previous definition with the changes marked
- * "manners"; new: pgwq_bucket_tokens.
+ * pgwq_record_attempts, each built below from the previous definition (EventRouting's: its
+ * columns previous_sequence and event_type, its record moving a finished head to the line's next
+ * pending delivery) with the changes marked "manners"; new: pgwq_bucket_tokens. down() puts
+ * EventRouting's definitions back.
  */
 export class WebhookManners1795633464750 implements MigrationInterface {
   name = 'WebhookManners1795633464750';
@@ -50,7 +51,7 @@ export class WebhookManners1795633464750 implements MigrationInterface {
     await queryRunner.query(`DROP FUNCTION pgwq_claim_lines`);
     await queryRunner.query(`DROP FUNCTION pgwq_record_attempts`);
     await queryRunner.query(`DROP FUNCTION pgwq_bucket_tokens`);
-    for (const create of [boundedClaimLines(), boundedRecordAttempts()]) {
+    for (const create of [ROUTED_CLAIM_LINES, ROUTED_RECORD_ATTEMPTS]) {
       await queryRunner.query(create.replace('LANGUAGE', `${pinned(schema)} LANGUAGE`));
     }
     for (const statement of SCHEMA_DOWN) await queryRunner.query(statement);
@@ -129,46 +130,40 @@ const MANNERS_COLUMNS = `,
   throttled_attempts integer,
   throttled_seconds double precision`;
 
-const LINE_COLUMNS = `${CLAIMED_LINE_COLUMNS},\n  body_problem text`;
+/** The columns of a head as EventRouting left them (its last two: previous_sequence, event_type). */
+const LINE_COLUMNS = `${CLAIMED_LINE_COLUMNS},\n  body_problem text,\n  previous_sequence text,\n  event_type text`;
 
 /**
- * boundedHeadOfLines with the manners columns: the webhook's static headers, its retry settings,
- * and how the head has been throttled (throttled_seconds: for how long; NULL when not).
+ * routedHeadOfLines with the manners columns after its last: the webhook's static headers, its
+ * retry settings, and how the head has been throttled (throttled_seconds: for how long; NULL when
+ * not).
  */
 function mannersHeadOfLines(lines: string): string {
-  const head = boundedHeadOfLines(lines);
-  const last = 'b.problem AS body_problem';
-  if (!head.includes(last)) throw new Error('boundedHeadOfLines has changed');
+  const head = routedHeadOfLines(lines);
+  const last = 'd.previous_sequence::text AS previous_sequence,\n       m.event_type\n';
+  if (head.split(last).length !== 2) throw new Error('routedHeadOfLines has changed');
   return head.replace(
     last,
-    () => `${last},
+    () => `${last.trimEnd()},
        w.headers,
        w.max_retries,
        w.backoff_factor,
        d.throttled_attempts,
-       extract(epoch FROM now() - d.throttled_since)::float8 AS throttled_seconds`,
+       extract(epoch FROM now() - d.throttled_since)::float8 AS throttled_seconds\n`,
   );
 }
 
 /** The statement of the previous pgwq_claim_lines (between RETURN QUERY and END). */
 function previousClaimStatement(): string {
-  const match = /RETURN QUERY\n([\s\S]*);\nEND\n\$fn\$$/.exec(CLAIM_LINES);
+  const match = /RETURN QUERY\n([\s\S]*);\nEND\n\$fn\$$/.exec(ROUTED_CLAIM_LINES);
   if (!match) throw new Error('pgwq_claim_lines has changed');
   return match[1];
 }
 
-/** BoundedPayloads' pgwq_claim_lines, for down(). */
-function boundedClaimLines(): string {
-  return CLAIM_LINES.replace(headOfLines('claimed'), () => boundedHeadOfLines('claimed')).replace(
-    `RETURNS TABLE (${CLAIMED_LINE_COLUMNS})`,
-    () => `RETURNS TABLE (${LINE_COLUMNS})`,
-  );
-}
-
 /**
  * pgwq_claim_lines, manners (DESIGN §10: max_in_flight and rate_limit_per_second, across all
- * workers). Same parameters and rules as before (DeliveryFunctions, BoundedPayloads), its rows
- * with the manners columns.
+ * workers). Same parameters and rules as before (DeliveryFunctions, BoundedPayloads,
+ * EventRouting), its rows with the manners columns after EventRouting's.
  *
  * No webhook has limits (webhook_limits is empty): the previous statement, unchanged.
  *
@@ -195,11 +190,12 @@ function boundedClaimLines(): string {
  */
 function mannersClaimLines(): string {
   const previous = previousClaimStatement();
-  const head = headOfLines('claimed');
-  const columns = `RETURNS TABLE (${CLAIMED_LINE_COLUMNS})`;
-  if (![head, columns].every((part) => CLAIM_LINES.includes(part))) {
+  const head = routedHeadOfLines('claimed');
+  const columns = `RETURNS TABLE (${LINE_COLUMNS})`;
+  if (![head, columns].every((part) => ROUTED_CLAIM_LINES.includes(part))) {
     throw new Error('pgwq_claim_lines has changed');
   }
+  if (!previous.includes(head)) throw new Error('pgwq_claim_lines has changed');
   const fast = previous.replace(head, () => mannersHeadOfLines('claimed'));
   return `
 CREATE FUNCTION pgwq_claim_lines(integer, double precision, integer[], integer[], integer[], integer)
@@ -333,22 +329,10 @@ END
 $fn$`;
 }
 
-/** BoundedRecord's pgwq_record_attempts (LockThenRead's, with bounded heads), for down(). */
-function boundedRecordAttempts(): string {
-  const head = headOfLines('line');
-  const columns = `${CLAIMED_LINE_COLUMNS})`;
-  const busy = `RETURN QUERY SELECT ${BUSY_ROW};`;
-  if (![head, columns, busy].every((part) => RECORD_ATTEMPTS.includes(part))) {
-    throw new Error('pgwq_record_attempts has changed');
-  }
-  return RECORD_ATTEMPTS.replace(head, () => boundedHeadOfLines('line'))
-    .replace(columns, () => `${LINE_COLUMNS})`)
-    .replace(busy, () => `RETURN QUERY SELECT ${BUSY_ROW}, NULL::text;`);
-}
-
 /**
- * pgwq_record_attempts, manners: BoundedRecord's definition (LockThenRead's comment says why each
- * rule is safe) with these changes, each marked "manners" in the function:
+ * pgwq_record_attempts, manners: EventRouting's definition (BoundedRecord's, whose keep path moves
+ * a finished head to the line's next pending delivery, next_up; LockThenRead's comment says why
+ * each rule is safe) with these changes, each marked "manners" in the function:
  *
  * - A fifth outcome, 'throttled' (a 429, or a 503 with Retry-After, within 24 h of throttling):
  *   for the line it is 'pending' (the head stays, due again after the delay); the delivery stays
@@ -371,7 +355,7 @@ function boundedRecordAttempts(): string {
  * with a webhook_limits row (one probe per call when there is none at all).
  */
 function mannersRecordAttempts(): string {
-  const base = boundedRecordAttempts();
+  const base = ROUTED_RECORD_ATTEMPTS;
   const parts = {
     pending: `req.outcome = 'pending'`,
     recorded: `SELECT CASE WHEN rewound THEN 'pending' ELSE req.outcome END AS status, rewound FROM line`,
@@ -381,11 +365,18 @@ function mannersRecordAttempts(): string {
     statement: `  RETURN QUERY\n  WITH hook AS (`,
     loopEnd: `  ) AS n ON true;\nEND LOOP;`,
     columns: `${LINE_COLUMNS})`,
-    busy: `RETURN QUERY SELECT ${BUSY_ROW}, NULL::text;`,
-    head: boundedHeadOfLines('line'),
+    busy: `RETURN QUERY SELECT ${BUSY_ROW}, NULL::text, NULL::text, NULL::text;`,
+    head: routedHeadOfLines('line'),
   };
   for (const part of Object.values(parts)) {
     if (!base.includes(part)) throw new Error(`pgwq_record_attempts has changed: ${part}`);
+  }
+  // Replaced once each (the others in every place they are): each must be there once only.
+  for (const part of [parts.recorded, parts.attempts, parts.declare, parts.statement]) {
+    if (base.split(part).length !== 2) throw new Error(`pgwq_record_attempts has changed: ${part}`);
+  }
+  for (const part of [parts.loopEnd, parts.columns, parts.busy, parts.head]) {
+    if (base.split(part).length !== 2) throw new Error(`pgwq_record_attempts has changed: ${part}`);
   }
   return base
     .replaceAll(parts.pending, `req.outcome IN ('pending', 'throttled')`)
@@ -441,8 +432,12 @@ BEGIN
            w.max_in_flight IS NOT NULL AND NOT l.limited,
            req.keep AND req.outcome IN ('delivered', 'dead')
              AND NOT (req.outcome = 'dead' AND w.on_exhausted = 'block')
-             AND l.head_sequence + 1 <= l.tail_sequence AND w.status = 'active'
-             AND l.rewind_to IS NULL,
+             -- the record's keep rule (EventRouting's next_up): a next pending delivery
+             AND (SELECT d.sequence FROM deliveries d
+                  WHERE d.webhook_id = req.webhook_id AND d.partition_key = req.partition_key
+                    AND d.sequence > req.head AND d.status = 'pending'
+                  ORDER BY d.sequence LIMIT 1) <= l.tail_sequence
+             AND w.status = 'active' AND l.rewind_to IS NULL,
            l.lease_token = req.lease_token AND l.head_sequence = req.head
       INTO v_rate, v_counted, v_uncounted, v_would_keep, v_ours
     FROM delivery_lines l JOIN webhooks w ON w.id = l.webhook_id
@@ -491,7 +486,7 @@ END LOOP;`,
     .replace(
       parts.busy,
       () =>
-        `RETURN QUERY SELECT ${BUSY_ROW}, NULL::text,
+        `RETURN QUERY SELECT ${BUSY_ROW}, NULL::text, NULL::text, NULL::text,
         NULL::jsonb, NULL::integer, NULL::float8, NULL::integer, NULL::float8;`,
     )
     .replace(parts.head, () => mannersHeadOfLines('line'));

@@ -16,6 +16,7 @@ import { SequencePlans1795633464301 } from './1795633464301-SequencePlans.js';
 import { BoundedRecord1795633464302 } from './1795633464302-BoundedRecord.js';
 import { FindingAndAudit1795633464500 } from './1795633464500-FindingAndAudit.js';
 import { PublishByName1795633464600 } from './1795633464600-PublishByName.js';
+import { EventRouting1795633464700 } from './1795633464700-EventRouting.js';
 import { WebhookManners1795633464750 } from './1795633464750-WebhookManners.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
@@ -38,5 +39,6 @@ export const MIGRATIONS = [
   BoundedRecord1795633464302,
   FindingAndAudit1795633464500,
   PublishByName1795633464600,
+  EventRouting1795633464700,
   WebhookManners1795633464750,
 ];

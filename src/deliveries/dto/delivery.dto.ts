@@ -1,7 +1,8 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { DELIVERY_STATUSES, Delivery } from '../../database/entities/delivery.entity.js';
+import { DELIVERY_STATUSES } from '../../database/entities/delivery.entity.js';
 import type { DeliveryStatus } from '../../database/entities/delivery.entity.js';
 import { DeliveryAttempt } from '../../database/entities/delivery-attempt.entity.js';
+import type { DeliveryWithType } from '../event-types.js';
 
 export class DeliveryDto {
   @ApiProperty() id: number;
@@ -10,6 +11,21 @@ export class DeliveryDto {
   @ApiProperty() topic_id: number;
   @ApiProperty() partition_key: string;
   @ApiProperty() sequence: number;
+  @ApiProperty({
+    nullable: true,
+    type: Number,
+    description:
+      "The sequence of the delivery before this one on the webhook's line (webhook, " +
+      'partition), whatever its status; null for the first. Sent as webhook-previous-sequence',
+  })
+  previous_sequence: number | null;
+  @ApiProperty({
+    nullable: true,
+    type: String,
+    example: 'order.created',
+    description: "Its message's event type, or null",
+  })
+  event_type: string | null;
   @ApiProperty({ enum: DELIVERY_STATUSES }) status: DeliveryStatus;
   @ApiProperty({ description: 'Attempts made so far' }) attempts: number;
   @ApiProperty({ format: 'date-time', nullable: true, type: String })
@@ -37,7 +53,7 @@ export class DeliveryAttemptDto {
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-export function toDeliveryJson(d: Delivery): DeliveryDto {
+export function toDeliveryJson(d: DeliveryWithType): DeliveryDto {
   return {
     id: d.id,
     message_id: d.messageId,
@@ -45,6 +61,8 @@ export function toDeliveryJson(d: Delivery): DeliveryDto {
     topic_id: d.topicId,
     partition_key: d.partitionKey,
     sequence: d.sequence,
+    previous_sequence: d.previousSequence,
+    event_type: d.eventType,
     status: d.status,
     attempts: d.attempts,
     next_attempt_at: iso(d.nextAttemptAt),

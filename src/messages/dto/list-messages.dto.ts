@@ -4,6 +4,7 @@ import { IsInt, IsOptional, Length, Matches, Max, Min } from 'class-validator';
 import { INT4_MAX, OrderedPaginationDto } from '../../common/pagination.dto.js';
 import { PARTITION_KEY_PATTERN } from '../../database/entities/message.entity.js';
 import { TOPIC_NAME_PATTERN } from '../../database/entities/topic.entity.js';
+import { EVENT_TYPE_PATTERN } from '../../database/migrations/1795633464600-PublishByName.js';
 
 /**
  * The filters of a topic's messages (the topic by id or by name, exactly one). Each is one
@@ -41,4 +42,14 @@ export class ListMessagesDto extends OrderedPaginationDto {
   @IsOptional()
   @Length(1, 255)
   idempotency_key?: string;
+
+  @ApiPropertyOptional({
+    example: 'order.created',
+    description: 'Only messages of this event type (exact)',
+  })
+  @IsOptional()
+  @Matches(new RegExp(EVENT_TYPE_PATTERN), {
+    message: 'event_type must be 1-128 characters of A-Z a-z 0-9 _ . : / -',
+  })
+  event_type?: string;
 }

@@ -23,6 +23,14 @@ export class MessageDto {
     description: 'The key it was published with (unique per topic), or null',
   })
   idempotency_key: string | null;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: 'order.created',
+    description: 'Its event type, or null',
+  })
+  event_type: string | null;
 }
 
 export class MessageWithPayloadDto extends MessageDto {

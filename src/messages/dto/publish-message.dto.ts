@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { PARTITION_KEY_PATTERN } from '../../database/entities/message.entity.js';
+import { EVENT_TYPE_PATTERN } from '../../database/migrations/1795633464600-PublishByName.js';
 import { MAX_BATCH_MESSAGES, MAX_IDEMPOTENCY_KEY_LENGTH } from '../publish-request.js';
 
 /**
@@ -37,6 +38,19 @@ export class PublishMessageDto {
     example: 'order-1001-created',
   })
   idempotency_key?: string;
+
+  @ApiPropertyOptional({
+    description:
+      'What happened, e.g. order.created: the message goes to the webhooks without ' +
+      'event_types and to those whose event_types match it (an exact entry, or a prefix entry ' +
+      'such as order.*); without one, only to webhooks without event_types. Sent as the ' +
+      'webhook-event-type header. 1-128 characters of A-Z a-z 0-9 _ . : / -',
+    pattern: EVENT_TYPE_PATTERN,
+    minLength: 1,
+    maxLength: 128,
+    example: 'order.created',
+  })
+  event_type?: string;
 }
 
 /** The body of a batch publish, for the OpenAPI document only (readBatchRequest reads it). */
@@ -50,9 +64,14 @@ export class PublishBatchDto {
       'request body may have up to MAX_BATCH_BODY_BYTES (default 8 MiB); each payload up to ' +
       'MAX_PAYLOAD_BYTES.',
     example: [
-      { partition_key: 'user-42', payload: { event: 'order.created', order_id: 1001 } },
       {
         partition_key: 'user-42',
+        event_type: 'order.created',
+        payload: { event: 'order.created', order_id: 1001 },
+      },
+      {
+        partition_key: 'user-42',
+        event_type: 'order.paid',
         payload: { event: 'order.paid', order_id: 1001 },
         idempotency_key: 'order-1001-paid',
       },

@@ -4,6 +4,7 @@ import { INT4_MAX } from '../../common/pagination.dto.js';
 import { MAX_URL_LENGTH } from '../webhook-url.js';
 import { EXAMPLE_SECRET } from '../webhook-secret.js';
 import { WebhookMannersDto } from '../webhook-manners.js';
+import { EventTypesProperty } from './event-types.js';
 
 /** The webhook's own settings (on_exhausted, headers, limits, retries) come from WebhookMannersDto. */
 export class CreateWebhookDto extends WebhookMannersDto {
@@ -27,4 +28,9 @@ export class CreateWebhookDto extends WebhookMannersDto {
   @IsString()
   @MaxLength(200)
   secret?: string;
+
+  // --- Routing ---
+  @EventTypesProperty()
+  event_types?: string[] | null;
+  // --- end of routing ---
 }

@@ -2,6 +2,7 @@ import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString, MaxLength } from 'class-validator';
 import { MAX_URL_LENGTH } from '../webhook-url.js';
 import { WebhookMannersDto } from '../webhook-manners.js';
+import { EventTypesProperty } from './event-types.js';
 
 /** The states an operator may set; `disabled` is set only by a worker (410, or failing). */
 export const SETTABLE_STATUSES = ['active', 'paused'] as const;
@@ -29,4 +30,9 @@ export class UpdateWebhookDto extends WebhookMannersDto {
   @IsOptional()
   @IsIn(SETTABLE_STATUSES)
   status?: SettableStatus;
+
+  // --- Routing ---
+  @EventTypesProperty()
+  event_types?: string[] | null;
+  // --- end of routing ---
 }

@@ -81,6 +81,16 @@ export class WebhookDto {
     description: 'null: BACKOFF_FACTOR',
   })
   backoff_factor: number | null;
+
+  // --- Routing ---
+  @ApiProperty({
+    type: [String],
+    nullable: true,
+    example: ['order.*'],
+    description: 'The event types it gets (exact types and prefix.* entries); null = every message',
+  })
+  event_types: string[] | null;
+  // --- end of routing ---
 }
 
 export class CreatedWebhookDto extends WebhookDto {
@@ -110,5 +120,7 @@ export function toWebhookJson(webhook: Webhook): WebhookDto {
     rate_limit_per_second: webhook.rateLimitPerSecond,
     max_retries: webhook.maxRetries,
     backoff_factor: webhook.backoffFactor,
+    // --- Routing ---
+    event_types: webhook.eventTypes,
   };
 }

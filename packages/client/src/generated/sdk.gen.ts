@@ -2,7 +2,7 @@
 
 import { client } from './client.gen.js';
 import type { Client, Options as Options2, TDataShape } from './client/index.js';
-import type { AuditLogControllerListData, AuditLogControllerListErrors, AuditLogControllerListResponses, DeadLetterControllerCountData, DeadLetterControllerCountErrors, DeadLetterControllerCountResponses, DeadLetterControllerListData, DeadLetterControllerListErrors, DeadLetterControllerListResponses, DeadLetterControllerRedriveData, DeadLetterControllerRedriveErrors, DeadLetterControllerRedriveResponses, DeliveriesControllerListAttemptsData, DeliveriesControllerListAttemptsErrors, DeliveriesControllerListAttemptsResponses, DeliveriesControllerListByMessageData, DeliveriesControllerListByMessageErrors, DeliveriesControllerListByMessageResponses, DeliveriesControllerListByWebhookData, DeliveriesControllerListByWebhookErrors, DeliveriesControllerListByWebhookResponses, DeliveriesControllerShowData, DeliveriesControllerShowErrors, DeliveriesControllerShowResponses, HealthControllerCheckData, HealthControllerCheckErrors, HealthControllerCheckResponses, LinesControllerListData, LinesControllerListErrors, LinesControllerListResponses, LinesControllerReplayData, LinesControllerReplayErrors, LinesControllerReplayResponses, LinesControllerSkipData, LinesControllerSkipErrors, LinesControllerSkipResponses, MessagesControllerListData, MessagesControllerListErrors, MessagesControllerListResponses, MessagesControllerPublishBatchData, MessagesControllerPublishBatchErrors, MessagesControllerPublishBatchResponses, MessagesControllerPublishData, MessagesControllerPublishErrors, MessagesControllerPublishResponses, MessagesControllerShowData, MessagesControllerShowErrors, MessagesControllerShowResponses, MetricsControllerMetricsData, MetricsControllerMetricsErrors, MetricsControllerMetricsResponses, TopicsControllerCreateData, TopicsControllerCreateErrors, TopicsControllerCreateResponses, TopicsControllerListData, TopicsControllerListErrors, TopicsControllerListResponses, WebhookHealthControllerListData, WebhookHealthControllerListErrors, WebhookHealthControllerListResponses, WebhooksControllerCreateData, WebhooksControllerCreateErrors, WebhooksControllerCreateResponses, WebhooksControllerDeleteData, WebhooksControllerDeleteErrors, WebhooksControllerDeleteResponses, WebhooksControllerListByTopicData, WebhooksControllerListByTopicErrors, WebhooksControllerListByTopicResponses, WebhooksControllerRotateData, WebhooksControllerRotateErrors, WebhooksControllerRotateResponses, WebhooksControllerSecretData, WebhooksControllerSecretErrors, WebhooksControllerSecretResponses, WebhooksControllerUpdateData, WebhooksControllerUpdateErrors, WebhooksControllerUpdateResponses } from './types.gen.js';
+import type { AuditLogControllerListData, AuditLogControllerListErrors, AuditLogControllerListResponses, DeadLetterControllerCountData, DeadLetterControllerCountErrors, DeadLetterControllerCountResponses, DeadLetterControllerListData, DeadLetterControllerListErrors, DeadLetterControllerListResponses, DeadLetterControllerRedriveData, DeadLetterControllerRedriveErrors, DeadLetterControllerRedriveResponses, DeliveriesControllerListAttemptsData, DeliveriesControllerListAttemptsErrors, DeliveriesControllerListAttemptsResponses, DeliveriesControllerListByMessageData, DeliveriesControllerListByMessageErrors, DeliveriesControllerListByMessageResponses, DeliveriesControllerListByWebhookData, DeliveriesControllerListByWebhookErrors, DeliveriesControllerListByWebhookResponses, DeliveriesControllerShowData, DeliveriesControllerShowErrors, DeliveriesControllerShowResponses, HealthControllerCheckData, HealthControllerCheckErrors, HealthControllerCheckResponses, LinesControllerListData, LinesControllerListErrors, LinesControllerListResponses, LinesControllerReplayData, LinesControllerReplayErrors, LinesControllerReplayResponses, LinesControllerSkipData, LinesControllerSkipErrors, LinesControllerSkipResponses, MessagesControllerListData, MessagesControllerListErrors, MessagesControllerListResponses, MessagesControllerPublishBatchData, MessagesControllerPublishBatchErrors, MessagesControllerPublishBatchResponses, MessagesControllerPublishData, MessagesControllerPublishErrors, MessagesControllerPublishResponses, MessagesControllerShowData, MessagesControllerShowErrors, MessagesControllerShowResponses, MetricsControllerMetricsData, MetricsControllerMetricsErrors, MetricsControllerMetricsResponses, TopicsControllerCreateData, TopicsControllerCreateErrors, TopicsControllerCreateResponses, TopicsControllerListData, TopicsControllerListErrors, TopicsControllerListResponses, TopicsControllerShowData, TopicsControllerShowErrors, TopicsControllerShowResponses, WebhookHealthControllerListData, WebhookHealthControllerListErrors, WebhookHealthControllerListResponses, WebhooksControllerCreateData, WebhooksControllerCreateErrors, WebhooksControllerCreateResponses, WebhooksControllerDeleteData, WebhooksControllerDeleteErrors, WebhooksControllerDeleteResponses, WebhooksControllerListByTopicData, WebhooksControllerListByTopicErrors, WebhooksControllerListByTopicResponses, WebhooksControllerRotateData, WebhooksControllerRotateErrors, WebhooksControllerRotateResponses, WebhooksControllerSecretData, WebhooksControllerSecretErrors, WebhooksControllerSecretResponses, WebhooksControllerUpdateData, WebhooksControllerUpdateErrors, WebhooksControllerUpdateResponses } from './types.gen.js';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -24,7 +24,7 @@ export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends 
 export const healthControllerCheck = <ThrowOnError extends boolean = false>(options?: Options<HealthControllerCheckData, ThrowOnError>) => (options?.client ?? client).get<HealthControllerCheckResponses, HealthControllerCheckErrors, ThrowOnError>({ url: '/health', ...options });
 
 /**
- * List topics
+ * List topics, or find them by name prefix
  */
 export const topicsControllerList = <ThrowOnError extends boolean = false>(options?: Options<TopicsControllerListData, ThrowOnError>) => (options?.client ?? client).get<TopicsControllerListResponses, TopicsControllerListErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
@@ -46,6 +46,15 @@ export const topicsControllerCreate = <ThrowOnError extends boolean = false>(opt
 });
 
 /**
+ * Show a topic, by name or id
+ */
+export const topicsControllerShow = <ThrowOnError extends boolean = false>(options: Options<TopicsControllerShowData, ThrowOnError>) => (options.client ?? client).get<TopicsControllerShowResponses, TopicsControllerShowErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/topics/{topic}',
+    ...options
+});
+
+/**
  * Register a webhook (SSRF-checked) and get its secret
  */
 export const webhooksControllerCreate = <ThrowOnError extends boolean = false>(options: Options<WebhooksControllerCreateData, ThrowOnError>) => (options.client ?? client).post<WebhooksControllerCreateResponses, WebhooksControllerCreateErrors, ThrowOnError>({
@@ -63,7 +72,7 @@ export const webhooksControllerCreate = <ThrowOnError extends boolean = false>(o
  */
 export const webhooksControllerListByTopic = <ThrowOnError extends boolean = false>(options: Options<WebhooksControllerListByTopicData, ThrowOnError>) => (options.client ?? client).get<WebhooksControllerListByTopicResponses, WebhooksControllerListByTopicErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
-    url: '/topics/{id}/webhooks',
+    url: '/topics/{topic}/webhooks',
     ...options
 });
 
@@ -116,7 +125,7 @@ export const webhooksControllerRotate = <ThrowOnError extends boolean = false>(o
  */
 export const messagesControllerPublish = <ThrowOnError extends boolean = false>(options: Options<MessagesControllerPublishData, ThrowOnError>) => (options.client ?? client).post<MessagesControllerPublishResponses, MessagesControllerPublishErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
-    url: '/topics/{name}/messages',
+    url: '/topics/{topic}/messages',
     ...options,
     headers: {
         'Content-Type': 'application/json',
@@ -131,7 +140,7 @@ export const messagesControllerPublish = <ThrowOnError extends boolean = false>(
  */
 export const messagesControllerPublishBatch = <ThrowOnError extends boolean = false>(options: Options<MessagesControllerPublishBatchData, ThrowOnError>) => (options.client ?? client).post<MessagesControllerPublishBatchResponses, MessagesControllerPublishBatchErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],
-    url: '/topics/{name}/messages/batch',
+    url: '/topics/{topic}/messages/batch',
     ...options,
     headers: {
         'Content-Type': 'application/json',

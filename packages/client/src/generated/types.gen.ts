@@ -16,7 +16,7 @@ export type ErrorDto = {
 
 export type CreateTopicDto = {
     /**
-     * Letters, digits, ".", "_" and "-"; starts with a letter or digit; 1-200 chars
+     * Letters, digits, ".", "_" and "-"; starts with a letter or digit; 1-200 chars; not digits only (a route segment of digits is a topic id)
      */
     name: string;
 };
@@ -60,6 +60,10 @@ export type CreateWebhookDto = {
      * Your own signing secret: "whsec_" + base64 of 24 to 64 bytes. Generated when omitted.
      */
     secret?: string;
+    /**
+     * The event types this webhook gets: exact types (invoice.paid) and prefixes ending in .* (order.* matches order.created and order.refund.done). null (or absent at creation) = every message, typed or not; with a list, messages without an event type are not sent to it. 1-100 distinct entries of 1-128 characters of A-Z a-z 0-9 _ . : / -. A change applies to messages published after it.
+     */
+    event_types?: Array<string> | null;
 };
 
 export type CreatedWebhookDto = {
@@ -98,6 +102,10 @@ export type CreatedWebhookDto = {
      * null: BACKOFF_FACTOR
      */
     backoff_factor: number | null;
+    /**
+     * The event types it gets (exact types and prefix.* entries); null = every message
+     */
+    event_types: Array<string> | null;
     /**
      * The signing secret; also at GET /webhooks/{id}/secret
      */
@@ -140,6 +148,10 @@ export type WebhookDto = {
      * null: BACKOFF_FACTOR
      */
     backoff_factor: number | null;
+    /**
+     * The event types it gets (exact types and prefix.* entries); null = every message
+     */
+    event_types: Array<string> | null;
 };
 
 export type UpdateWebhookDto = {
@@ -177,6 +189,10 @@ export type UpdateWebhookDto = {
      * paused: no new attempt starts (one in flight finishes and is recorded), messages wait. active: every line resumes where it stopped, in order; also re-enables a disabled webhook.
      */
     status?: 'active' | 'paused';
+    /**
+     * The event types this webhook gets: exact types (invoice.paid) and prefixes ending in .* (order.* matches order.created and order.refund.done). null (or absent at creation) = every message, typed or not; with a list, messages without an event type are not sent to it. 1-100 distinct entries of 1-128 characters of A-Z a-z 0-9 _ . : / -. A change applies to messages published after it.
+     */
+    event_types?: Array<string> | null;
 };
 
 export type WebhookSecretDto = {
@@ -198,6 +214,10 @@ export type PublishMessageDto = {
      * Makes the publish safe to retry: unique per topic, enforced by the database. A publish with a key the topic already has writes nothing and answers 200 with the original message (same id and sequence), whatever its partition_key and payload. 1-255 characters, no NUL character (U+0000).
      */
     idempotency_key?: string;
+    /**
+     * What happened, e.g. order.created: the message goes to the webhooks without event_types and to those whose event_types match it (an exact entry, or a prefix entry such as order.*); without one, only to webhooks without event_types. Sent as the webhook-event-type header. 1-128 characters of A-Z a-z 0-9 _ . : / -
+     */
+    event_type?: string;
 };
 
 export type MessageDto = {
@@ -213,6 +233,10 @@ export type MessageDto = {
      * The key it was published with (unique per topic), or null
      */
     idempotency_key: string | null;
+    /**
+     * Its event type, or null
+     */
+    event_type: string | null;
 };
 
 export type PublishBatchDto = {
@@ -243,6 +267,10 @@ export type MessageWithPayloadDto = {
      */
     idempotency_key: string | null;
     /**
+     * Its event type, or null
+     */
+    event_type: string | null;
+    /**
      * The payload exactly as stored (PostgreSQL jsonb), every digit of every number
      */
     payload: {
@@ -257,6 +285,14 @@ export type DeliveryDto = {
     topic_id: number;
     partition_key: string;
     sequence: number;
+    /**
+     * The sequence of the delivery before this one on the webhook's line (webhook, partition), whatever its status; null for the first. Sent as webhook-previous-sequence
+     */
+    previous_sequence: number | null;
+    /**
+     * Its message's event type, or null
+     */
+    event_type: string | null;
     status: 'pending' | 'delivered' | 'dead';
     /**
      * Attempts made so far
@@ -449,6 +485,10 @@ export type TopicsControllerListData = {
          * Return only items with an id above this one
          */
         after?: number;
+        /**
+         * Only topics whose name starts with this (case-sensitive), still in id order: a typeahead over any number of topics (one index range scan)
+         */
+        name_prefix?: string;
     };
     url: '/topics';
 };
@@ -502,6 +542,41 @@ export type TopicsControllerCreateResponses = {
 
 export type TopicsControllerCreateResponse = TopicsControllerCreateResponses[keyof TopicsControllerCreateResponses];
 
+export type TopicsControllerShowData = {
+    body?: never;
+    path: {
+        /**
+         * The topic by name, or by id (a segment of digits only is an id)
+         */
+        topic: string;
+    };
+    query?: never;
+    url: '/topics/{topic}';
+};
+
+export type TopicsControllerShowErrors = {
+    /**
+     * Invalid input
+     */
+    400: ErrorDto;
+    /**
+     * Missing or wrong API key (only when API_KEYS is set)
+     */
+    401: ErrorDto;
+    /**
+     * Not found
+     */
+    404: ErrorDto;
+};
+
+export type TopicsControllerShowError = TopicsControllerShowErrors[keyof TopicsControllerShowErrors];
+
+export type TopicsControllerShowResponses = {
+    200: TopicDto;
+};
+
+export type TopicsControllerShowResponse = TopicsControllerShowResponses[keyof TopicsControllerShowResponses];
+
 export type WebhooksControllerCreateData = {
     body: CreateWebhookDto;
     path?: never;
@@ -536,9 +611,9 @@ export type WebhooksControllerListByTopicData = {
     body?: never;
     path: {
         /**
-         * topic id
+         * The topic by name, or by id (a segment of digits only is an id)
          */
-        id: number;
+        topic: string;
     };
     query?: {
         limit?: number;
@@ -547,7 +622,7 @@ export type WebhooksControllerListByTopicData = {
          */
         after?: number;
     };
-    url: '/topics/{id}/webhooks';
+    url: '/topics/{topic}/webhooks';
 };
 
 export type WebhooksControllerListByTopicErrors = {
@@ -715,12 +790,12 @@ export type MessagesControllerPublishData = {
     body: PublishMessageDto;
     path: {
         /**
-         * topic name
+         * The topic by name, or by id (a segment of digits only is an id)
          */
-        name: string;
+        topic: string;
     };
     query?: never;
-    url: '/topics/{name}/messages';
+    url: '/topics/{topic}/messages';
 };
 
 export type MessagesControllerPublishErrors = {
@@ -761,12 +836,12 @@ export type MessagesControllerPublishBatchData = {
     body: PublishBatchDto;
     path: {
         /**
-         * topic name
+         * The topic by name, or by id (a segment of digits only is an id)
          */
-        name: string;
+        topic: string;
     };
     query?: never;
-    url: '/topics/{name}/messages/batch';
+    url: '/topics/{topic}/messages/batch';
 };
 
 export type MessagesControllerPublishBatchErrors = {
@@ -832,6 +907,10 @@ export type MessagesControllerListData = {
          * The message published with this key
          */
         idempotency_key?: string;
+        /**
+         * Only messages of this event type (exact)
+         */
+        event_type?: string;
     };
     url: '/messages';
 };
@@ -918,6 +997,10 @@ export type DeliveriesControllerListByWebhookData = {
          * Only this partition's deliveries (the webhook's line), in sequence order; `after` is still a delivery id
          */
         partition_key?: string;
+        /**
+         * Only deliveries whose message has this event type (exact)
+         */
+        event_type?: string;
     };
     url: '/webhooks/{id}/deliveries';
 };
