@@ -11,7 +11,11 @@ export async function claimQueryMs(pool, { batch = 10, leaseMs = 30_000, runs = 
      FROM pg_proc WHERE proname = 'pgwq_claim_lines'`,
   );
   if (found.length === 0) return null; // no delivery engine in this database
-  const body = /RETURN QUERY([\s\S]*);\s*END\s*$/.exec(found[0].prosrc)?.[1];
+  // Since per-webhook limits the function starts with the statement it runs while no webhook has
+  // limits (as in the bench), ended by RETURN; before them it was its only statement.
+  const body =
+    /RETURN QUERY([\s\S]*?);\s*RETURN;/.exec(found[0].prosrc)?.[1] ??
+    /RETURN QUERY([\s\S]*);\s*END\s*$/.exec(found[0].prosrc)?.[1];
   if (!body) return null;
   const client = await pool.connect();
   const times = [];

@@ -9,7 +9,7 @@
 //
 // Options: --full, --rounds N, --receiver-delay-ms N, --concurrency N, --payload-bytes N,
 // --retention-rows N (delivered rows the retention scenario deletes; 1,000,000),
-// --only a,b (scenarios: publish, batch, delivery, failure, hot, latency, scale, retention;
+// --only a,b (scenarios: publish, batch, delivery, failure, hot, manners, latency, scale, retention;
 // scale and retention only with --full or when named),
 // --systems a,b (ours, pgbouncer, async, graphile, graphile-default, pgboss, raw, raw-recorded;
 // all by default; graphile is graphile-worker with its fastest settings, graphile-default with
@@ -25,6 +25,7 @@ import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { deliveryRun, latencyRun, sqlPublishRound } from './scenarios.mjs';
+import { mannersRound } from './manners.mjs';
 import { scaleRun } from './scale.mjs';
 import { batchPublishRound, retentionRun } from './publishing.mjs';
 import { saveResults, summarise } from './report.mjs';
@@ -273,6 +274,9 @@ for (let round = 0; round < rounds; round++) {
         r,
       );
     }
+  }
+  if (wants('manners') && (!chosen || chosen.has('ours'))) {
+    await mannersRound(env, round, { messages: P.deliveryMessages, record, safely });
   }
   if (wants('latency')) {
     for (const system of rotate([ours, ...variants, graphile, pgboss, raw], round)) {

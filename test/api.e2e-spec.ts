@@ -52,8 +52,14 @@ describe('REST API', () => {
         created_at: expect.any(String),
         status: 'active',
         disabled_reason: null,
+        disabled_detail: null,
         disabled_at: null,
         on_exhausted: 'dead_letter',
+        header_names: [],
+        max_in_flight: null,
+        rate_limit_per_second: null,
+        max_retries: null,
+        backoff_factor: null,
         event_types: null,
       });
 

@@ -54,8 +54,14 @@ describe('operations API', () => {
       created_at: expect.any(String),
       status: 'paused',
       disabled_reason: null,
+      disabled_detail: null,
       disabled_at: null,
       on_exhausted: 'block',
+      header_names: [],
+      max_in_flight: null,
+      rate_limit_per_second: null,
+      max_retries: null,
+      backoff_factor: null,
       event_types: null,
     });
     const moved = await http

@@ -101,7 +101,7 @@ describe('security: delivery', () => {
     it.each([
       ['a host name that resolves to loopback', 'localhost'],
       ['an IP literal (no DNS lookup at all)', '127.0.0.1'],
-    ])('refuses to connect to %s, with a clear error', async (_what, host) => {
+    ])('refuses to connect to %s and disables the webhook, saying why', async (_what, host) => {
       const hook = await Receiver.start();
       receivers.push(hook);
       const port = new URL(hook.url).port;
@@ -112,18 +112,30 @@ describe('security: delivery', () => {
       const row = await eventually(
         async () => {
           const { rows } = await own.pool.query(
-            `SELECT status, last_error FROM deliveries WHERE webhook_id = $1`,
+            `SELECT status, disabled_reason, disabled_detail FROM webhooks WHERE id = $1`,
             [webhook.id],
           );
-          return rows[0]?.last_error ? rows[0] : undefined;
+          return rows[0]?.status === 'disabled' ? rows[0] : undefined;
         },
-        { what: 'a failed attempt' },
+        { what: 'the webhook disabled' },
       );
-      // The receiver's owner learns that the host is not public, not what it resolves to.
-      expect(row.last_error).toMatch(
-        /refused: webhook host is not a public address \(WEBHOOK_ALLOW_PRIVATE_NETWORKS=false\)/,
+      expect(row.disabled_reason).toBe('refused');
+      expect(row.disabled_detail).toMatch(/refused with WEBHOOK_ALLOW_PRIVATE_NETWORKS=false/);
+      if (host === 'localhost') {
+        // The receiver's owner learns that the host is not public, not what it resolves to.
+        expect(row.disabled_detail).toMatch(
+          /host localhost resolves to an address that is not public/,
+        );
+        expect(row.disabled_detail).not.toMatch(/127\.0\.0\.1|::1|loopback/);
+      } else {
+        expect(row.disabled_detail).toMatch(/address 127\.0\.0\.1 is a loopback address/);
+      }
+      // Not the receiver's fault: no attempt recorded, no retry used, nothing sent.
+      const delivery = await own.pool.query(
+        `SELECT status, attempts, last_error FROM deliveries WHERE webhook_id = $1`,
+        [webhook.id],
       );
-      expect(row.last_error).not.toMatch(/127\.0\.0\.1|::1|loopback/);
+      expect(delivery.rows).toEqual([{ status: 'pending', attempts: 0, last_error: null }]);
       expect(hook.arrivals).toHaveLength(0);
     });
   });

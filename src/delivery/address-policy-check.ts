@@ -11,8 +11,9 @@ const PARALLEL_LOOKUPS = 10;
 
 /**
  * A worker whose address policy is stricter than the API's (WEBHOOK_ALLOW_PRIVATE_NETWORKS=false
- * here, true where the webhooks were registered) refuses every attempt to those webhooks. At
- * start it looks at the registered webhooks' hosts, in the background, and says so in one line.
+ * here, true where the webhooks were registered) refuses every attempt to those webhooks, and
+ * disables each (`refused`, its backlog kept) at its first attempt. At start it looks at the
+ * registered webhooks' hosts, in the background, and says so in one line, before that happens.
  */
 @Injectable()
 export class AddressPolicyCheck implements OnApplicationBootstrap {
@@ -32,9 +33,10 @@ export class AddressPolicyCheck implements OnApplicationBootstrap {
         this.logger.warn(
           `${refused.length} registered webhook(s) point at private or loopback addresses, ` +
             `which this worker refuses (WEBHOOK_ALLOW_PRIVATE_NETWORKS=false), e.g. webhook ` +
-            `${first.id} (host ${first.host}): start the workers with ` +
-            'WEBHOOK_ALLOW_PRIVATE_NETWORKS=true, as the API that accepted them was, or change ' +
-            'those URLs',
+            `${first.id} (host ${first.host}); each is disabled (refused, its backlog kept) at ` +
+            'its next attempt: start the workers with WEBHOOK_ALLOW_PRIVATE_NETWORKS=true, as ' +
+            'the API that accepted them was, or change those URLs, then resume them ' +
+            '(PATCH /webhooks/{id} {"status": "active"})',
         );
       },
       (error: Error) => this.logger.debug(`the address policy check failed: ${error.message}`),

@@ -1,4 +1,12 @@
-import { backoffSeconds, parseRetryAfter, retryDelaySeconds } from './backoff.js';
+import {
+  backoffSeconds,
+  isThrottling,
+  jittered,
+  parseRetryAfter,
+  retryDelaySeconds,
+} from './backoff.js';
+
+const retryDelay = retryDelaySeconds;
 
 describe('backoff', () => {
   const policy = { factor: 2, maxSeconds: 3600 };
@@ -32,6 +40,12 @@ describe('backoff', () => {
 
   it('honours Retry-After on 429 and 503 only, within the cap', () => {
     const capped = { factor: 2, maxSeconds: 60 };
+    const retryDelaySeconds = (
+      n: number,
+      policy: typeof capped,
+      response: { statusCode?: number; retryAfter?: string },
+      now = Date.now(),
+    ) => retryDelay(n, policy, response, now, 0.5); // 0.5: the middle of the jitter
     expect(retryDelaySeconds(1, capped, { statusCode: 429, retryAfter: '10' })).toBe(10);
     expect(retryDelaySeconds(1, capped, { statusCode: 503, retryAfter: '7200' })).toBe(60);
     expect(retryDelaySeconds(1, capped, { statusCode: 500, retryAfter: '10' })).toBe(2);
@@ -46,5 +60,35 @@ describe('backoff', () => {
         now,
       ),
     ).toBe(5);
+  });
+
+  it('spreads the backoff by ±10 % and no more, never past the cap', () => {
+    expect(jittered(10, 0)).toBeCloseTo(9);
+    expect(jittered(10, 0.5)).toBeCloseTo(10);
+    expect(jittered(10, 0.999999)).toBeCloseTo(11);
+    const seen = Array.from({ length: 2000 }, () => retryDelay(3, policy, { statusCode: 500 }));
+    expect(Math.min(...seen)).toBeGreaterThanOrEqual(8 * 0.9);
+    expect(Math.max(...seen)).toBeLessThanOrEqual(8 * 1.1);
+    // Spread, not constant: both ends of the band are reached.
+    expect(Math.min(...seen)).toBeLessThan(8 * 0.92);
+    expect(Math.max(...seen)).toBeGreaterThan(8 * 1.08);
+    const capped = { factor: 2, maxSeconds: 60 };
+    for (const random of [0, 0.5, 0.999999]) {
+      const delay = retryDelay(6, capped, {}, Date.now(), random); // 64 s, capped
+      expect(delay).toBeLessThanOrEqual(60);
+      expect(delay).toBeGreaterThanOrEqual(60 * 0.9 - 1e-9);
+    }
+    // What the receiver asked for is not jittered.
+    expect(retryDelay(1, capped, { statusCode: 429, retryAfter: '10' }, Date.now(), 0)).toBe(10);
+  });
+
+  it('tells throttling answers: 429 always, 503 only with a readable Retry-After', () => {
+    expect(isThrottling({ statusCode: 429 })).toBe(true);
+    expect(isThrottling({ statusCode: 429, retryAfter: '5' })).toBe(true);
+    expect(isThrottling({ statusCode: 503, retryAfter: '5' })).toBe(true);
+    expect(isThrottling({ statusCode: 503 })).toBe(false);
+    expect(isThrottling({ statusCode: 503, retryAfter: 'soon' })).toBe(false);
+    expect(isThrottling({ statusCode: 500, retryAfter: '5' })).toBe(false);
+    expect(isThrottling({})).toBe(false);
   });
 });

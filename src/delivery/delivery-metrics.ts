@@ -8,6 +8,7 @@ const OUTCOME_LABEL: Record<Outcome, string> = {
   delivered: 'delivered',
   pending: 'retry',
   dead: 'dead',
+  throttled: 'throttled',
 };
 
 /**
@@ -32,7 +33,7 @@ export class DeliveryMetrics {
   private readonly attemptDuration: Histogram<'outcome'>;
   /**
    * The counters' children by outcome and webhook id, found once: labels per attempt cost a
-   * hash of the label set each time. As many as the webhook_id labels (at most WEBHOOK_LABEL_LIMIT and `other`) times three.
+   * hash of the label set each time. As many as the webhook_id labels (at most WEBHOOK_LABEL_LIMIT and `other`) times four.
    */
   private readonly attemptCounters = new Map<string, { inc(): void }>();
   private readonly attemptDurations: Record<Outcome, { observe(seconds: number): void }>;
@@ -51,7 +52,7 @@ export class DeliveryMetrics {
     });
     this.attempts = new Counter({
       name: 'pgwq_delivery_attempts_total',
-      help: `Recorded delivery attempts by webhook and outcome: delivered (2xx), retry (failed, tried again later), dead (failed, dead-lettered). Past ${WEBHOOK_LABEL_LIMIT} webhooks per worker, new ones count as webhook_id="${OTHER_WEBHOOKS}".`,
+      help: `Recorded delivery attempts by webhook and outcome: delivered (2xx), retry (failed, tried again later), throttled (429 or 503 with Retry-After: waits without using the retry budget), dead (failed, dead-lettered). Past ${WEBHOOK_LABEL_LIMIT} webhooks per worker, new ones count as webhook_id="${OTHER_WEBHOOKS}".`,
       labelNames: ['outcome', 'webhook_id'],
       registers,
     });
@@ -66,6 +67,7 @@ export class DeliveryMetrics {
       delivered: this.attemptDuration.labels({ outcome: OUTCOME_LABEL.delivered }),
       pending: this.attemptDuration.labels({ outcome: OUTCOME_LABEL.pending }),
       dead: this.attemptDuration.labels({ outcome: OUTCOME_LABEL.dead }),
+      throttled: this.attemptDuration.labels({ outcome: OUTCOME_LABEL.throttled }),
     };
     this.leaseLosses = new Counter({
       name: 'pgwq_lease_losses_total',

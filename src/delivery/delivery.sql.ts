@@ -68,8 +68,11 @@ export const RECORD_ATTEMPTS = `SELECT * FROM pgwq_record_attempts($1, $2, $3, $
 export const RECORD_ATTEMPTS_ASYNC = `SELECT r.* FROM set_config('synchronous_commit', 'off', true),
   pgwq_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) AS r`;
 
-/** What a recorded attempt did to its delivery: pending = it is retried later. */
-export type Outcome = 'delivered' | 'pending' | 'dead';
+/**
+ * What a recorded attempt did to its delivery: pending = it is retried later; throttled = the
+ * receiver asked to wait (429, 503 + Retry-After): retried later without using the retry budget.
+ */
+export type Outcome = 'delivered' | 'pending' | 'dead' | 'throttled';
 
 /** One attempt's outcome to record, with the fence it was sent under. */
 export interface RecordRequest {
@@ -223,4 +226,15 @@ export interface ClaimedLine {
   previous_sequence: string | null;
   /** The message's event type: webhook-event-type, sent only when set. */
   event_type: string | null;
+  // ---- manners (per-webhook settings, throttling; migration WebhookManners) ----
+  /** Static headers sent on every attempt (never logged). */
+  headers: Record<string, string> | null;
+  /** The webhook's MAX_RETRIES, when it overrides the global one. */
+  max_retries: number | null;
+  /** The webhook's BACKOFF_FACTOR, when it overrides the global one. */
+  backoff_factor: number | null;
+  /** The head's attempts that were throttling answers (not in the retry budget). */
+  throttled_attempts: number | null;
+  /** For how long the head has been throttled without a break; null when it is not. */
+  throttled_seconds: number | null;
 }

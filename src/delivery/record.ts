@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
-import { noteAttemptOutcome } from '../queue/webhook-state.js';
-import { retryDelaySeconds } from './backoff.js';
+import { disableRefused, noteAttemptOutcome } from '../queue/webhook-state.js';
+import { isThrottling, retryDelaySeconds, THROTTLING_LIMIT_SECONDS } from './backoff.js';
 import {
   ClaimedLine,
   HELD_HEAD,
@@ -19,6 +19,9 @@ import { Leases } from './lease.js';
 import { Releases } from './release.js';
 import { ResultRecorder } from './result-recorder.js';
 import { WebhookResult } from './webhook-sender.js';
+
+/** A line whose address was refused is due again after this (meanwhile its webhook is disabled). */
+const REFUSED_RELEASE_MS = 1000;
 
 /**
  * Recording an attempt's outcome, fenced by the lease token and head (RECORD_ATTEMPTS), in
@@ -93,14 +96,16 @@ export class Recording {
     unsendable?: 'dead',
   ): Promise<ClaimedLine | undefined> {
     const { line } = job;
-    const outcome: Outcome =
-      unsendable ??
-      (result.ok ? 'delivered' : attempt >= this.config.maxRetries ? 'dead' : 'pending');
+    if (result.refused && !unsendable) return this.refuseAddress(job, result.refused);
+    const outcome = unsendable ?? this.outcomeOf(line, attempt, result);
     const delay =
-      outcome === 'pending'
+      outcome === 'pending' || outcome === 'throttled'
         ? retryDelaySeconds(
             attempt,
-            { factor: this.config.backoffFactor, maxSeconds: this.config.backoffMaxSeconds },
+            {
+              factor: line.backoff_factor ?? this.config.backoffFactor,
+              maxSeconds: this.config.backoffMaxSeconds,
+            },
             { statusCode: result.statusCode ?? undefined, retryAfter: result.retryAfter },
           )
         : 0;
@@ -138,7 +143,7 @@ export class Recording {
         // An earlier run of this statement committed and its reply was lost. If it kept the
         // line, the line is still ours one head on: give it back so that head is claimed.
         this.logger.warn(`${what()}; already recorded by a try whose reply was lost`, about());
-        if (outcome !== 'pending') await this.releaseHeld(line);
+        if (outcome !== 'pending' && outcome !== 'throttled') await this.releaseHeld(line);
       } else {
         this.metrics.leaseLost();
         this.logger.warn(`${what()}; result dropped, ${lostReason(row.line_exists!)}`, about());
@@ -146,15 +151,18 @@ export class Recording {
       return undefined;
     }
     this.metrics.attemptRecorded(line.webhook_id, outcome, result.durationMs);
-    const disabled = unsendable
-      ? false
-      : await this.noteWebhookHealth(line, result, row.webhook_failing === true);
+    // Throttling is neither a failure nor a success of the webhook (DESIGN §10).
+    const disabled =
+      unsendable || outcome === 'throttled'
+        ? false
+        : await this.noteWebhookHealth(line, result, row.webhook_failing === true);
     if (outcome === 'delivered') {
       if (this.debug) this.logger.debug(what(), about());
     } else if (outcome === 'dead') {
       this.logger.warn(`${what()}; dead-lettered after ${attempt} attempts`, about());
     } else {
-      this.logger.warn(`${what()}; retry in ${delay.toFixed(3)} s`, about());
+      const throttled = outcome === 'throttled' ? ' (throttled: not counted as a retry)' : '';
+      this.logger.warn(`${what()}; retry in ${delay.toFixed(3)} s${throttled}`, about());
       // Other workers find it by polling; this one wakes right on time.
       this.wakeAfter(delay * 1000);
     }
@@ -166,6 +174,50 @@ export class Recording {
     }
     job.leaseDeadline = sentAt + this.leases.leaseMs;
     return row as ClaimedLine;
+  }
+
+  /**
+   * The attempt's outcome (DESIGN §4, §10). A throttling answer (429, or 503 with Retry-After)
+   * waits without using the retry budget, for up to THROTTLING_LIMIT_SECONDS of uninterrupted
+   * throttling of this head (throttled_seconds, from the database's clock); after that it is a
+   * failure like any other. The budget is the webhook's max_retries (else MAX_RETRIES) failed
+   * attempts: the attempts so far less the throttled ones.
+   */
+  private outcomeOf(line: ClaimedLine, attempt: number, result: WebhookResult): Outcome {
+    if (result.ok) return 'delivered';
+    const answer = { statusCode: result.statusCode ?? undefined, retryAfter: result.retryAfter };
+    if (isThrottling(answer) && (line.throttled_seconds ?? 0) < THROTTLING_LIMIT_SECONDS) {
+      return 'throttled';
+    }
+    const failures = attempt - (line.throttled_attempts ?? 0);
+    return failures >= (line.max_retries ?? this.config.maxRetries) ? 'dead' : 'pending';
+  }
+
+  /**
+   * DESIGN §10 "Refused addresses are not the receiver's fault": the address policy refused the
+   * connection, so nothing was sent. No attempt is recorded and no retry used: the line goes back
+   * untouched (due a moment later, by when the disable below has parked it), and the webhook is
+   * disabled (`refused`, with what was refused in disabled_detail), keeping its backlog, as a
+   * 410 disables it. PATCH {status: "active"} resumes it where it stopped. Should the disable
+   * fail, the head is simply tried again then.
+   */
+  private async refuseAddress(job: Job, detail: string): Promise<undefined> {
+    const { line } = job;
+    await this.releases.release([{ line, head: line.sequence, delayMs: REFUSED_RELEASE_MS }]);
+    try {
+      if (await disableRefused(this.pool, line.webhook_id, detail)) {
+        this.logger.warn(
+          `webhook disabled: ${detail}; nothing sent, no retry used, its backlog is kept`,
+          fields(line),
+        );
+      }
+    } catch (error) {
+      this.logger.warn(
+        `the address was refused (${detail}) but the webhook could not be disabled (${(error as Error).message})`,
+        fields(line),
+      );
+    }
+    return undefined;
   }
 
   /**

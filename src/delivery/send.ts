@@ -89,6 +89,8 @@ export class Sending {
       eventType: line.event_type ?? '',
     };
     const headers: Record<string, string> = {
+      // The webhook's static headers first, so none can replace ours (the API refuses those names).
+      ...line.headers,
       'content-type': 'application/json',
       'webhook-id': metadata.id,
       'webhook-timestamp': metadata.timestamp,

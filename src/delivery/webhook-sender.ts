@@ -5,7 +5,12 @@ import type { Readable } from 'node:stream';
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import axios, { AxiosInstance, isAxiosError } from 'axios';
 import { AppConfig } from '../config/app-config.js';
-import { webhookLookup, webhookUrlAddressProblem } from '../security/ssrf-guard.js';
+import {
+  addressRefusal,
+  webhookLookup,
+  webhookUrlAddressProblem,
+  webhookUrlAddressRefusal,
+} from '../security/ssrf-guard.js';
 import { createWebhookResolver } from '../security/webhook-dns.js';
 
 /** How much of a response body we keep with the attempt, for diagnosis. */
@@ -39,6 +44,12 @@ export interface WebhookResult {
   responseBody: string | null;
   retryAfter: string | undefined;
   durationMs: number;
+  /**
+   * The address policy refused the connection (WEBHOOK_ALLOW_PRIVATE_NETWORKS=false and the host
+   * is, or now resolves to, a refused address): what was refused and why. Nothing was sent; not
+   * the receiver's fault (DESIGN §10).
+   */
+  refused?: string;
 }
 
 /**
@@ -92,7 +103,9 @@ export class WebhookSender implements OnApplicationShutdown {
     const elapsed = () => Math.round(performance.now() - started);
     // node:net connects to an IP-literal host without calling the agent's lookup, so the SSRF
     // guard checks those here (a URL registered while private networks were allowed, or by SQL).
-    const refused = webhookUrlAddressProblem(request.url, this.config.webhookAllowPrivateNetworks);
+    const allow = this.config.webhookAllowPrivateNetworks;
+    const refusal = webhookUrlAddressRefusal(request.url, allow);
+    const refused = refusal?.message ?? webhookUrlAddressProblem(request.url, allow);
     if (refused) {
       return {
         ok: false,
@@ -102,6 +115,7 @@ export class WebhookSender implements OnApplicationShutdown {
         responseBody: null,
         retryAfter: undefined,
         durationMs: elapsed(),
+        ...(refusal ? { refused: refusal.publicDetail } : {}),
       };
     }
     // One controller for the exchange, aborted by the caller's signal or at the deadline: a
@@ -136,6 +150,7 @@ export class WebhookSender implements OnApplicationShutdown {
         durationMs: elapsed(),
       };
     } catch (error) {
+      const refusal = signal.aborted ? undefined : addressRefusal(error);
       return {
         ok: false,
         statusCode: null,
@@ -144,6 +159,9 @@ export class WebhookSender implements OnApplicationShutdown {
         responseBody: null,
         retryAfter: undefined,
         durationMs: elapsed(),
+        ...(refusal || refusedByGuard(error)
+          ? { refused: refusal?.publicDetail ?? 'the address policy refused the connection' }
+          : {}),
       };
     } finally {
       clearTimeout(deadline);

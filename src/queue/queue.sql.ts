@@ -168,7 +168,7 @@ WITH targets AS (
 ), again AS (
   UPDATE deliveries AS d
   SET status = 'pending', attempts = 0, next_attempt_at = now(), dead_at = NULL,
-      delivered_at = NULL
+      delivered_at = NULL, throttled_attempts = 0, throttled_since = NULL
   WHERE d.id = ANY (ARRAY(SELECT id FROM chosen))
   RETURNING d.webhook_id, d.partition_key, d.sequence, d.created_at
 ), firsts AS (

@@ -23,7 +23,7 @@ const LINES_PER_BATCH = 1000;
 const BUSY_AT_ONCE = 4;
 
 /** Why the worker disabled a webhook. */
-export type DisabledReason = 'gone' | 'failing';
+export type DisabledReason = 'gone' | 'failing' | 'refused';
 
 /**
  * Lock up to $3 of webhook $1's lines after partition key $2, in key order (the primary key's
@@ -157,6 +157,31 @@ SET status = 'disabled', disabled_reason = 'gone', disabled_at = now()
 WHERE id = $1 AND deleted_at IS NULL AND status <> 'disabled'
 RETURNING 1
 `;
+
+/**
+ * The worker's address policy refused the webhook's address (DESIGN §10): disabled at once,
+ * whatever it was, with what was refused and why ($2).
+ */
+const DISABLE_REFUSED = `
+UPDATE webhooks
+SET status = 'disabled', disabled_reason = 'refused', disabled_detail = $2, disabled_at = now()
+WHERE id = $1 AND deleted_at IS NULL AND status <> 'disabled'
+RETURNING 1
+`;
+
+/**
+ * Disables the webhook whose address the worker's policy refused, keeping its backlog, and parks
+ * its lines as any disable does. True if this call disabled it.
+ */
+export async function disableRefused(
+  pool: pg.Pool,
+  webhookId: number,
+  detail: string,
+): Promise<boolean> {
+  const disabled = Boolean((await pool.query(DISABLE_REFUSED, [webhookId, detail])).rowCount);
+  if (disabled) await settleLines(pool, webhookId);
+  return disabled;
+}
 
 /**
  * Records what an attempt says about the webhook's health; returns why it was disabled, if this

@@ -170,6 +170,27 @@ export class WebhookAddressRefusedError extends Error {
     const article = /^[aeiou]/.test(this.kind) ? 'an' : 'a';
     return `webhook host ${this.host} resolves to ${article} ${this.kind} address ${this.address}`;
   }
+
+  /**
+   * What was refused and why, for the webhook's disabled_detail: an IP literal in the URL with
+   * its kind; for a host name, only that it resolves to an address that is not public. Which
+   * internal address a name resolves to stays in the worker's log (`detail`).
+   */
+  get publicDetail(): string {
+    const article = /^[aeiou]/.test(this.kind) ? 'an' : 'a';
+    const what =
+      this.host === this.address
+        ? `address ${this.address} is ${article} ${this.kind} address`
+        : `host ${this.host} resolves to an address that is not public (the worker's log says which)`;
+    return `${what}, refused with ${ALLOW_SETTING}`;
+  }
+}
+
+/** The guard's refusal inside an error (the error itself or its cause), if that is what it is. */
+export function addressRefusal(error: unknown): WebhookAddressRefusedError | undefined {
+  const e = error as { cause?: unknown } | undefined;
+  if (error instanceof WebhookAddressRefusedError) return error;
+  return e?.cause instanceof WebhookAddressRefusedError ? e.cause : undefined;
 }
 
 /** The first forbidden address of a host's answer, as an error; its detail is logged here. */
@@ -288,4 +309,20 @@ export function webhookUrlAddressProblem(
     return 'url is not a valid URL';
   }
   return literalHostProblem(host);
+}
+
+/** webhookUrlAddressProblem's refusal as the error, with what was refused. */
+export function webhookUrlAddressRefusal(
+  rawUrl: string,
+  allowPrivateNetworks: boolean,
+): WebhookAddressRefusedError | undefined {
+  if (allowPrivateNetworks) return undefined;
+  let host: string;
+  try {
+    host = urlHost(new URL(rawUrl));
+  } catch {
+    return undefined;
+  }
+  const family = isIP(host);
+  return family ? check(host, [{ address: host, family }]) : undefined;
 }

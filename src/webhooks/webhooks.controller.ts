@@ -7,7 +7,7 @@ import {
   ApiTags,
   ApiOperation,
 } from '@nestjs/swagger';
-import { Audited } from '../audit/audited.js';
+import { Audited, bodyOf, webhookTarget } from '../audit/audited.js';
 import { ApiErrors } from '../common/error-responses.js';
 import { ParseIdPipe } from '../common/id.pipe.js';
 import { ApiTopicParam, ParseTopicRefPipe } from '../common/topic-ref.js';
@@ -22,6 +22,7 @@ import {
   WebhookDto,
   WebhookSecretDto,
 } from './dto/webhook.dto.js';
+import { withoutHeaderValues } from './webhook-manners.js';
 import { WebhooksService } from './webhooks.service.js';
 
 @ApiTags('webhooks')
@@ -54,15 +55,20 @@ export class WebhooksController {
   }
 
   @ApiOperation({
-    summary: 'Change a webhook: pause or resume it, its URL, what a used-up head does',
+    summary: 'Change a webhook: pause or resume it, its URL, its own settings',
     description:
       'Paused: no new attempt starts (one in flight finishes and is recorded); messages still ' +
       'fan out and wait. active: every line resumes where it stopped, in order (also after a ' +
       'worker disabled it). A new URL passes the registration checks and applies from the next ' +
-      'attempt.',
+      'attempt, as do the settings (on_exhausted, headers, max_in_flight, rate_limit_per_second, ' +
+      'max_retries, backoff_factor; absent = unchanged, null = the global setting).',
   })
   @Patch('webhooks/:id')
-  @Audited('webhook.update')
+  // The headers' values are write-only: the audit log keeps their names.
+  @Audited('webhook.update', (req) => ({
+    target: webhookTarget(req),
+    parameters: withoutHeaderValues(bodyOf(req)),
+  }))
   @ApiParam({ name: 'id', type: Number })
   @ApiOkResponse({ type: WebhookDto })
   @ApiErrors(400, 404, 409)

@@ -21,6 +21,13 @@ import { PG_POOL } from '../database/database.module.js';
 import { settleLines } from '../queue/webhook-state.js';
 import { CreateWebhookDto } from './dto/create-webhook.dto.js';
 import { UpdateWebhookDto } from './dto/update-webhook.dto.js';
+import {
+  changesLimits,
+  headersProblem,
+  mannersOf,
+  storedHeaders,
+  SYNC_WEBHOOK_LIMITS,
+} from './webhook-manners.js';
 import { generateSecret, secretProblem } from './webhook-secret.js';
 import { webhookUrlProblem } from './webhook-url.js';
 
@@ -88,6 +95,7 @@ export class WebhooksService {
     const url = this.parsedUrl(input.url);
     const secretRefused = input.secret === undefined ? undefined : secretProblem(input.secret);
     if (secretRefused) throw new BadRequestException(secretRefused);
+    this.checkHeaders(input.headers);
     await this.topics.getById(input.topic_id);
     await this.checkHost(url);
     return this.webhooks.manager.transaction(async (tx) => {
@@ -102,16 +110,32 @@ export class WebhooksService {
         );
       }
       const repository = tx.getRepository(Webhook);
-      return repository.save(
+      const webhook = await repository.save(
         repository.create({
           topicId: input.topic_id,
           url: input.url,
           secret: input.secret ?? generateSecret(),
+          // manners
+          ...(input.on_exhausted ? { onExhausted: input.on_exhausted } : {}),
+          headers: storedHeaders(input.headers ?? null),
+          maxInFlight: input.max_in_flight ?? null,
+          rateLimitPerSecond: input.rate_limit_per_second ?? null,
+          maxRetries: input.max_retries ?? null,
+          backoffFactor: input.backoff_factor ?? null,
           // --- Routing ---
           eventTypes: input.event_types ?? null,
         }),
       );
+      if (changesLimits(input)) await tx.query(SYNC_WEBHOOK_LIMITS, [webhook.id]);
+      return webhook;
     });
+  }
+
+  /** The static headers' rules (webhook-manners.ts); a 400 names the header, never its value. */
+  private checkHeaders(headers: unknown): void {
+    if (headers === undefined) return;
+    const problem = headersProblem(headers);
+    if (problem) throw new BadRequestException(problem);
   }
 
   /**
@@ -136,16 +160,21 @@ export class WebhooksService {
    * Settling the lines comes after, in batches of their own, and cannot share its transaction.
    */
   async update(id: number, input: UpdateWebhookDto): Promise<Webhook> {
+    const manners = mannersOf(input);
     // --- Routing: event_types null clears the list, absent leaves it ---
     const setEventTypes = input.event_types !== undefined;
     if (
       input.url === undefined &&
       input.status === undefined &&
-      input.on_exhausted === undefined &&
+      manners.length === 0 &&
       !setEventTypes
     ) {
-      throw new BadRequestException('give at least one of url, status, on_exhausted, event_types');
+      throw new BadRequestException(
+        'give at least one of url, status, on_exhausted, headers, max_in_flight, ' +
+          'rate_limit_per_second, max_retries, backoff_factor, event_types',
+      );
     }
+    this.checkHeaders(input.headers);
     const url = input.url === undefined ? undefined : this.parsedUrl(input.url);
     if (url) await this.checkHost(url);
     const webhook = await this.webhooks.manager.transaction(async (tx) => {
@@ -164,28 +193,32 @@ export class WebhooksService {
       }
       const resume = input.status === 'active';
       const pause = input.status === 'paused' && current.status !== 'paused';
+      // The settings given (manners: absent = unchanged, null = the global setting).
+      const settings = manners.map(([column], k) => `, ${column} = $${8 + k}`).join('');
       await tx.query(
         `UPDATE webhooks
          SET url = coalesce($2, url),
-             on_exhausted = coalesce($3, on_exhausted),
-             status = coalesce($4, status),
-             disabled_reason = CASE WHEN $5 OR $6 THEN NULL ELSE disabled_reason END,
-             disabled_at = CASE WHEN $5 OR $6 THEN NULL ELSE disabled_at END,
-             failing_since = CASE WHEN $5 THEN NULL ELSE failing_since END,
-             event_types = CASE WHEN $7 THEN $8::text[] ELSE event_types END
+             status = coalesce($3, status),
+             disabled_reason = CASE WHEN $4 OR $5 THEN NULL ELSE disabled_reason END,
+             disabled_detail = CASE WHEN $4 OR $5 THEN NULL ELSE disabled_detail END,
+             disabled_at = CASE WHEN $4 OR $5 THEN NULL ELSE disabled_at END,
+             failing_since = CASE WHEN $4 THEN NULL ELSE failing_since END,
+             event_types = CASE WHEN $6 THEN $7::text[] ELSE event_types END${settings}
          WHERE id = $1`,
         [
           id,
           input.url ?? null,
-          input.on_exhausted ?? null,
           input.status ?? null,
           resume,
           pause,
           // --- Routing ---
           setEventTypes,
           input.event_types ?? null,
+          // manners
+          ...manners.map(([, v]) => v),
         ],
       );
+      if (changesLimits(input)) await tx.query(SYNC_WEBHOOK_LIMITS, [id]);
       await recordAction(tx);
       return tx.getRepository(Webhook).findOneByOrFail({ id });
     });
@@ -216,6 +249,9 @@ export class WebhooksService {
     await this.webhooks.manager.transaction(async (tx) => {
       const result = await tx.getRepository(Webhook).softDelete({ id });
       if (!result.affected) throw new NotFoundException(`webhook ${id} does not exist`);
+      // Its limits' bucket goes at once (the claim never looks at a deleted webhook's lines), so
+      // a claim does not take the limits' way for a webhook that is gone.
+      await tx.query('DELETE FROM webhook_limits WHERE webhook_id = $1', [id]);
       await recordAction(tx);
     });
   }

@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, Topic, Webhook, WebhookHealth } from '../api';
 import { Action, Badge, Loaded, Panel, PublishForm, Table, Updated } from '../components';
+import { MannersDraft, MannersFields, mannersBody, mannersOf } from './webhook-manners';
 import { duration } from '../format';
 import { usePoll } from '../hooks';
 
@@ -132,6 +133,7 @@ export function PauseResume(props: { webhook: Pick<Webhook, 'id' | 'status'>; do
 
 function NewWebhookForm(props: { topicId: number; done: () => void }) {
   const [url, setUrl] = useState('http://localhost:9000/hook');
+  const [manners, setManners] = useState<MannersDraft>(mannersOf());
   const [result, setResult] = useState<{ ok: boolean; text: string; id?: number } | null>(null);
   const submit = async (event: Event) => {
     event.preventDefault();
@@ -139,7 +141,9 @@ function NewWebhookForm(props: { topicId: number; done: () => void }) {
       const created = await api<Webhook & { secret: string }>('POST', '/webhooks', {
         topic_id: props.topicId,
         url,
+        ...mannersBody(manners, mannersOf()),
       });
+      setManners(mannersOf());
       setResult({ ok: true, text: created.secret, id: created.id });
       props.done();
     } catch (e) {
@@ -159,6 +163,7 @@ function NewWebhookForm(props: { topicId: number; done: () => void }) {
             onInput={(e) => setUrl(e.currentTarget.value)}
           />
         </label>
+        <MannersFields draft={manners} onChange={setManners} />
         <div class="form-end">
           <button type="submit" class="btn btn-primary">
             Add webhook

@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, Webhook } from '../api';
 import { Action, Panel } from '../components';
+import { MannersDraft, MannersFields, mannersBody, mannersOf } from './webhook-manners';
 
 /**
  * What PATCH /webhooks/{id} changes, one entry per setting: a new setting is one more line here
@@ -55,12 +56,18 @@ export function WebhookSettings(props: { webhook: Webhook; done: () => void }) {
   const [secret, setSecret] = useState<string>();
   const saved = draftOf(webhook);
   const draft: Draft = { ...saved, ...edits };
-  const changed: Record<string, unknown> = Object.fromEntries(
-    SETTINGS.filter(({ name }) => draft[name] !== saved[name]).map(({ name }) => [
-      name,
-      draft[name],
-    ]),
-  );
+  // manners: limits, retries and static headers, in a block of their own.
+  const [manners, setManners] = useState<MannersDraft>();
+  const savedManners = mannersOf(webhook);
+  const changed: Record<string, unknown> = {
+    ...Object.fromEntries(
+      SETTINGS.filter(({ name }) => draft[name] !== saved[name]).map(({ name }) => [
+        name,
+        draft[name],
+      ]),
+    ),
+    ...mannersBody(manners ?? savedManners, savedManners),
+  };
   // --- Routing ---
   if (draft.event_types !== saved.event_types) {
     changed.event_types = eventTypesOf(draft.event_types);
@@ -105,6 +112,11 @@ export function WebhookSettings(props: { webhook: Webhook; done: () => void }) {
             onInput={(e) => setEdits({ ...edits, event_types: e.currentTarget.value })}
           />
         </label>
+        <MannersFields
+          draft={manners ?? savedManners}
+          onChange={setManners}
+          headerNames={webhook.header_names}
+        />
         <div class="form-end">
           <Action
             label="Save"
@@ -113,6 +125,7 @@ export function WebhookSettings(props: { webhook: Webhook; done: () => void }) {
             run={async () => {
               await api<Webhook>('PATCH', `/webhooks/${webhook.id}`, changed);
               setEdits({});
+              setManners(undefined);
               return 'saved';
             }}
             done={props.done}

@@ -44,6 +44,7 @@ export function WebhookView(props: { topicId: number; webhookId: number }) {
               <div class="facts">
                 <span class="url">{found.url}</span>
                 <WebhookStatus webhook={found} />
+                {found.disabled_detail && <span class="error">{found.disabled_detail}</span>}
                 <span class="muted">
                   event types:{' '}
                   {found.event_types ? (

@@ -16,10 +16,15 @@ import { Webhook } from './webhook.entity.js';
  *   a skip (DESIGN §7).
  * - rewind_to: a redrive or replay found the line leased; its next claim moves the head back here.
  * - head_created_at: when the head was published (NULL when idle), for the lines API's lag order.
+ * - limited: the lease counts against its webhook's max_in_flight (delivery_lines_limited_leased_idx
+ *   holds exactly the leased ones, so the claim counts a webhook's in-flight attempts cheaply).
  */
 @Entity('delivery_lines')
 @Index('delivery_lines_due_idx', ['nextAttemptAt'], { where: 'next_attempt_at IS NOT NULL' })
 @Index('delivery_lines_lag_idx', ['webhookId', 'headCreatedAt', 'partitionKey'])
+@Index('delivery_lines_limited_leased_idx', ['webhookId'], {
+  where: 'lease_token IS NOT NULL AND limited',
+})
 export class DeliveryLine {
   @PrimaryColumn('integer', { name: 'webhook_id', primaryKeyConstraintName: 'delivery_lines_pkey' })
   webhookId: number;
@@ -54,4 +59,8 @@ export class DeliveryLine {
 
   @Column('timestamptz', { name: 'head_created_at', nullable: true })
   headCreatedAt: Date | null;
+
+  /** The lease is counted against the webhook's max_in_flight (set by the claim). */
+  @Column('boolean', { default: false })
+  limited: boolean;
 }

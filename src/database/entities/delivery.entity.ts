@@ -73,6 +73,14 @@ export class Delivery {
   @Column('integer', { default: 0 })
   attempts: number;
 
+  /** When the head's current run of throttling answers (429, 503 + Retry-After) began. */
+  @Column('timestamptz', { name: 'throttled_since', nullable: true })
+  throttledSince: Date | null;
+
+  /** Attempts that were throttling answers: in `attempts`, not in the retry budget. */
+  @Column('integer', { name: 'throttled_attempts', default: 0 })
+  throttledAttempts: number;
+
   @Column('timestamptz', { name: 'next_attempt_at', nullable: true })
   nextAttemptAt: Date | null;
 

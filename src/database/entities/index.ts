@@ -6,6 +6,7 @@ import { Delivery } from './delivery.entity.js';
 import { Message } from './message.entity.js';
 import { PartitionSequence } from './partition-sequence.entity.js';
 import { Topic } from './topic.entity.js';
+import { WebhookLimit } from './webhook-limit.entity.js';
 import { Webhook } from './webhook.entity.js';
 
 export {
@@ -18,6 +19,7 @@ export {
   PartitionSequence,
   Topic,
   Webhook,
+  WebhookLimit,
 };
 export const ENTITIES = [
   Topic,
@@ -29,4 +31,5 @@ export const ENTITIES = [
   DeliveryLine,
   DeadDeliveryCount,
   AuditEntry,
+  WebhookLimit,
 ];

@@ -22,6 +22,15 @@ export type OnExhausted = (typeof ON_EXHAUSTED)[number];
 @Check('webhooks_status_check', "status IN ('active', 'paused', 'disabled')")
 @Check('webhooks_on_exhausted_check', "on_exhausted IN ('dead_letter', 'block')")
 @Check('webhooks_event_types_check', EVENT_TYPES_CHECK)
+// manners (per-webhook settings): its checks
+@Check('webhooks_max_in_flight_check', 'max_in_flight BETWEEN 1 AND 10000')
+@Check(
+  'webhooks_rate_limit_check',
+  'rate_limit_per_second >= 0.01 AND rate_limit_per_second <= 10000',
+)
+@Check('webhooks_max_retries_check', 'max_retries BETWEEN 1 AND 1000')
+@Check('webhooks_backoff_factor_check', 'backoff_factor >= 0.001 AND backoff_factor <= 1000')
+@Check('webhooks_headers_check', "jsonb_typeof(headers) = 'object'")
 @Index('webhooks_deleted_idx', ['id'], { where: 'deleted_at IS NOT NULL' })
 export class Webhook {
   @PrimaryGeneratedColumn('identity', {
@@ -72,6 +81,34 @@ export class Webhook {
   /** When the current run of failed attempts began; NULL after a success. */
   @Column('timestamptz', { name: 'failing_since', nullable: true })
   failingSince: Date | null;
+
+  // ---- manners: per-webhook settings (DESIGN §10); NULL = the global setting ----
+
+  /** Static headers sent on every attempt, lower-case name → value. Values are never shown. */
+  @Column('jsonb', { nullable: true })
+  headers: Record<string, string> | null;
+
+  /** At most this many attempts at once, across all workers (webhook_limits). */
+  @Column('integer', { name: 'max_in_flight', nullable: true })
+  maxInFlight: number | null;
+
+  /** Attempts started per second, across all workers (webhook_limits' token bucket). */
+  @Column('double precision', { name: 'rate_limit_per_second', nullable: true })
+  rateLimitPerSecond: number | null;
+
+  /** Overrides MAX_RETRIES. */
+  @Column('integer', { name: 'max_retries', nullable: true })
+  maxRetries: number | null;
+
+  /** Overrides BACKOFF_FACTOR. */
+  @Column('double precision', { name: 'backoff_factor', nullable: true })
+  backoffFactor: number | null;
+
+  /** What the worker said when it disabled the webhook (e.g. the refused address). */
+  @Column('text', { name: 'disabled_detail', nullable: true })
+  disabledDetail: string | null;
+
+  // ---- end of manners ----
 
   /**
    * Set by DELETE /webhooks/{id}: from then on the trigger fans nothing out to it, workers claim

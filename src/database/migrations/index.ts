@@ -17,6 +17,7 @@ import { BoundedRecord1795633464302 } from './1795633464302-BoundedRecord.js';
 import { FindingAndAudit1795633464500 } from './1795633464500-FindingAndAudit.js';
 import { PublishByName1795633464600 } from './1795633464600-PublishByName.js';
 import { EventRouting1795633464700 } from './1795633464700-EventRouting.js';
+import { WebhookManners1795633464750 } from './1795633464750-WebhookManners.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -39,4 +40,5 @@ export const MIGRATIONS = [
   FindingAndAudit1795633464500,
   PublishByName1795633464600,
   EventRouting1795633464700,
+  WebhookManners1795633464750,
 ];

@@ -3,9 +3,11 @@ import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validato
 import { INT4_MAX } from '../../common/pagination.dto.js';
 import { MAX_URL_LENGTH } from '../webhook-url.js';
 import { EXAMPLE_SECRET } from '../webhook-secret.js';
+import { WebhookMannersDto } from '../webhook-manners.js';
 import { EventTypesProperty } from './event-types.js';
 
-export class CreateWebhookDto {
+/** The webhook's own settings (on_exhausted, headers, limits, retries) come from WebhookMannersDto. */
+export class CreateWebhookDto extends WebhookMannersDto {
   @ApiProperty({ example: 1 })
   @IsInt()
   @Min(1)

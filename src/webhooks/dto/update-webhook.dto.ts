@@ -1,15 +1,15 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString, MaxLength } from 'class-validator';
-import { ON_EXHAUSTED } from '../../database/entities/webhook.entity.js';
-import type { OnExhausted } from '../../database/entities/webhook.entity.js';
 import { MAX_URL_LENGTH } from '../webhook-url.js';
+import { WebhookMannersDto } from '../webhook-manners.js';
 import { EventTypesProperty } from './event-types.js';
 
 /** The states an operator may set; `disabled` is set only by a worker (410, or failing). */
 export const SETTABLE_STATUSES = ['active', 'paused'] as const;
 export type SettableStatus = (typeof SETTABLE_STATUSES)[number];
 
-export class UpdateWebhookDto {
+/** The webhook's own settings (on_exhausted, headers, limits, retries) come from WebhookMannersDto. */
+export class UpdateWebhookDto extends WebhookMannersDto {
   @ApiPropertyOptional({
     example: 'https://example.com/hooks/orders-v2',
     maxLength: MAX_URL_LENGTH,
@@ -30,11 +30,6 @@ export class UpdateWebhookDto {
   @IsOptional()
   @IsIn(SETTABLE_STATUSES)
   status?: SettableStatus;
-
-  @ApiPropertyOptional({ enum: ON_EXHAUSTED, example: 'block' })
-  @IsOptional()
-  @IsIn(ON_EXHAUSTED)
-  on_exhausted?: OnExhausted;
 
   // --- Routing ---
   @EventTypesProperty()

@@ -28,11 +28,21 @@ export class WebhookDto {
   @ApiProperty({
     type: String,
     nullable: true,
-    enum: ['gone', 'failing'],
+    enum: ['gone', 'failing', 'refused'],
     example: null,
-    description: 'Why a worker disabled it: gone (410) or failing',
+    description:
+      'Why a worker disabled it: gone (410), failing, or refused (the address policy refused its ' +
+      'address; disabled_detail says which and why)',
   })
   disabled_reason: string | null;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: null,
+    description: 'What the worker said when it disabled the webhook',
+  })
+  disabled_detail: string | null;
 
   @ApiProperty({ type: String, format: 'date-time', nullable: true, example: null })
   disabled_at: string | null;
@@ -45,6 +55,32 @@ export class WebhookDto {
       'there, blocked, until it is redriven or skipped (block)',
   })
   on_exhausted: OnExhausted;
+
+  // ---- manners: the per-webhook settings (null = the global setting) ----
+
+  @ApiProperty({
+    type: [String],
+    example: ['authorization'],
+    description: 'The names of its static headers; their values are write-only',
+  })
+  header_names: string[];
+
+  @ApiProperty({ type: Number, nullable: true, example: null })
+  max_in_flight: number | null;
+
+  @ApiProperty({ type: Number, nullable: true, example: null })
+  rate_limit_per_second: number | null;
+
+  @ApiProperty({ type: Number, nullable: true, example: null, description: 'null: MAX_RETRIES' })
+  max_retries: number | null;
+
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    example: null,
+    description: 'null: BACKOFF_FACTOR',
+  })
+  backoff_factor: number | null;
 
   // --- Routing ---
   @ApiProperty({
@@ -77,6 +113,13 @@ export function toWebhookJson(webhook: Webhook): WebhookDto {
     disabled_reason: webhook.disabledReason,
     disabled_at: webhook.disabledAt?.toISOString() ?? null,
     on_exhausted: webhook.onExhausted,
+    disabled_detail: webhook.disabledDetail,
+    // manners
+    header_names: Object.keys(webhook.headers ?? {}),
+    max_in_flight: webhook.maxInFlight,
+    rate_limit_per_second: webhook.rateLimitPerSecond,
+    max_retries: webhook.maxRetries,
+    backoff_factor: webhook.backoffFactor,
     // --- Routing ---
     event_types: webhook.eventTypes,
   };

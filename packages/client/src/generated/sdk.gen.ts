@@ -86,9 +86,9 @@ export const webhooksControllerDelete = <ThrowOnError extends boolean = false>(o
 });
 
 /**
- * Change a webhook: pause or resume it, its URL, what a used-up head does
+ * Change a webhook: pause or resume it, its URL, its own settings
  *
- * Paused: no new attempt starts (one in flight finishes and is recorded); messages still fan out and wait. active: every line resumes where it stopped, in order (also after a worker disabled it). A new URL passes the registration checks and applies from the next attempt.
+ * Paused: no new attempt starts (one in flight finishes and is recorded); messages still fan out and wait. active: every line resumes where it stopped, in order (also after a worker disabled it). A new URL passes the registration checks and applies from the next attempt, as do the settings (on_exhausted, headers, max_in_flight, rate_limit_per_second, max_retries, backoff_factor; absent = unchanged, null = the global setting).
  */
 export const webhooksControllerUpdate = <ThrowOnError extends boolean = false>(options: Options<WebhooksControllerUpdateData, ThrowOnError>) => (options.client ?? client).patch<WebhooksControllerUpdateResponses, WebhooksControllerUpdateErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],

@@ -28,6 +28,32 @@ export type TopicDto = {
 };
 
 export type CreateWebhookDto = {
+    /**
+     * After the retries are used up the head is dead-lettered and its line moves on (dead_letter, the default) or stops there, blocked, until it is redriven or skipped (block)
+     */
+    on_exhausted?: 'dead_letter' | 'block';
+    /**
+     * Up to 20 static headers sent on every attempt. Values are write-only: reads show the names only (header_names). Refused: content-type, host, webhook-*, user-agent and the headers that frame a request (content-length, transfer-encoding, connection, …). PATCH replaces the whole set; null or {} removes them all.
+     */
+    headers?: {
+        [key: string]: string;
+    } | null;
+    /**
+     * At most this many attempts at once, across all workers (null: no limit)
+     */
+    max_in_flight?: number | null;
+    /**
+     * Attempts started per second, across all workers (null: no limit). A token bucket: it holds up to max(1, rate) attempts, so after a quiet second one second’s worth may start at once; 0.5 is one attempt every 2 seconds.
+     */
+    rate_limit_per_second?: number | null;
+    /**
+     * Failed attempts before the head is exhausted (null: MAX_RETRIES)
+     */
+    max_retries?: number | null;
+    /**
+     * The delay after the n-th failed attempt is backoff_factor^n seconds, ±10 % (null: BACKOFF_FACTOR)
+     */
+    backoff_factor?: number | null;
     topic_id: number;
     url: string;
     /**
@@ -50,14 +76,32 @@ export type CreatedWebhookDto = {
      */
     status: 'active' | 'paused' | 'disabled';
     /**
-     * Why a worker disabled it: gone (410) or failing
+     * Why a worker disabled it: gone (410), failing, or refused (the address policy refused its address; disabled_detail says which and why)
      */
-    disabled_reason: 'gone' | 'failing';
+    disabled_reason: 'gone' | 'failing' | 'refused';
+    /**
+     * What the worker said when it disabled the webhook
+     */
+    disabled_detail: string | null;
     disabled_at: string | null;
     /**
      * After MAX_RETRIES the head is dead-lettered and its line moves on (dead_letter) or stops there, blocked, until it is redriven or skipped (block)
      */
     on_exhausted: 'dead_letter' | 'block';
+    /**
+     * The names of its static headers; their values are write-only
+     */
+    header_names: Array<string>;
+    max_in_flight: number | null;
+    rate_limit_per_second: number | null;
+    /**
+     * null: MAX_RETRIES
+     */
+    max_retries: number | null;
+    /**
+     * null: BACKOFF_FACTOR
+     */
+    backoff_factor: number | null;
     /**
      * The event types it gets (exact types and prefix.* entries); null = every message
      */
@@ -78,14 +122,32 @@ export type WebhookDto = {
      */
     status: 'active' | 'paused' | 'disabled';
     /**
-     * Why a worker disabled it: gone (410) or failing
+     * Why a worker disabled it: gone (410), failing, or refused (the address policy refused its address; disabled_detail says which and why)
      */
-    disabled_reason: 'gone' | 'failing';
+    disabled_reason: 'gone' | 'failing' | 'refused';
+    /**
+     * What the worker said when it disabled the webhook
+     */
+    disabled_detail: string | null;
     disabled_at: string | null;
     /**
      * After MAX_RETRIES the head is dead-lettered and its line moves on (dead_letter) or stops there, blocked, until it is redriven or skipped (block)
      */
     on_exhausted: 'dead_letter' | 'block';
+    /**
+     * The names of its static headers; their values are write-only
+     */
+    header_names: Array<string>;
+    max_in_flight: number | null;
+    rate_limit_per_second: number | null;
+    /**
+     * null: MAX_RETRIES
+     */
+    max_retries: number | null;
+    /**
+     * null: BACKOFF_FACTOR
+     */
+    backoff_factor: number | null;
     /**
      * The event types it gets (exact types and prefix.* entries); null = every message
      */
@@ -94,6 +156,32 @@ export type WebhookDto = {
 
 export type UpdateWebhookDto = {
     /**
+     * After the retries are used up the head is dead-lettered and its line moves on (dead_letter, the default) or stops there, blocked, until it is redriven or skipped (block)
+     */
+    on_exhausted?: 'dead_letter' | 'block';
+    /**
+     * Up to 20 static headers sent on every attempt. Values are write-only: reads show the names only (header_names). Refused: content-type, host, webhook-*, user-agent and the headers that frame a request (content-length, transfer-encoding, connection, …). PATCH replaces the whole set; null or {} removes them all.
+     */
+    headers?: {
+        [key: string]: string;
+    } | null;
+    /**
+     * At most this many attempts at once, across all workers (null: no limit)
+     */
+    max_in_flight?: number | null;
+    /**
+     * Attempts started per second, across all workers (null: no limit). A token bucket: it holds up to max(1, rate) attempts, so after a quiet second one second’s worth may start at once; 0.5 is one attempt every 2 seconds.
+     */
+    rate_limit_per_second?: number | null;
+    /**
+     * Failed attempts before the head is exhausted (null: MAX_RETRIES)
+     */
+    max_retries?: number | null;
+    /**
+     * The delay after the n-th failed attempt is backoff_factor^n seconds, ±10 % (null: BACKOFF_FACTOR)
+     */
+    backoff_factor?: number | null;
+    /**
      * Checked as at registration; applies from the next attempt
      */
     url?: string;
@@ -101,7 +189,6 @@ export type UpdateWebhookDto = {
      * paused: no new attempt starts (one in flight finishes and is recorded), messages wait. active: every line resumes where it stopped, in order; also re-enables a disabled webhook.
      */
     status?: 'active' | 'paused';
-    on_exhausted?: 'dead_letter' | 'block';
     /**
      * The event types this webhook gets: exact types (invoice.paid) and prefixes ending in .* (order.* matches order.created and order.refund.done). null (or absent at creation) = every message, typed or not; with a list, messages without an event type are not sent to it. 1-100 distinct entries of 1-128 characters of A-Z a-z 0-9 _ . : / -. A change applies to messages published after it.
      */
