@@ -138,4 +138,47 @@ describe('per-webhook limits across workers', () => {
     expect(seconds).toBeGreaterThanOrEqual((total - burst - 1) / rate);
     expect(seconds).toBeLessThan(((total - burst) / rate) * 2 + 2);
   });
+
+  it('a filtered line under limits: kept across the messages it does not get, in order, to the end', async () => {
+    const { topic, webhookId } = await webhook({
+      event_types: ['order.*'],
+      max_in_flight: 1,
+      rate_limit_per_second: 50,
+    });
+    receiver.handler = () => ({ status: 204 });
+    // One partition: every other message is of a type this webhook does not get.
+    for (let k = 0; k < 30; k++) {
+      await db.pool.query(
+        `INSERT INTO messages (topic_id, partition_key, payload, event_type)
+         VALUES ($1, 'p', '{}'::jsonb, $2)`,
+        [topic.id, k % 2 === 0 ? 'order.created' : 'invoice.paid'],
+      );
+    }
+    await eventually(async () => (await delivered(webhookId)) === 15, {
+      timeoutMs: 30_000,
+      what: 'the 15 order messages delivered',
+    });
+    const arrivals = receiver.where('webhook-topic', topic.name);
+    const sequences = arrivals.map((a) => Number(a.headers['webhook-sequence']));
+    expect(sequences).toEqual(Array.from({ length: 15 }, (_, i) => 1 + 2 * i));
+    // Each names the one before it on this webhook's line, so the receiver sees no gap.
+    expect(arrivals.map((a) => a.headers['webhook-previous-sequence'])).toEqual([
+      '',
+      ...sequences.slice(0, -1).map(String),
+    ]);
+    expect(arrivals.every((a) => a.headers['webhook-event-type'] === 'order.created')).toBe(true);
+    const { rows } = await db.pool.query(
+      `SELECT count(*)::int AS n FROM deliveries WHERE webhook_id = $1`,
+      [webhookId],
+    );
+    expect(rows[0].n).toBe(15);
+    // The line is idle, not holding a lease or a token for a message it never gets.
+    await eventually(
+      async () => {
+        const lines = (await http.get(`/webhooks/${webhookId}/lines`).expect(200)).body;
+        return lines.length === 1 && lines[0].state === 'idle';
+      },
+      { what: 'the line idle' },
+    );
+  });
 });

@@ -28,8 +28,7 @@ const AUDITED = Symbol('audited');
 /**
  * The request's JSON body: bodies arrive as JSON text (configureApp), and a route that takes one
  * has had it checked by the validation pipe (small, well formed, no unknown field) for the
- * handler to have run. A route without a body ignores whatever text it was sent (empty, or not
- * JSON at all): its parameters are none.
+ * handler to have run. Text that is not JSON (a body sent where none is taken) counts as none.
  */
 export function bodyOf(req: Request): Record<string, unknown> {
   const text: unknown = req.body;
@@ -55,10 +54,8 @@ export const webhookTarget = (req: Request): string => `webhook:${String(req.par
  */
 export const Audited = (
   action: string,
-  describe: AuditedRoute['describe'] = (req) => ({
-    target: webhookTarget(req),
-    parameters: bodyOf(req),
-  }),
+  // A route without a body (delete, rotate) records none of what it may have been sent.
+  describe: AuditedRoute['describe'] = (req) => ({ target: webhookTarget(req), parameters: {} }),
 ) => SetMetadata(AUDITED, { action, describe } satisfies AuditedRoute);
 
 /**
