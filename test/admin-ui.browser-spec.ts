@@ -115,7 +115,7 @@ describe('admin UI at /ui (headless Chromium)', () => {
   });
 
   it('creates a topic and a webhook, publishes, and shows the message delivered', async () => {
-    await page.getByLabel('Name').fill('orders');
+    await page.getByLabel('Name', { exact: true }).fill('orders');
     await page.getByRole('button', { name: 'Create topic' }).click();
     await page.getByRole('link', { name: 'orders' }).click();
 
@@ -335,6 +335,36 @@ describe('admin UI at /ui (headless Chromium)', () => {
     );
     expect(await page.content()).not.toContain(API_KEY);
     await screenshot('12-audit-log');
+  });
+
+  it("edits a webhook's own settings: event types, limits, a header whose value is never shown", async () => {
+    await page.goto(`${ui}#/topics/1/webhooks/1`);
+    await page.getByLabel('Event types').fill('order.*, invoice.paid');
+    await page.getByLabel('Max in flight').fill('2');
+    await page.getByLabel('Rate limit / s').fill('5');
+    await page.getByRole('button', { name: 'Add headers' }).click();
+    await page.getByRole('button', { name: '+ header' }).click();
+    await page.getByLabel('header name').fill('Authorization');
+    await page.getByLabel('header value').fill('Bearer s3cret-token');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('saved', { exact: true }).waitFor();
+    const { rows } = await db.pool.query(
+      'SELECT event_types, max_in_flight, rate_limit_per_second, headers FROM webhooks WHERE id = 1',
+    );
+    expect(rows[0]).toMatchObject({
+      event_types: ['order.*', 'invoice.paid'],
+      max_in_flight: 2,
+      rate_limit_per_second: 5,
+    });
+    expect(JSON.stringify(rows[0].headers)).toContain('s3cret-token');
+    // Read back: the header's name only, and the value nowhere on the page.
+    await page.reload();
+    await page
+      .getByLabel('header names')
+      .getByText('authorization', { exact: false })
+      .waitFor(SEEN);
+    expect(await page.content()).not.toContain('s3cret-token');
+    await screenshot('12b-webhook-settings');
   });
 
   it('deletes a webhook after asking', async () => {
