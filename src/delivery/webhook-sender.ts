@@ -5,12 +5,7 @@ import type { Readable } from 'node:stream';
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import axios, { AxiosInstance, isAxiosError } from 'axios';
 import { AppConfig } from '../config/app-config.js';
-import {
-  addressRefusal,
-  webhookLookup,
-  webhookUrlAddressProblem,
-  webhookUrlAddressRefusal,
-} from '../security/ssrf-guard.js';
+import { addressRefusal, webhookLookup, webhookUrlAddressProblem } from '../security/ssrf-guard.js';
 import { createWebhookResolver } from '../security/webhook-dns.js';
 
 /** How much of a response body we keep with the attempt, for diagnosis. */
@@ -103,19 +98,17 @@ export class WebhookSender implements OnApplicationShutdown {
     const elapsed = () => Math.round(performance.now() - started);
     // node:net connects to an IP-literal host without calling the agent's lookup, so the SSRF
     // guard checks those here (a URL registered while private networks were allowed, or by SQL).
-    const allow = this.config.webhookAllowPrivateNetworks;
-    const refusal = webhookUrlAddressRefusal(request.url, allow);
-    const refused = refusal?.message ?? webhookUrlAddressProblem(request.url, allow);
-    if (refused) {
+    const problem = webhookUrlAddressProblem(request.url, this.config.webhookAllowPrivateNetworks);
+    if (problem) {
       return {
         ok: false,
         statusCode: null,
-        error: refused,
+        error: problem.message,
         unreachable: false,
         responseBody: null,
         retryAfter: undefined,
         durationMs: elapsed(),
-        ...(refusal ? { refused: refusal.publicDetail } : {}),
+        ...(problem.refusal ? { refused: problem.refusal.publicDetail } : {}),
       };
     }
     // One controller for the exchange, aborted by the caller's signal or at the deadline: a

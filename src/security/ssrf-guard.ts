@@ -209,10 +209,10 @@ function check(
   return undefined;
 }
 
-/** Why an IP-literal host is refused; undefined for an allowed address or a host name. */
-function literalHostProblem(host: string): string | undefined {
+/** An IP-literal host's refusal; undefined for an allowed address or a host name. */
+function literalHostRefusal(host: string): WebhookAddressRefusedError | undefined {
   const family = isIP(host);
-  return family ? check(host, [{ address: host, family }])?.message : undefined;
+  return family ? check(host, [{ address: host, family }]) : undefined;
 }
 
 /** A URL's host without the brackets of an IPv6 literal. */
@@ -235,7 +235,7 @@ export async function webhookHostProblem(
 ): Promise<string | undefined> {
   if (allowPrivateNetworks) return undefined;
   const host = urlHost(url);
-  if (isIP(host)) return literalHostProblem(host);
+  if (isIP(host)) return literalHostRefusal(host)?.message;
   try {
     return check(host, await resolve(host))?.message;
   } catch {
@@ -294,35 +294,21 @@ export function webhookLookup(
 
 /**
  * The check for URLs whose host is an IP literal, which node:net connects to without a lookup:
- * the reason the URL's address is refused, or undefined (also for host names: webhookLookup
- * checks those).
+ * what stops the worker sending to the URL (with `refusal` when the address policy refused its
+ * address; a URL that does not parse has none), or undefined (also for host names:
+ * webhookLookup checks those).
  */
 export function webhookUrlAddressProblem(
   rawUrl: string,
   allowPrivateNetworks: boolean,
-): string | undefined {
+): { message: string; refusal?: WebhookAddressRefusedError } | undefined {
   if (allowPrivateNetworks) return undefined;
   let host: string;
   try {
     host = urlHost(new URL(rawUrl));
   } catch {
-    return 'url is not a valid URL';
+    return { message: 'url is not a valid URL' };
   }
-  return literalHostProblem(host);
-}
-
-/** webhookUrlAddressProblem's refusal as the error, with what was refused. */
-export function webhookUrlAddressRefusal(
-  rawUrl: string,
-  allowPrivateNetworks: boolean,
-): WebhookAddressRefusedError | undefined {
-  if (allowPrivateNetworks) return undefined;
-  let host: string;
-  try {
-    host = urlHost(new URL(rawUrl));
-  } catch {
-    return undefined;
-  }
-  const family = isIP(host);
-  return family ? check(host, [{ address: host, family }]) : undefined;
+  const refusal = literalHostRefusal(host);
+  return refusal && { message: refusal.message, refusal };
 }
