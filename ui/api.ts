@@ -16,13 +16,12 @@ export interface Webhook {
   disabled_reason: string | null;
   disabled_detail: string | null;
   on_exhausted: 'dead_letter' | 'block';
-  // manners: the webhook's own settings (null = the global setting)
+  // The webhook's own settings (null = the global setting)
   header_names: string[];
   max_in_flight: number | null;
   rate_limit_per_second: number | null;
   max_retries: number | null;
   backoff_factor: number | null;
-  // --- Routing ---
   /** Exact types and prefix.* entries; null = every message. */
   event_types: string[] | null;
 }

@@ -115,14 +115,12 @@ export class WebhooksService {
           topicId: input.topic_id,
           url: input.url,
           secret: input.secret ?? generateSecret(),
-          // manners
           ...(input.on_exhausted ? { onExhausted: input.on_exhausted } : {}),
           headers: storedHeaders(input.headers ?? null),
           maxInFlight: input.max_in_flight ?? null,
           rateLimitPerSecond: input.rate_limit_per_second ?? null,
           maxRetries: input.max_retries ?? null,
           backoffFactor: input.backoff_factor ?? null,
-          // --- Routing ---
           eventTypes: input.event_types ?? null,
         }),
       );
@@ -161,7 +159,7 @@ export class WebhooksService {
    */
   async update(id: number, input: UpdateWebhookDto): Promise<Webhook> {
     const manners = mannersOf(input);
-    // --- Routing: event_types null clears the list, absent leaves it ---
+    // event_types: null clears the list, absent leaves it
     const setEventTypes = input.event_types !== undefined;
     if (
       input.url === undefined &&
@@ -193,7 +191,7 @@ export class WebhooksService {
       }
       const resume = input.status === 'active';
       const pause = input.status === 'paused' && current.status !== 'paused';
-      // The settings given (manners: absent = unchanged, null = the global setting).
+      // The settings given (absent = unchanged, null = the global setting).
       const settings = manners.map(([column], k) => `, ${column} = $${8 + k}`).join('');
       await tx.query(
         `UPDATE webhooks
@@ -211,10 +209,8 @@ export class WebhooksService {
           input.status ?? null,
           resume,
           pause,
-          // --- Routing ---
           setEventTypes,
           input.event_types ?? null,
-          // manners
           ...manners.map(([, v]) => v),
         ],
       );

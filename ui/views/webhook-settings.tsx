@@ -33,7 +33,7 @@ const SETTINGS: Array<{
 
 type Draft = Record<(typeof SETTINGS)[number]['name'] | 'event_types', string>;
 
-// --- Routing: event_types edited as text, entries separated by commas or spaces ---
+// event_types edited as text, entries separated by commas or spaces
 const eventTypesText = (w: Webhook) => (w.event_types ?? []).join(', ');
 /** The list a text stands for: null (every message) when it is empty. */
 const eventTypesOf = (text: string) => {
@@ -56,7 +56,7 @@ export function WebhookSettings(props: { webhook: Webhook; done: () => void }) {
   const [secret, setSecret] = useState<string>();
   const saved = draftOf(webhook);
   const draft: Draft = { ...saved, ...edits };
-  // manners: limits, retries and static headers, in a block of their own.
+  // Limits, retries and static headers, in a block of their own.
   const [manners, setManners] = useState<MannersDraft>();
   const savedManners = mannersOf(webhook);
   const changed: Record<string, unknown> = {
@@ -68,7 +68,6 @@ export function WebhookSettings(props: { webhook: Webhook; done: () => void }) {
     ),
     ...mannersBody(manners ?? savedManners, savedManners),
   };
-  // --- Routing ---
   if (draft.event_types !== saved.event_types) {
     changed.event_types = eventTypesOf(draft.event_types);
   }
@@ -102,7 +101,6 @@ export function WebhookSettings(props: { webhook: Webhook; done: () => void }) {
             )}
           </label>
         ))}
-        {/* --- Routing --- */}
         <label class="grow">
           Event types (empty: every message)
           <input

@@ -22,7 +22,7 @@ export type OnExhausted = (typeof ON_EXHAUSTED)[number];
 @Check('webhooks_status_check', "status IN ('active', 'paused', 'disabled')")
 @Check('webhooks_on_exhausted_check', "on_exhausted IN ('dead_letter', 'block')")
 @Check('webhooks_event_types_check', EVENT_TYPES_CHECK)
-// manners (per-webhook settings): its checks
+// The per-webhook settings' checks
 @Check('webhooks_max_in_flight_check', 'max_in_flight BETWEEN 1 AND 10000')
 @Check(
   'webhooks_rate_limit_check',
@@ -82,7 +82,7 @@ export class Webhook {
   @Column('timestamptz', { name: 'failing_since', nullable: true })
   failingSince: Date | null;
 
-  // ---- manners: per-webhook settings (DESIGN §10); NULL = the global setting ----
+  // The per-webhook settings (DESIGN §10); NULL = the global setting.
 
   /** Static headers sent on every attempt, lower-case name → value. Values are never shown. */
   @Column('jsonb', { nullable: true })
@@ -115,7 +115,6 @@ export class Webhook {
    * none of its lines, and the repository's finds skip it (a soft-delete column); the workers'
    * maintenance then purges its lines, deliveries and row (WebhookPurge).
    */
-  // --- Routing (event types) ---
   /**
    * The event types it gets: exact types and `prefix.*` entries; NULL = every message. Read by
    * the fan-out trigger; a change applies to messages published after it.

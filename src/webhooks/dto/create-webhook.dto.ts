@@ -29,7 +29,6 @@ export class CreateWebhookDto extends WebhookMannersDto {
   @MaxLength(200)
   secret?: string;
 
-  // --- Routing ---
   @EventTypesProperty()
   event_types?: string[] | null;
   // --- end of routing ---

@@ -31,7 +31,6 @@ export class UpdateWebhookDto extends WebhookMannersDto {
   @IsIn(SETTABLE_STATUSES)
   status?: SettableStatus;
 
-  // --- Routing ---
   @EventTypesProperty()
   event_types?: string[] | null;
   // --- end of routing ---

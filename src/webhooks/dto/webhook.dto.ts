@@ -56,7 +56,7 @@ export class WebhookDto {
   })
   on_exhausted: OnExhausted;
 
-  // ---- manners: the per-webhook settings (null = the global setting) ----
+  // The per-webhook settings (null = the global setting).
 
   @ApiProperty({
     type: [String],
@@ -82,7 +82,6 @@ export class WebhookDto {
   })
   backoff_factor: number | null;
 
-  // --- Routing ---
   @ApiProperty({
     type: [String],
     nullable: true,
@@ -114,13 +113,11 @@ export function toWebhookJson(webhook: Webhook): WebhookDto {
     disabled_at: webhook.disabledAt?.toISOString() ?? null,
     on_exhausted: webhook.onExhausted,
     disabled_detail: webhook.disabledDetail,
-    // manners
     header_names: Object.keys(webhook.headers ?? {}),
     max_in_flight: webhook.maxInFlight,
     rate_limit_per_second: webhook.rateLimitPerSecond,
     max_retries: webhook.maxRetries,
     backoff_factor: webhook.backoffFactor,
-    // --- Routing ---
     event_types: webhook.eventTypes,
   };
 }
