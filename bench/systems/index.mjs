@@ -1,7 +1,7 @@
 // The systems under test, behind one small interface the scenarios drive:
 //   prepare(db, receiverUrl, {webhooks}) → ctx      schema, topic/queue, webhook(s)
 //   enqueue(ctx, messages)                          the whole backlog, committed
-//   startWorkers(ctx, {workers, concurrency, env})  → {stop(), pids}; resolves once ready
+//   startWorkers(ctx, {workers, concurrency, env, nodeArgs?}) → {stop(), pids}; resolves once ready
 //   publish(ctx, message)                           one message, its own transaction
 //   close(ctx)
 // A message is {id, topic, partition, sequence, payload (object), body (its JSON text)}.
@@ -70,11 +70,11 @@ function oursBuiltIn(root, name) {
         [ctx.topicId, messages.map((m) => m.partition), messages.map((m) => m.body)],
       );
     },
-    async startWorkers(ctx, { workers, concurrency, env = {} }) {
+    async startWorkers(ctx, { workers, concurrency, env = {}, nodeArgs = [] }) {
       const procs = Array.from({ length: workers }, (_, i) =>
         startProcess(
           process.execPath,
-          ['dist/worker.js'],
+          [...nodeArgs, 'dist/worker.js'],
           {
             DATABASE_URL: ctx.db.url,
             WORKER_CONCURRENCY: String(concurrency),
