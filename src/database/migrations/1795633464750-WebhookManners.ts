@@ -138,7 +138,7 @@ const LINE_COLUMNS = `${CLAIMED_LINE_COLUMNS},\n  body_problem text,\n  previous
  * retry settings, and how the head has been throttled (throttled_seconds: for how long; NULL when
  * not).
  */
-function mannersHeadOfLines(lines: string): string {
+export function mannersHeadOfLines(lines: string): string {
   const head = routedHeadOfLines(lines);
   const last = 'd.previous_sequence::text AS previous_sequence,\n       m.event_type\n';
   if (head.split(last).length !== 2) throw new Error('routedHeadOfLines has changed');
@@ -354,7 +354,7 @@ $fn$`;
  * These reads happen after the line's lock, in statements of their own, and only for webhooks
  * with a webhook_limits row (one probe per call when there is none at all).
  */
-function mannersRecordAttempts(): string {
+export function mannersRecordAttempts(): string {
   const base = ROUTED_RECORD_ATTEMPTS;
   const parts = {
     pending: `req.outcome = 'pending'`,
