@@ -75,46 +75,52 @@ const lockLines = `
 
 /** The loop's "is there a next head to keep the line for?" test, for request r and line l. */
 const HAS_NEXT = `coalesce(nx.sequence, l.tail_sequence + 1) <= l.tail_sequence`;
-const BLOCKS = `h.on_exhausted = 'block'`;
 
 const SET_BASED = `
   RETURN QUERY
   WITH req AS (
     SELECT * FROM ${REQUESTS}
+  ), mine AS MATERIALIZED (
+    -- The locked lines' requests, with their webhooks: materialized, so that the line update
+    -- below finds each line by its primary key whatever the tables' statistics say.
+    SELECT r.*, h.status = 'active' AS active, h.on_exhausted = 'block' AS blocks,
+           h.failing_since IS NOT NULL AS webhook_failing
+    FROM req AS r
+    JOIN webhooks AS h ON h.id = r.webhook_id
+    WHERE r.nth = ANY(locked)
   ), line AS (
     UPDATE delivery_lines AS l
     SET head_sequence = CASE
-          WHEN r.outcome IN ('pending', 'throttled') OR (r.outcome = 'dead' AND ${BLOCKS})
+          WHEN r.outcome IN ('pending', 'throttled') OR (r.outcome = 'dead' AND r.blocks)
             OR l.rewind_to <= l.head_sequence THEN l.head_sequence
           ELSE coalesce(nx.sequence, l.tail_sequence + 1)
         END,
-        blocked = r.outcome = 'dead' AND ${BLOCKS} AND coalesce(l.rewind_to > l.head_sequence, true),
+        blocked = r.outcome = 'dead' AND r.blocks AND coalesce(l.rewind_to > l.head_sequence, true),
         next_attempt_at = CASE
-          WHEN r.outcome = 'dead' AND ${BLOCKS} AND coalesce(l.rewind_to > l.head_sequence, true)
+          WHEN r.outcome = 'dead' AND r.blocks AND coalesce(l.rewind_to > l.head_sequence, true)
             THEN NULL
           WHEN l.rewind_to <= l.head_sequence THEN now()
           WHEN r.outcome IN ('pending', 'throttled') THEN now() + make_interval(secs => r.delay)
           WHEN l.rewind_to IS NOT NULL THEN now()
-          WHEN ${HAS_NEXT} AND r.keep AND h.status = 'active'
+          WHEN ${HAS_NEXT} AND r.keep AND r.active
             THEN clock_timestamp() + make_interval(secs => $15 / 1000)
           WHEN ${HAS_NEXT} THEN now()
           ELSE NULL
         END,
         lease_token = CASE
-          WHEN r.outcome = 'delivered' OR (r.outcome = 'dead' AND NOT ${BLOCKS}) THEN
+          WHEN r.outcome = 'delivered' OR (r.outcome = 'dead' AND NOT r.blocks) THEN
             CASE
-              WHEN ${HAS_NEXT} AND r.keep AND h.status = 'active' AND l.rewind_to IS NULL
+              WHEN ${HAS_NEXT} AND r.keep AND r.active AND l.rewind_to IS NULL
                 THEN l.lease_token
             END
         END,
         head_created_at = CASE
-          WHEN r.outcome IN ('pending', 'throttled') OR (r.outcome = 'dead' AND ${BLOCKS})
+          WHEN r.outcome IN ('pending', 'throttled') OR (r.outcome = 'dead' AND r.blocks)
             OR l.rewind_to IS NOT NULL
             THEN l.head_created_at
           WHEN ${HAS_NEXT} THEN coalesce(nx.created_at, now())
         END
-    FROM req AS r
-    JOIN webhooks AS h ON h.id = r.webhook_id
+    FROM mine AS r
     LEFT JOIN LATERAL (
       -- The line's next pending delivery after the head (EventRouting: not head + 1).
       SELECT d.id, d.sequence, d.created_at FROM deliveries d
@@ -123,12 +129,11 @@ const SET_BASED = `
       ORDER BY d.sequence
       LIMIT 1
     ) AS nx ON true
-    WHERE r.nth = ANY(locked)
-      AND l.webhook_id = r.webhook_id AND l.partition_key = r.partition_key
+    WHERE l.webhook_id = r.webhook_id AND l.partition_key = r.partition_key
       AND l.lease_token = r.lease_token AND l.head_sequence = r.head
     RETURNING r.nth, l.webhook_id, l.partition_key, l.topic_id, l.head_sequence, l.lease_token,
               coalesce(l.rewind_to <= r.head, false) AS rewound,
-              h.failing_since IS NOT NULL AS webhook_failing, nx.id AS next_delivery_id
+              r.webhook_failing, nx.id AS next_delivery_id
   ), delivery AS (
     UPDATE deliveries AS d
     SET status = CASE
