@@ -75,7 +75,7 @@ try {
   // Each lookup is the statement the API's own service sends (TypeORM's query log), EXPLAINed
   // with its parameters: what is measured cannot drift from what runs.
   const { DataSource } = await import('typeorm');
-  const { dataSourceOptions } = await import(join(ROOT, 'dist/database/data-source.js'));
+  const { dataSourceOptions } = await import(join(ROOT, 'dist/database/data-source-options.js'));
   const entities = await import(join(ROOT, 'dist/database/entities/index.js'));
   const sent = [];
   const ignore = () => undefined;

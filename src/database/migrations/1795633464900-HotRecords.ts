@@ -23,9 +23,10 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  *   filled from now on.
  *
  * Building the indexes blocks writes to deliveries and delivery_attempts for the build (about a
- * second per million rows), and the check reads deliveries once; on a big install create the
- * indexes first with CREATE INDEX CONCURRENTLY under these names and definitions
- * (docs/deployment.md), and this migration keeps them.
+ * second per million rows), and adding the check reads deliveries once under a lock that blocks
+ * them too; on a big install create the indexes first with CREATE INDEX CONCURRENTLY and add the
+ * check NOT VALID then VALIDATE it, under these names and definitions (docs/deployment.md), and
+ * this migration keeps them.
  */
 export class HotRecords1795633464900 implements MigrationInterface {
   name = 'HotRecords1795633464900';
@@ -36,9 +37,20 @@ UPDATE deliveries
 SET dead_at = CASE WHEN status = 'dead' THEN now() END
 WHERE (status = 'dead') <> (dead_at IS NOT NULL)
 `);
+    // Kept when an operator added it beforehand (NOT VALID, then VALIDATE CONSTRAINT, which
+    // reads the table without blocking writes).
     await queryRunner.query(`
-ALTER TABLE "deliveries" ADD CONSTRAINT "deliveries_dead_at_check"
-CHECK ((status = 'dead') = (dead_at IS NOT NULL))
+DO $$
+BEGIN
+  IF NOT EXISTS (
+    SELECT 1 FROM pg_constraint
+    WHERE conname = 'deliveries_dead_at_check' AND conrelid = 'deliveries'::regclass
+  ) THEN
+    ALTER TABLE deliveries ADD CONSTRAINT deliveries_dead_at_check
+      CHECK ((status = 'dead') = (dead_at IS NOT NULL));
+  END IF;
+END
+$$
 `);
     await queryRunner.query(`
 CREATE INDEX IF NOT EXISTS "deliveries_dead_letter_idx" ON "deliveries" ("id")
