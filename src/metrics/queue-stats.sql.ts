@@ -7,27 +7,41 @@ import type { WebhookStatus } from '../database/entities/webhook.entity.js';
  */
 
 /**
- * Per webhook of delivery_lines l: its pending deliveries, blocked lines and oldest pending
- * delivery's publication time (see webhookStats). `head` is the line's next to send: a rewind
- * still waiting for the line's lease counts.
+ * Per webhook of delivery_lines l: its pending deliveries, blocked lines, the oldest head of its
+ * other lines with something to send, and its blocked lines' keys and heads (see webhookStats).
+ * `head` is the line's next to send: a rewind still waiting for the line's lease counts.
  */
 const LINE_FIGURES = `
 SELECT l.webhook_id,
        sum(l.tail_sequence - h.head + 1 - l.blocked::int) FILTER (WHERE h.head <= l.tail_sequence)
          AS pending,
        count(*) FILTER (WHERE l.blocked) AS blocked,
-       min(CASE
-             WHEN NOT l.blocked THEN l.head_created_at
-             ELSE (SELECT d.created_at FROM deliveries d
-                   WHERE d.webhook_id = l.webhook_id AND d.partition_key = l.partition_key
-                     AND d.sequence > l.head_sequence AND d.status = 'pending'
-                   ORDER BY d.sequence
-                   LIMIT 1)
-           END) FILTER (WHERE h.head <= l.tail_sequence) AS oldest_pending_at
+       min(l.head_created_at) FILTER (WHERE h.head <= l.tail_sequence AND NOT l.blocked)
+         AS oldest_head_at,
+       array_agg(l.partition_key) FILTER (WHERE l.blocked) AS blocked_keys,
+       array_agg(l.head_sequence) FILTER (WHERE l.blocked) AS blocked_heads
 FROM delivery_lines l
 CROSS JOIN LATERAL (
   SELECT least(l.head_sequence, coalesce(l.rewind_to, l.head_sequence)) AS head
 ) AS h`;
+
+/**
+ * The publication time of the first pending delivery after each blocked line's dead head, one
+ * probe of the line's unique key each; apart from LINE_FIGURES, so that the planner counts a
+ * probe per blocked line rather than one per line (which made the statement look costly enough
+ * to compile with JIT).
+ */
+const BLOCKED_OLDEST = `(
+  SELECT min(n.created_at)
+  FROM unnest(lines.blocked_keys, lines.blocked_heads) AS b (partition_key, head)
+  CROSS JOIN LATERAL (
+    SELECT d.created_at FROM deliveries d
+    WHERE d.webhook_id = w.id AND d.partition_key = b.partition_key AND d.sequence > b.head
+      AND d.status = 'pending'
+    ORDER BY d.sequence
+    LIMIT 1
+  ) AS n
+)`;
 
 /**
  * Per webhook: its status, pending deliveries, dead deliveries, the oldest pending delivery's
@@ -58,7 +72,7 @@ SELECT w.id AS webhook_id,
        coalesce(lines.blocked, 0)::float8 AS blocked_lines,
        coalesce((SELECT sum(c.dead) FROM dead_delivery_counts c WHERE c.webhook_id = w.id), 0)::float8
          AS dead,
-       coalesce(extract(epoch FROM now() - lines.oldest_pending_at), 0)::float8
+       coalesce(extract(epoch FROM now() - least(lines.oldest_head_at, ${BLOCKED_OLDEST})), 0)::float8
          AS oldest_pending_age_seconds
 FROM webhooks w
 JOIN topics t ON t.id = w.topic_id
