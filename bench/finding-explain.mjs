@@ -75,7 +75,7 @@ try {
   // Each lookup is the statement the API's own service sends (TypeORM's query log), EXPLAINed
   // with its parameters: what is measured cannot drift from what runs.
   const { DataSource } = await import('typeorm');
-  const { dataSourceOptions } = await import(join(ROOT, 'dist/database/data-source.js'));
+  const { dataSourceOptions } = await import(join(ROOT, 'dist/database/data-source-options.js'));
   const entities = await import(join(ROOT, 'dist/database/entities/index.js'));
   const sent = [];
   const ignore = () => undefined;
@@ -109,11 +109,19 @@ try {
     orm.getRepository(entities.AuditEntry),
   );
   const page = { limit: 100, after: 0, order: 'asc' };
-  /** The last statement `call` sent: the lookup (a topic's id by name may come before it). */
+  const deadLetters = await service(
+    'dist/dead-letter/dead-letter.service.js',
+    'DeadLetterService',
+    orm.getRepository(entities.Delivery),
+  );
+  /**
+   * The last statement `call` sent but the page's event types (withEventTypes, by the messages'
+   * primary key): the lookup (a topic's id by name may come before it).
+   */
   const statementOf = async (call) => {
     sent.length = 0;
     await call();
-    return sent.at(-1);
+    return sent.filter(({ query }) => !query.includes('event_type FROM messages WHERE id')).at(-1);
   };
   const lookups = [
     [
@@ -176,6 +184,19 @@ try {
       () => deliveries.listByMessage(cursor.message_id, page),
     ],
     ['one delivery (GET /deliveries/{id})', () => deliveries.getById(cursor.id)],
+    ['dead letters, oldest first (GET /dead-letter)', () => deadLetters.list(page)],
+    [
+      "a topic's dead letters, newest first (GET /dead-letter?topic_id=…&order=desc)",
+      () => deadLetters.list({ ...page, order: 'desc', topic_id: topicId }),
+    ],
+    [
+      "a webhook's dead letters (GET /dead-letter?webhook_id=11)",
+      () => deadLetters.list({ ...page, webhook_id: webhookId }),
+    ],
+    [
+      "a webhook's dead letters counted (GET /dead-letter/count?webhook_id=11)",
+      () => deadLetters.count({ webhook_id: webhookId }),
+    ],
     [
       'the audit log of a webhook, newest first (GET /audit-log?target=webhook:11)',
       () => audit.list({ ...page, order: 'desc', target: `webhook:${webhookId}` }),

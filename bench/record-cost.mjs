@@ -7,7 +7,8 @@
 // with `messages` messages on one key, and records them one after another from one connection,
 // each in its own transaction: ours is RECORD_ATTEMPTS (pgwq_record_attempts) with one attempt
 // that keeps the line, the floor is RECORD_DELIVERED. Prints the medians of the round trip and
-// of the backend's CPU (/proc/<pid>/stat) per record, and the WAL written per record.
+// of the backend's CPU (/proc/<pid>/stat) per record, the WAL written per record, and the share
+// of the updates of deliveries and delivery_lines that were heap-only (HOT: no index entries).
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -113,11 +114,25 @@ try {
           session.lsn,
         ]);
         const records = messages - 1;
+        // This backend's table counters, flushed at the end of the next statement.
+        await client.query('SELECT pg_stat_force_next_flush()');
+        const { rows: tables } = await client.query(
+          `SELECT relname, n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot
+           FROM pg_stat_user_tables WHERE relname IN ('deliveries', 'delivery_lines')`,
+        );
+        const hot = Object.fromEntries(tables.map((t) => [t.relname, t]));
         results[name].push({
           roundTripUs: (ms * 1000) / records,
           cpuUs: (cpu * 1000) / records,
           walBytes: Number(wal.bytes) / records,
+          deliveriesHot: (100 * hot.deliveries.hot) / Math.max(hot.deliveries.upd, 1),
+          linesHot: (100 * hot.delivery_lines.hot) / Math.max(hot.delivery_lines.upd, 1),
         });
+        console.error(
+          `round ${round + 1} ${name}: updates (HOT) deliveries ${hot.deliveries.upd} ` +
+            `(${hot.deliveries.hot}), delivery_lines ${hot.delivery_lines.upd} ` +
+            `(${hot.delivery_lines.hot})`,
+        );
         console.error(
           `round ${round + 1} ${name}: ${Math.round((ms * 1000) / records)} µs a record, ` +
             `backend CPU ${Math.round((cpu * 1000) / records)} µs`,
@@ -134,13 +149,14 @@ try {
     `\nPostgreSQL ${version}${server.embedded ? ' (embedded)' : ''}; ${rounds} rounds of ` +
       `${messages - 1} records on one line, medians per record\n`,
   );
-  console.log('| statement | round trip | backend CPU | WAL |');
-  console.log('|---|---:|---:|---:|');
+  console.log('| statement | round trip | backend CPU | WAL | HOT deliveries | HOT lines |');
+  console.log('|---|---:|---:|---:|---:|---:|');
   const label = { ours: 'ours (RECORD_ATTEMPTS, 1 attempt)', floor: 'floor (RECORD_DELIVERED)' };
   for (const [name, rows] of Object.entries(results)) {
     const m = (key) => Math.round(median(rows.map((r) => r[key])));
     console.log(
-      `| ${label[name]} | ${m('roundTripUs')} µs | ${m('cpuUs')} µs | ${m('walBytes')} B |`,
+      `| ${label[name]} | ${m('roundTripUs')} µs | ${m('cpuUs')} µs | ${m('walBytes')} B | ` +
+        `${m('deliveriesHot')}% | ${m('linesHot')}% |`,
     );
   }
 } finally {

@@ -274,9 +274,12 @@ describe('dead_delivery_counts', () => {
     const b = await createWebhook(db.pool, topic.id);
     for (let i = 0; i < 4; i++) await insertMessage(db.pool, topic.id, `k${i % 2}`);
 
-    await db.pool.query(`UPDATE deliveries SET status = 'dead' WHERE webhook_id = $1`, [a.id]);
     await db.pool.query(
-      `UPDATE deliveries SET status = 'dead' WHERE webhook_id = $1 AND sequence = 1`,
+      `UPDATE deliveries SET status = 'dead', dead_at = now() WHERE webhook_id = $1`,
+      [a.id],
+    );
+    await db.pool.query(
+      `UPDATE deliveries SET status = 'dead', dead_at = now() WHERE webhook_id = $1 AND sequence = 1`,
       [b.id],
     );
     expect(await counted()).toEqual([
@@ -289,7 +292,8 @@ describe('dead_delivery_counts', () => {
       [a.id],
     );
     await db.pool.query(
-      `UPDATE deliveries SET status = 'pending' WHERE webhook_id = $1 AND partition_key = 'k0' AND sequence = 1`,
+      `UPDATE deliveries SET status = 'pending', dead_at = NULL
+       WHERE webhook_id = $1 AND partition_key = 'k0' AND sequence = 1`,
       [a.id],
     );
     // Retention deletes a dead delivery; a message's deletion takes its deliveries with it.

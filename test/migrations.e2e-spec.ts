@@ -168,7 +168,7 @@ describe('migrations', () => {
   it('migration:generate writes a migration that runs as written and passes Prettier', async () => {
     const db = await createTestDatabase();
     databases.push(db);
-    await db.pool.query('DROP INDEX deliveries_dead_idx');
+    await db.pool.query('DROP INDEX deliveries_dead_letter_idx');
     // Inside the project, so that Prettier's config and the imports resolve as in src/.
     const dir = mkdtempSync(resolve('test', 'generated-'));
     try {

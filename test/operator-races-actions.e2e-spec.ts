@@ -129,7 +129,8 @@ describe('operator actions and open transactions race with delivery', () => {
     // The line as a redrive of 3 and its second death leave it: blocked at 3, with 4–6
     // delivered before and nothing pending after it.
     await db.pool.query(
-      `UPDATE deliveries SET status = CASE WHEN sequence = 3 THEN 'dead' ELSE 'delivered' END
+      `UPDATE deliveries SET status = CASE WHEN sequence = 3 THEN 'dead' ELSE 'delivered' END,
+         dead_at = CASE WHEN sequence = 3 THEN now() END
        WHERE webhook_id = $1`,
       [hook.id],
     );

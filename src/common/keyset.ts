@@ -102,8 +102,8 @@ export function scopedPage<T extends ObjectLiteral>(
     if (after) qb.andWhere(`${a}.id ${after} :after`);
     // Ordered by (scope, id), with the scope a range rather than an equality (which the planner
     // would drop from the ORDER BY as a constant): only the indexes led by the scope give that
-    // order, so the plan never walks an index of id alone (deliveries_dead_idx, the primary
-    // key) reading every other scope's rows to find this one's.
+    // order, so the plan never walks an index of id alone (deliveries_dead_letter_idx, the
+    // primary key) reading every other scope's rows to find this one's.
     qb.andWhere(`${a}.${list.scope} BETWEEN :scopeId AND :scopeId`);
     return qb.orderBy(`${a}.${list.scope}`, direction).addOrderBy(`${a}.id`, direction).getMany();
   }

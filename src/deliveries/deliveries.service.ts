@@ -21,24 +21,28 @@ export class DeliveriesService {
 
   /**
    * One page of a webhook's deliveries, each filter an index range: deliveries_webhook_id_idx
-   * (webhook_id, id), or for a status with few rows deliveries_pending_idx or
-   * deliveries_webhook_dead_idx (webhook_id, id) WHERE status; with a partition key the line's
-   * unique key (webhook_id, partition_key, sequence), walked in sequence order from the sequence
-   * of the `after` delivery (bench/results/finding-explain.txt). An event type is checked on each
+   * (webhook_id, id), or for dead ones deliveries_webhook_dead_letter_idx (webhook_id, id) WHERE
+   * dead_at IS NOT NULL (set exactly when dead); with a partition key the line's unique key
+   * (webhook_id, partition_key, sequence), walked in sequence order from the sequence of the
+   * `after` delivery (bench/results/finding-explain.txt). Pending and delivered are a filter on
+   * deliveries_webhook_id_idx: no index reads status, so that marking a delivery delivered stays
+   * a heap-only update (migration HotRecords1795633464900). An event type is checked on each
    * candidate's message (its primary key). A new filter is one more entry in `equal` (or
    * `conditions`).
    */
   async listByWebhook(webhookId: number, query: ListDeliveriesDto): Promise<DeliveryWithType[]> {
     await this.webhooks.getById(webhookId);
+    const dead = query.status === 'dead';
     return this.typed(
       await scopedPage(
         this.deliveries.createQueryBuilder('d'),
         {
           scope: 'webhookId',
           scopeId: webhookId,
-          equal: { status: query.status },
-          conditions:
-            query.event_type === undefined
+          equal: { status: dead ? undefined : query.status },
+          conditions: [
+            ...(dead ? [{ where: 'd.deadAt IS NOT NULL' }] : []),
+            ...(query.event_type === undefined
               ? []
               : [
                   {
@@ -48,7 +52,8 @@ export class DeliveriesService {
                       'EXISTS (SELECT 1 FROM messages m WHERE m.id = d.message_id AND m.event_type = :eventType)',
                     parameters: { eventType: query.event_type },
                   },
-                ],
+                ]),
+          ],
           partitionKey: query.partition_key,
         },
         query,

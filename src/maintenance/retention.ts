@@ -9,8 +9,12 @@ const DELIVERIES_PER_BATCH = 1000;
 const MESSAGES_PER_SWEEP = 1000;
 
 /**
- * Up to $2 delivered deliveries finished more than $1 seconds ago, oldest first: the start of
- * deliveries_delivered_at_idx, so a batch costs the same at any table size. A delivered delivery
+ * Up to $2 delivered deliveries finished more than $1 seconds ago, oldest first, found by their
+ * successful attempt: the start of delivery_attempts_succeeded_idx (started_at) WHERE 2xx, each
+ * delivery by its primary key, so a batch costs the same at any table size. (No index of
+ * deliveries reads its status or delivered_at: marking a delivery delivered stays a heap-only
+ * update, migration HotRecords1795633464900.) The only 2xx attempts passed over are those of
+ * deliveries replayed since, until they are delivered again and old enough. A delivered delivery
  * is behind its line's head, so no worker needs it again. SKIP LOCKED: a row someone holds (a
  * redrive or replay making it pending again) is left, and the lock re-checks the status on the
  * newest version, so a delivery made pending after our snapshot is not deleted.
@@ -18,25 +22,31 @@ const MESSAGES_PER_SWEEP = 1000;
 const DELETE_DELIVERED = `
 DELETE FROM deliveries AS d
 USING (
-  SELECT id FROM deliveries
-  WHERE status = 'delivered' AND delivered_at < now() - make_interval(secs => $1::double precision)
-  ORDER BY delivered_at
+  SELECT dd.id FROM delivery_attempts a
+  JOIN deliveries dd ON dd.id = a.delivery_id
+  WHERE a.status_code BETWEEN 200 AND 299
+    AND a.started_at < now() - make_interval(secs => $1::double precision)
+    AND dd.status = 'delivered'
+    AND dd.delivered_at < now() - make_interval(secs => $1::double precision)
+  ORDER BY a.started_at
   LIMIT $2
-  FOR UPDATE SKIP LOCKED
+  FOR UPDATE OF dd SKIP LOCKED
 ) AS doomed
 WHERE d.id = doomed.id
 RETURNING d.message_id
 `;
 
 /**
- * The same for dead deliveries (deliveries_dead_at_idx), except one its line has not passed: a
+ * The same for dead deliveries (deliveries_dead_since_idx (dead_at) WHERE dead_at IS NOT NULL:
+ * dead_at is set exactly when the status is dead), except one its line has not passed: a
  * blocked line's head stays dead in place until an operator redrives or skips it, so it stays.
  */
 const DELETE_DEAD = `
 DELETE FROM deliveries AS d
 USING (
   SELECT id FROM deliveries AS dd
-  WHERE status = 'dead' AND dead_at < now() - make_interval(secs => $1::double precision)
+  WHERE dead_at < now() - make_interval(secs => $1::double precision)
+    AND dead_at IS NOT NULL
     AND NOT EXISTS (
       SELECT 1 FROM delivery_lines l
       WHERE l.webhook_id = dd.webhook_id AND l.partition_key = dd.partition_key

@@ -24,12 +24,15 @@ interface Rewound {
   lowest: string | null;
 }
 
-/** Every dead delivery that a redrive's filters choose, counted per line, in line order. */
+/**
+ * Every dead delivery that a redrive's filters choose, counted per line, in line order. Dead is
+ * dead_at IS NOT NULL (set exactly when the status is dead), the predicate of the dead indexes.
+ */
 const DEAD_LINES = `
 SELECT d.webhook_id, d.partition_key, NULL::bigint AS from_sequence, count(*)::int AS deliveries
 FROM deliveries d
 JOIN webhooks w ON w.id = d.webhook_id AND w.deleted_at IS NULL
-WHERE d.status = 'dead'
+WHERE d.dead_at IS NOT NULL
   AND ($1::bigint[] IS NULL OR d.id = ANY ($1::bigint[]))
   AND ($2::int IS NULL OR d.webhook_id = $2::int)
   AND ($3::int IS NULL OR d.topic_id = $3::int)

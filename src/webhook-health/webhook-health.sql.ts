@@ -5,9 +5,10 @@ import { webhookStats } from '../metrics/queue-stats.sql.js';
  * up to $3: the queue gauges' figures (webhookStats: one pass over each webhook's lines, index
  * probes, no count over deliveries) and the last error. The last error is the most-behind line's
  * head's (delivery_lines_lag_idx, then the head by the line's unique key) while it has one, else
- * the newest dead delivery's (deliveries_webhook_dead_idx; the range on webhook_id keeps it in
- * the ORDER BY, so no plan walks deliveries_dead_idx through other webhooks' dead): what holds
- * the webhook up now, or what it last lost.
+ * the newest dead delivery's (deliveries_webhook_dead_letter_idx, dead_at IS NOT NULL: set
+ * exactly when dead; the range on webhook_id keeps it in the ORDER BY, so no plan walks
+ * deliveries_dead_letter_idx through other webhooks' dead): what holds the webhook up now, or
+ * what it last lost.
  */
 export const WEBHOOK_HEALTH = `
 SELECT s.*, w.topic_id, w.url, w.disabled_reason, w.on_exhausted,
@@ -33,7 +34,7 @@ LEFT JOIN LATERAL (
     UNION ALL
     SELECT 2, dead.* FROM (
       SELECT d.id, d.last_error, d.last_status_code FROM deliveries d
-      WHERE d.webhook_id BETWEEN s.webhook_id AND s.webhook_id AND d.status = 'dead'
+      WHERE d.webhook_id BETWEEN s.webhook_id AND s.webhook_id AND d.dead_at IS NOT NULL
       ORDER BY d.webhook_id DESC, d.id DESC
       LIMIT 1
     ) AS dead

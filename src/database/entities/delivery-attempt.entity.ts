@@ -5,6 +5,10 @@ import { Delivery } from './delivery.entity.js';
 /** One POST of a delivery and what came of it. */
 @Entity('delivery_attempts')
 @Index('delivery_attempts_delivery_id_idx', ['deliveryId', 'id'])
+// Retention's way to delivered deliveries, oldest first (src/maintenance/retention.ts).
+@Index('delivery_attempts_succeeded_idx', ['startedAt'], {
+  where: 'status_code BETWEEN 200 AND 299',
+})
 export class DeliveryAttempt {
   @PrimaryColumn('bigint', {
     generated: 'identity',

@@ -20,12 +20,14 @@ export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 @Entity('deliveries')
 @Unique('deliveries_line_sequence_key', ['webhookId', 'partitionKey', 'sequence'])
 @Index('deliveries_webhook_id_idx', ['webhookId', 'id'])
-@Index('deliveries_dead_idx', ['id'], { where: "status = 'dead'" })
-@Index('deliveries_pending_idx', ['webhookId', 'id'], { where: "status = 'pending'" })
-@Index('deliveries_webhook_dead_idx', ['webhookId', 'id'], { where: "status = 'dead'" })
-@Index('deliveries_delivered_at_idx', ['deliveredAt'], { where: "status = 'delivered'" })
-@Index('deliveries_dead_at_idx', ['deadAt'], { where: "status = 'dead'" })
+// No index reads a column that marking a delivery delivered changes (status, attempts,
+// next_attempt_at, last_status_code, last_error, delivered_at): that update stays heap-only
+// (migration HotRecords1795633464900). The dead ones are keyed on dead_at, set exactly when dead.
+@Index('deliveries_dead_letter_idx', ['id'], { where: 'dead_at IS NOT NULL' })
+@Index('deliveries_webhook_dead_letter_idx', ['webhookId', 'id'], { where: 'dead_at IS NOT NULL' })
+@Index('deliveries_dead_since_idx', ['deadAt'], { where: 'dead_at IS NOT NULL' })
 @Check('deliveries_status_check', "status IN ('pending', 'delivered', 'dead')")
+@Check('deliveries_dead_at_check', "(status = 'dead') = (dead_at IS NOT NULL)")
 export class Delivery {
   @PrimaryColumn('bigint', {
     generated: 'identity',

@@ -19,6 +19,7 @@ import { PublishByName1795633464600 } from './1795633464600-PublishByName.js';
 import { EventRouting1795633464700 } from './1795633464700-EventRouting.js';
 import { WebhookManners1795633464750 } from './1795633464750-WebhookManners.js';
 import { SetBasedRecord1795633464800 } from './1795633464800-SetBasedRecord.js';
+import { HotRecords1795633464900 } from './1795633464900-HotRecords.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -43,4 +44,5 @@ export const MIGRATIONS = [
   EventRouting1795633464700,
   WebhookManners1795633464750,
   SetBasedRecord1795633464800,
+  HotRecords1795633464900,
 ];
