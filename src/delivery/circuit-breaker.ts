@@ -1,3 +1,5 @@
+import { remembered } from '../common/remembered.js';
+
 /**
  * Circuit breakers, one per destination (a webhook URL's origin: scheme, host and port), kept
  * by each worker for the requests it sends. A destination that keeps timing out or refusing
@@ -122,10 +124,10 @@ export class CircuitBreakers {
 }
 
 /** The breaker key of a webhook URL: its origin (scheme, host, port). */
-export function destinationOf(url: string): string {
+export const destinationOf = remembered((url) => {
   try {
     return new URL(url).origin;
   } catch {
     return url;
   }
-}
+});
