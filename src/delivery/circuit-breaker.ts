@@ -79,7 +79,11 @@ export class CircuitBreakers {
     permit: BreakerPermit,
     outcome: BreakerOutcome,
   ): 'opened' | 'closed' | undefined {
-    const d = this.destinations.get(destination) ?? this.track(destination);
+    const tracked = this.destinations.get(destination);
+    // An answer from a destination with no failure in the window leaves nothing to remember:
+    // the common case, decided without building its window only to drop it again.
+    if (!tracked && permit === 'request' && outcome !== 'unreachable') return undefined;
+    const d = tracked ?? this.track(destination);
     if (permit === 'probe') {
       d.probing = false;
       if (outcome === 'cancelled') return undefined;
