@@ -1,3 +1,5 @@
+import { remembered } from '../common/remembered.js';
+
 /**
  * Circuit breakers, one per destination (a webhook URL's origin: scheme, host and port), kept
  * by each worker for the requests it sends. A destination that keeps timing out or refusing
@@ -77,7 +79,11 @@ export class CircuitBreakers {
     permit: BreakerPermit,
     outcome: BreakerOutcome,
   ): 'opened' | 'closed' | undefined {
-    const d = this.destinations.get(destination) ?? this.track(destination);
+    const tracked = this.destinations.get(destination);
+    // An answer from a destination with no failure in the window leaves nothing to remember:
+    // the common case, decided without building its window only to drop it again.
+    if (!tracked && permit === 'request' && outcome !== 'unreachable') return undefined;
+    const d = tracked ?? this.track(destination);
     if (permit === 'probe') {
       d.probing = false;
       if (outcome === 'cancelled') return undefined;
@@ -122,10 +128,10 @@ export class CircuitBreakers {
 }
 
 /** The breaker key of a webhook URL: its origin (scheme, host, port). */
-export function destinationOf(url: string): string {
+export const destinationOf = remembered((url) => {
   try {
     return new URL(url).origin;
   } catch {
     return url;
   }
-}
+});

@@ -1,4 +1,5 @@
-import { createHmac, createSecretKey, KeyObject, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual } from 'node:crypto';
+import { remembered } from '../common/remembered.js';
 
 /** Standard Webhooks secrets carry this prefix before the base64 key. */
 const SECRET_PREFIX = 'whsec_';
@@ -9,20 +10,8 @@ export function signingKey(secret: string): Buffer {
   return Buffer.from(encoded, 'base64');
 }
 
-/** The HMAC keys of the secrets seen lately: every delivery signs twice with the same key. */
-const keys = new Map<string, KeyObject>();
-/** Enough for the webhooks of a busy worker; past it the cache starts afresh. */
-const KEYS_CACHED = 1000;
-
-function keyOf(secret: string): KeyObject {
-  let key = keys.get(secret);
-  if (!key) {
-    if (keys.size >= KEYS_CACHED) keys.clear();
-    key = createSecretKey(signingKey(secret));
-    keys.set(secret, key);
-  }
-  return key;
-}
+/** The HMAC key of each secret seen lately: every delivery signs twice with the same key. */
+const keyOf = remembered((secret) => createSecretKey(signingKey(secret)));
 
 /** `v1,<base64 HMAC-SHA256 of content>` per secret, space-separated. */
 function sign(secrets: readonly string[], content: string): string {

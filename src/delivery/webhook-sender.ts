@@ -26,6 +26,9 @@ export interface WebhookRequest {
  */
 export const CONNECT_TIMEOUT_MS = 3000;
 
+/** TCP keep-alive's first probe after this much silence (Node's default for a keep-alive agent). */
+const KEEP_ALIVE_DELAY_MS = 1000;
+
 /** What one POST came to. `error` is set for every failure, with or without a status. */
 export interface WebhookResult {
   ok: boolean;
@@ -63,25 +66,27 @@ export class WebhookSender implements OnApplicationShutdown {
       createWebhookResolver(config.webhookDnsServers),
     );
     const connectTimeoutMs = Math.min(CONNECT_TIMEOUT_MS, config.deliveryTimeoutMs);
-    this.httpAgent = withConnectTimeout(
-      new http.Agent({ keepAlive: true, lookup }),
+    this.httpAgent = withSocketSetup(
+      new http.Agent({ keepAlive: true, keepAliveMsecs: KEEP_ALIVE_DELAY_MS, lookup }),
       connectTimeoutMs,
     );
-    this.httpsAgent = withConnectTimeout(
-      new https.Agent({ keepAlive: true, lookup }),
+    this.httpsAgent = withSocketSetup(
+      new https.Agent({ keepAlive: true, keepAliveMsecs: KEEP_ALIVE_DELAY_MS, lookup }),
       connectTimeoutMs,
     );
     this.client = axios.create({
       httpAgent: this.httpAgent,
       httpsAgent: this.httpsAgent,
       maxRedirects: 0,
-      timeout: config.deliveryTimeoutMs,
+      // No `timeout`: send() bounds the whole exchange with its own deadline, which starts first
+      // and so always fires first; axios's would only add a timer and a socket timeout per request.
       validateStatus: () => true,
       responseType: 'stream',
       adapter: 'http',
-      // The body is already the exact JSON text we signed: send it untouched; the answer is a
-      // stream read up to its cap (readCapped), nothing to transform either.
-      transformRequest: [(data: unknown) => data],
+      // The body is already the exact JSON text we signed: sent untouched, and the answer is a
+      // stream read up to its cap (readCapped). No transforms at all: each one costs axios a
+      // pass over the headers per request.
+      transformRequest: [],
       transformResponse: [],
       decompress: true,
       proxy: false,
@@ -125,7 +130,11 @@ export class WebhookSender implements OnApplicationShutdown {
     else signal.addEventListener('abort', cancel, { once: true });
     try {
       request.headers['user-agent'] ??= USER_AGENT;
-      const response = await this.client.post<Readable>(request.url, request.body, {
+      // request(), not post(): post() merges its arguments into one more config first.
+      const response = await this.client.request<Readable>({
+        method: 'post',
+        url: request.url,
+        data: request.body,
         headers: request.headers,
         signal: exchange.signal,
       });
@@ -169,10 +178,15 @@ export class WebhookSender implements OnApplicationShutdown {
 }
 
 /**
- * Arms a timer on every socket the agent opens: destroyed with ERR_WEBHOOK_CONNECT_TIMEOUT
- * unless connected (TLS included) within `ms` of the DNS answer (at once for an IP literal).
+ * Sets up every socket the agent opens. A connect timer: the socket is destroyed with
+ * ERR_WEBHOOK_CONNECT_TIMEOUT unless connected (TLS included) within `ms` of the DNS answer (at
+ * once for an IP literal). And TCP keep-alive, switched on once with the agent's delay: axios
+ * (60 s, as each request takes the socket) and the agent (its own 1 s, as the socket goes back
+ * to the pool) would otherwise switch it again on every request, four setsockopt calls each.
+ * The socket keeps the pool's 1 s throughout; while a request waits for its answer, probes a
+ * live receiver acknowledges change nothing, and the delivery deadline comes first.
  */
-function withConnectTimeout<A extends http.Agent>(agent: A, ms: number): A {
+function withSocketSetup<A extends http.Agent>(agent: A, ms: number): A {
   const create = (agent as unknown as { createConnection: CreateConnection }).createConnection;
   const secure = agent instanceof https.Agent;
   (agent as unknown as { createConnection: CreateConnection }).createConnection = function (
@@ -182,6 +196,8 @@ function withConnectTimeout<A extends http.Agent>(agent: A, ms: number): A {
   ) {
     const socket = create.call(this, options, callback);
     if (!socket) return socket;
+    socket.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
+    socket.setKeepAlive = keepAliveAlreadyOn;
     const connectError = () => {
       const error: NodeJS.ErrnoException = new Error(`connect timeout after ${ms} ms`);
       error.code = 'ERR_WEBHOOK_CONNECT_TIMEOUT';
@@ -199,6 +215,12 @@ function withConnectTimeout<A extends http.Agent>(agent: A, ms: number): A {
     return socket;
   };
   return agent;
+}
+
+/** A socket's setKeepAlive once keep-alive is on: switching it off still goes through. */
+function keepAliveAlreadyOn(this: net.Socket, enable?: boolean, initialDelay?: number): net.Socket {
+  if (enable) return this;
+  return net.Socket.prototype.setKeepAlive.call(this, enable, initialDelay);
 }
 
 type CreateConnection = (

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
+import { remembered } from '../common/remembered.js';
 import { createWebhookResolver, type ResolveHost } from './webhook-dns.js';
 
 /**
@@ -292,6 +293,15 @@ export function webhookLookup(
   };
 }
 
+/** The host of a webhook URL (null when it does not parse), parsed once per URL. */
+const hostOfUrl = remembered((rawUrl): string | null => {
+  try {
+    return urlHost(new URL(rawUrl));
+  } catch {
+    return null;
+  }
+});
+
 /**
  * The check for URLs whose host is an IP literal, which node:net connects to without a lookup:
  * what stops the worker sending to the URL (with `refusal` when the address policy refused its
@@ -303,12 +313,8 @@ export function webhookUrlAddressProblem(
   allowPrivateNetworks: boolean,
 ): { message: string; refusal?: WebhookAddressRefusedError } | undefined {
   if (allowPrivateNetworks) return undefined;
-  let host: string;
-  try {
-    host = urlHost(new URL(rawUrl));
-  } catch {
-    return { message: 'url is not a valid URL' };
-  }
+  const host = hostOfUrl(rawUrl);
+  if (host === null) return { message: 'url is not a valid URL' };
   const refusal = literalHostRefusal(host);
   return refusal && { message: refusal.message, refusal };
 }
