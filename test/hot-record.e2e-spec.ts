@@ -1,4 +1,3 @@
-import pg from 'pg';
 import {
   CLAIM_LINES,
   ClaimedLine,
@@ -60,8 +59,8 @@ describe('recording a delivered or retried attempt is a heap-only update of deli
       [topic.id],
     );
     // One transaction, so pg_stat_xact_user_tables holds exactly its own updates.
-    const client = new pg.Client({ connectionString: db.url });
-    await client.connect();
+    // From the test pool: its connections follow the run's DATABASE_SCHEMA.
+    const client = await db.pool.connect();
     try {
       await client.query('BEGIN');
       const {
@@ -98,7 +97,7 @@ describe('recording a delivered or retried attempt is a heap-only update of deli
       expect(stats).toEqual([{ updated: 2, hot: 2 }]);
     } finally {
       await client.query('ROLLBACK');
-      await client.end();
+      client.release();
     }
   });
 });
