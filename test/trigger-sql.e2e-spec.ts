@@ -64,7 +64,7 @@ describe('sql/notify_trigger.sql', () => {
       expect({ name: row.name, config: row.config }).toEqual({
         name: row.name,
         config: [`search_path=${TEST_SCHEMA}, pg_temp`].concat(
-          row.name === 'pgwq_assign_sequence' ? ['enable_seqscan=off'] : [],
+          ['pgwq_assign_sequence', 'pgwq_fan_out'].includes(row.name) ? ['enable_seqscan=off'] : [],
         ),
       });
     }

@@ -18,6 +18,7 @@ import { FindingAndAudit1795633464500 } from './1795633464500-FindingAndAudit.js
 import { PublishByName1795633464600 } from './1795633464600-PublishByName.js';
 import { EventRouting1795633464700 } from './1795633464700-EventRouting.js';
 import { WebhookManners1795633464750 } from './1795633464750-WebhookManners.js';
+import { CheaperPublish1795633465000 } from './1795633465000-CheaperPublish.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -41,4 +42,5 @@ export const MIGRATIONS = [
   PublishByName1795633464600,
   EventRouting1795633464700,
   WebhookManners1795633464750,
+  CheaperPublish1795633465000,
 ];
