@@ -2,7 +2,7 @@
 // webhook of the same workers has a backlog it may only take at rate_limit_per_second. The
 // unlimited one's rate must not suffer: it is measured beside the limited one and alone, in the
 // same round. Ours only (the limits are ours).
-import { makeMessages } from './scenarios.mjs';
+import { makeMessages } from './delivery.mjs';
 import { createDatabase, now, until } from './lib/util.mjs';
 import { ours } from './systems/index.mjs';
 

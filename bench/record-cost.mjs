@@ -105,7 +105,7 @@ try {
         } = await client.query(`SELECT pg_backend_pid() AS pid, pg_current_wal_lsn() AS lsn`);
         const cpuBefore = cpuMs(session.pid);
         const startedAt = now();
-        await run(client, ctx.webhookId);
+        await run(client, ctx.webhookIds[0]);
         const ms = now() - startedAt;
         const cpu = cpuMs(session.pid) - cpuBefore;
         const {

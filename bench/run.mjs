@@ -1,5 +1,6 @@
 // `npm run bench` (quick: 3 rounds; docs/benchmarks.md says how long it takes here) and
 // `npm run bench -- --full` (20,000-message runs, delivery with 4 workers too, and scale).
+// Ordered delivery runs with one webhook and with ten (each message to each, a tenth the messages).
 //
 // Builds the project, starts its own PostgreSQL (DATABASE_URL, else an embedded one in a temp
 // dir) and a receiver process, then runs every scenario for each system in turn, round after
@@ -24,7 +25,8 @@ import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { deliveryRun, latencyRun, sqlPublishRound } from './scenarios.mjs';
+import { cpuLine, deliveryRun } from './delivery.mjs';
+import { latencyRun, sqlPublishRound } from './scenarios.mjs';
 import { mannersRound } from './manners.mjs';
 import { scaleRun } from './scale.mjs';
 import { batchPublishRound, retentionRun } from './publishing.mjs';
@@ -139,20 +141,42 @@ const C = env.concurrency;
 const started = new Date();
 const plans = {};
 
-/** "workers 900 µs, database 300 µs, receiver 150 µs" (deliveryRun's cpuPerMessageUs). */
-const cpuLine = (us) =>
-  us
-    ? Object.entries(us)
-        .map(([k, v]) => `${k} ${v} µs`)
-        .join(', ')
-    : 'n/a';
-
 async function safely(what, fn) {
   try {
     return await fn();
   } catch (error) {
     log(`  ${what} failed: ${error?.stack ?? error}`);
     return null;
+  }
+}
+
+/** One round of ordered delivery by `systems` with `workers` workers to `webhooks` webhooks. */
+async function deliveryRows(round, systems, workers, webhooks) {
+  const messages = P.deliveryMessages / webhooks;
+  const fanOut = webhooks === 1 ? '' : ` x ${webhooks} webhooks`;
+  for (const system of rotate(systems, round)) {
+    const r = await safely(system.name, () =>
+      deliveryRun(env, system, {
+        messages,
+        partitions: 100,
+        workers,
+        webhooks,
+        timeoutMs: deadline(system),
+      }),
+    );
+    log(
+      `  delivery x${workers}${webhooks === 1 ? '' : `, ${webhooks} webhooks`} ${system.name}: ${r?.throughput?.toFixed(0)}/s, ${r?.violations} out of order; ` +
+        `CPU per delivery ${cpuLine(r?.cpuPerMessageUs)}`,
+    );
+    record(
+      'ordered delivery',
+      `${messages} msgs${fanOut} / 100 partitions, ${workers} worker(s) x ${C}`,
+      system.name,
+      webhooks === 1 ? 'msg/s' : 'deliveries/s',
+      r?.throughput ?? null,
+      'higher',
+      r,
+    );
   }
 }
 
@@ -189,29 +213,10 @@ for (let round = 0; round < rounds; round++) {
         workers === 4
           ? [ours, baseline, raw, rawRecorded]
           : [...queues, graphileDefault, ...variants, raw, rawRecorded];
-      for (const system of rotate(systems, round)) {
-        const r = await safely(system.name, () =>
-          deliveryRun(env, system, {
-            messages: P.deliveryMessages,
-            partitions: 100,
-            workers,
-            timeoutMs: deadline(system),
-          }),
-        );
-        log(
-          `  delivery x${workers} ${system.name}: ${r?.throughput?.toFixed(0)} msg/s, ${r?.violations} out of order; ` +
-            `CPU per message ${cpuLine(r?.cpuPerMessageUs)}`,
-        );
-        record(
-          'ordered delivery',
-          `${P.deliveryMessages} msgs / 100 partitions, ${workers} worker(s) x ${C}`,
-          system.name,
-          'msg/s',
-          r?.throughput ?? null,
-          'higher',
-          r,
-        );
-      }
+      await deliveryRows(round, systems, workers, 1);
+      // Ten webhooks on the topic, each message POSTed to each: a tenth of the messages.
+      if (workers < 4)
+        await deliveryRows(round, [ours, baseline, graphileDefault, rawRecorded], workers, 10);
     }
   }
   if (wants('failure')) {

@@ -98,12 +98,16 @@ $$;
 -- 'order.created'); an untyped message goes only to webhooks without a list. A webhook that does
 -- not match gets nothing, not even a line. Each delivery stores previous_sequence, the sequence
 -- of the delivery before it on its line (whatever its status; NULL for a line's first), sent as
--- webhook-previous-sequence so a receiver tells a filtered message from a missed one.
+-- webhook-previous-sequence so a receiver tells a filtered message from a missed one: the line's
+-- tail, or when the tail is not below it (an insert nested in another on the same partition is
+-- fanned out first, with a higher number) pgwq_line_sequence_before(webhook, key, sequence),
+-- installed by the migrations: the line's highest delivery below it.
 --
 -- Two paths with one meaning: a 1-row statement takes the row path (the row read into
--- variables, small plans: a fifth to a quarter less backend CPU per 1-row transaction,
--- bench/results/publish-evidence.txt); more rows take the set path, grouped per partition and
--- per line. A statement that inserted nothing returns at once.
+-- variables, then one statement with small plans); more rows take the set path, grouped per
+-- partition and per line. A statement that inserted nothing does nothing. enable_seqscan = off
+-- for the reason given in 1.: with few partitions and webhooks the generic plans otherwise read
+-- partition_sequences, webhooks and delivery_lines whole (bench/results/publish-evidence.txt).
 --
 -- A deleted webhook (deleted_at set) gets nothing more; the workers purge it later. The
 -- key-share lock on each webhook fanned out to makes the purge's final DELETE safe: it skips a
@@ -121,42 +125,38 @@ $$;
 -- from the row itself, so it cannot park the line as idle while this transaction's deliveries
 -- are still invisible to it (the lost-wakeup race).
 --
--- A busy line keeps its head and takes the greatest tail: a message inserted by a trigger inside
--- another insert on the same partition has the higher number but is fanned out first, so the
--- outer statement comes with a lower range (and may even lower the head of a line the inner
--- statement created). An idle line (head past tail) takes the new rows' range as it is: that is
--- its next message, and it also puts a line back on track after its counter was set back.
+-- A busy line keeps its head and takes the greatest tail: the outer statement of a nested insert
+-- comes with a lower range (and may even lower the head of a line the inner statement created).
+-- An idle line (head past tail) takes the new rows' range as it is: that is its next message,
+-- and it also puts a line back on track after its counter was set back.
 --
 -- pg_notify with a constant payload: PostgreSQL folds a transaction's identical notifications
 -- into one, so NOTIFY's commit-time lock is paid once per transaction, and only when a line woke
 -- (new, or idle until now). A line with work waiting already has a worker on it, its retry
 -- timer, or a slot about to free: a notification would not make it due sooner.
 CREATE OR REPLACE FUNCTION pgwq_fan_out() RETURNS trigger
-LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = public, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   woke boolean;
-  inserted bigint;
   msg_id bigint;
   msg_topic_id integer;
   msg_partition_key text;
   msg_sequence bigint;
   msg_event_type text;
 BEGIN
-  SELECT count(*), min(n.id), min(n.topic_id), min(n.partition_key), min(n.sequence),
-         min(n.event_type)
-  INTO inserted, msg_id, msg_topic_id, msg_partition_key, msg_sequence, msg_event_type
-  FROM new_messages n;
+  SELECT n.id, n.topic_id, n.partition_key, n.sequence, n.event_type
+  INTO msg_id, msg_topic_id, msg_partition_key, msg_sequence, msg_event_type
+  FROM new_messages n
+  WHERE NOT EXISTS (SELECT FROM new_messages OFFSET 1);
 
-  IF inserted = 0 THEN
-    RETURN NULL;
-  ELSIF inserted = 1 THEN
-    UPDATE partition_sequences AS ps
-    SET last_sequence = msg_sequence
-    WHERE ps.topic_id = msg_topic_id
-      AND ps.partition_key = msg_partition_key
-      AND ps.last_sequence < msg_sequence;
-
-    WITH hooks AS (
+  IF FOUND THEN
+    WITH counter AS (
+      UPDATE partition_sequences AS ps
+      SET last_sequence = msg_sequence
+      WHERE ps.topic_id = msg_topic_id
+        AND ps.partition_key = msg_partition_key
+        AND ps.last_sequence < msg_sequence
+    ), hooks AS (
       SELECT w.id, w.status
       FROM webhooks w
       WHERE w.topic_id = msg_topic_id AND w.deleted_at IS NULL
@@ -173,9 +173,7 @@ BEGIN
              (
         SELECT CASE
                  WHEN l.tail_sequence < msg_sequence THEN l.tail_sequence
-                 ELSE (SELECT max(d.sequence) FROM deliveries d
-                       WHERE d.webhook_id = w.id AND d.partition_key = msg_partition_key
-                         AND d.sequence < msg_sequence)
+                 ELSE pgwq_line_sequence_before(w.id, msg_partition_key, msg_sequence)
                END
         FROM delivery_lines l
         WHERE l.webhook_id = w.id AND l.partition_key = msg_partition_key)
@@ -204,20 +202,20 @@ BEGIN
             head_created_at = coalesce(l.head_created_at, EXCLUDED.head_created_at)
       RETURNING l.next_attempt_at = now() AS woke
     )
-    SELECT bool_or(lines.woke) INTO woke FROM lines;
-  ELSE
-    UPDATE partition_sequences AS ps
-    SET last_sequence = n.last_sequence
-    FROM (
-      SELECT topic_id, partition_key, max(sequence) AS last_sequence
-      FROM new_messages
-      GROUP BY topic_id, partition_key
-    ) AS n
-    WHERE ps.topic_id = n.topic_id
-      AND ps.partition_key = n.partition_key
-      AND ps.last_sequence < n.last_sequence;
-
-    WITH hooks AS (
+    SELECT true INTO woke FROM lines WHERE lines.woke LIMIT 1;
+  ELSIF EXISTS (SELECT FROM new_messages) THEN
+    WITH counter AS (
+      UPDATE partition_sequences AS ps
+      SET last_sequence = n.last_sequence
+      FROM (
+        SELECT topic_id, partition_key, max(sequence) AS last_sequence
+        FROM new_messages
+        GROUP BY topic_id, partition_key
+      ) AS n
+      WHERE ps.topic_id = n.topic_id
+        AND ps.partition_key = n.partition_key
+        AND ps.last_sequence < n.last_sequence
+    ), hooks AS (
       SELECT w.id, w.topic_id, w.status, w.event_types
       FROM webhooks w
       WHERE w.topic_id IN (SELECT topic_id FROM new_messages) AND w.deleted_at IS NULL
@@ -240,9 +238,7 @@ BEGIN
              coalesce(f.before, (
         SELECT CASE
                  WHEN l.tail_sequence < f.sequence THEN l.tail_sequence
-                 ELSE (SELECT max(d.sequence) FROM deliveries d
-                       WHERE d.webhook_id = f.webhook_id AND d.partition_key = f.partition_key
-                         AND d.sequence < f.sequence)
+                 ELSE pgwq_line_sequence_before(f.webhook_id, f.partition_key, f.sequence)
                END
         FROM delivery_lines l
         WHERE l.webhook_id = f.webhook_id AND l.partition_key = f.partition_key))
@@ -274,7 +270,7 @@ BEGIN
             head_created_at = coalesce(l.head_created_at, EXCLUDED.head_created_at)
       RETURNING l.next_attempt_at = now() AS woke
     )
-    SELECT bool_or(lines.woke) INTO woke FROM lines;
+    SELECT true INTO woke FROM lines WHERE lines.woke LIMIT 1;
   END IF;
 
   IF woke THEN
@@ -318,7 +314,9 @@ CREATE OR REPLACE TRIGGER messages_refuse_moving
 -- most that). jsonb stores 1e131071 in a few bytes and prints it as 131,072 digits: such a row
 -- could not be delivered, nor claimed beside others. pgwq_payload_text (installed by the
 -- migrations) counts the numbers' digits first without printing them, so a bomb is refused in
--- milliseconds; the error is check_violation naming messages_payload_printable.
+-- milliseconds; the error is check_violation naming messages_payload_printable. The WHEN skips
+-- the call for a payload stored uncompressed in at most 3,640 bytes: it prints to at most 18,433
+-- times that (a number prints to 147,457 characters at most and is stored in 8 bytes at least).
 CREATE OR REPLACE FUNCTION pgwq_refuse_unprintable_payload() RETURNS trigger
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
@@ -335,7 +333,10 @@ $$;
 
 CREATE OR REPLACE TRIGGER messages_payload_printable
   BEFORE INSERT OR UPDATE OF payload ON messages
-  FOR EACH ROW EXECUTE FUNCTION pgwq_refuse_unprintable_payload();
+  FOR EACH ROW
+  WHEN (pg_column_size(NEW.payload) > 3640
+        OR pg_column_compression(NEW.payload) IS NOT NULL)
+  EXECUTE FUNCTION pgwq_refuse_unprintable_payload();
 
 -- 6. Before each row inserted, or whose event_type changes, with an event_type that is not 1-128
 -- characters of A-Z a-z 0-9 _ . : / - : refuse it, saying so (the CHECK's error would print the

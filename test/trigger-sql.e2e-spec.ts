@@ -63,6 +63,7 @@ describe('sql/notify_trigger.sql', () => {
     // The planner settings some functions carry (each migration says why).
     const planner: Record<string, string[]> = {
       pgwq_assign_sequence: ['enable_seqscan=off'],
+      pgwq_fan_out: ['enable_seqscan=off'],
       pgwq_record_attempts: ['plan_cache_mode=force_generic_plan'],
     };
     for (const row of rows) {

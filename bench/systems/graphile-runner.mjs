@@ -1,7 +1,8 @@
 // graphile-worker as a bench baseline, in a process of its own: one runner with `CONCURRENCY`
-// jobs at once, and a task that POSTs with the same client and headers as everyone else. A job
-// that gets no 2xx throws, so graphile-worker retries it with its own backoff. GRAPHILE_FASTEST=1:
-// its fastest settings (a local queue and batched completion/failure); otherwise its defaults.
+// jobs at once, and a task that POSTs with the same client and headers as everyone else, to the
+// job's url when it has one (a run with several webhooks). A job that gets no 2xx throws, so
+// graphile-worker retries it with its own backoff. GRAPHILE_FASTEST=1: its fastest settings (a
+// local queue and batched completion/failure); otherwise its defaults.
 import { Logger, run } from 'graphile-worker';
 import { makeClient, postWebhook } from '../lib/sender.mjs';
 
@@ -18,7 +19,10 @@ const runner = await run({
   logger: new Logger(() => () => undefined),
   taskList: {
     deliver: async (payload, helpers) => {
-      const ok = await postWebhook(client, url, { ...payload, attempt: helpers.job.attempts });
+      const ok = await postWebhook(client, payload.url ?? url, {
+        ...payload,
+        attempt: helpers.job.attempts,
+      });
       if (!ok) throw new Error('webhook answered non-2xx');
     },
   },

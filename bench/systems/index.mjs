@@ -25,6 +25,13 @@ function newPool(url, max = 4) {
   return pool;
 }
 
+/**
+ * Webhook `i` (0-based) of `webhooks` on the bench's receiver: the receiver's URL itself when
+ * there is one, else with a query string that names it, so the receiver tells the webhooks apart.
+ */
+export const webhookUrl = (receiverUrl, i, webhooks) =>
+  webhooks === 1 ? receiverUrl : `${receiverUrl}?webhook=${i + 1}`;
+
 /** Waits until `n` sessions of the database LISTEN (our worker and graphile-worker do). */
 async function listeners(pool, database, n, timeoutMs = 30_000) {
   return until(async () => {
@@ -54,7 +61,7 @@ function oursBuiltIn(root, name) {
       for (let i = 0; i < webhooks; i++) {
         await pool.query(`INSERT INTO webhooks (topic_id, url, secret) VALUES ($1, $2, $3)`, [
           topicId,
-          receiverUrl,
+          webhookUrl(receiverUrl, i, webhooks),
           BENCH_SECRET,
         ]);
       }
@@ -146,9 +153,9 @@ export const oursAsyncCommit = {
 function runnerSystem(name, runnerFile, { setup, enqueue, publish }) {
   return {
     name,
-    async prepare(db, receiverUrl) {
+    async prepare(db, receiverUrl, { webhooks = 1 } = {}) {
       const pool = newPool(db.url, 4);
-      const ctx = { db, pool, receiverUrl };
+      const ctx = { db, pool, receiverUrl, webhooks };
       await setup(ctx);
       return ctx;
     },
@@ -187,7 +194,8 @@ const toJob = (m) => ({
 
 /**
  * graphile-worker 0.17: one job per delivery, queue_name = the partition (its serial queues), with
- * its default settings.
+ * its default settings. With several webhooks, one job per (message, webhook) carrying the
+ * webhook's URL, in a queue per (webhook, partition): each line keeps its order.
  */
 export const graphileDefault = runnerSystem('graphile-worker', 'graphile-runner.mjs', {
   async setup(ctx) {
@@ -195,6 +203,15 @@ export const graphileDefault = runnerSystem('graphile-worker', 'graphile-runner.
     await runMigrations({ connectionString: ctx.db.url });
   },
   async enqueue(ctx, messages) {
+    const jobs =
+      ctx.webhooks === 1
+        ? messages.map((m) => ({ payload: toJob(m), queue: m.partition }))
+        : messages.flatMap((m) =>
+            Array.from({ length: ctx.webhooks }, (_, i) => ({
+              payload: { ...toJob(m), url: webhookUrl(ctx.receiverUrl, i, ctx.webhooks) },
+              queue: `webhook${i + 1}:${m.partition}`,
+            })),
+          );
     // add_jobs takes the whole batch in one call; ids (and so run order within a queue) follow
     // the array's order.
     await ctx.pool.query(
@@ -202,7 +219,7 @@ export const graphileDefault = runnerSystem('graphile-worker', 'graphile-runner.
          ARRAY(SELECT ROW('deliver', e.v -> 'payload', e.v ->> 'queue', NULL, 25, NULL, NULL, NULL)::graphile_worker.job_spec
                FROM json_array_elements($1::json) WITH ORDINALITY AS e(v, n)
                ORDER BY e.n))`,
-      [JSON.stringify(messages.map((m) => ({ payload: toJob(m), queue: m.partition })))],
+      [JSON.stringify(jobs)],
     );
   },
   async publish(ctx, m) {
@@ -316,24 +333,32 @@ export const raw = {
  * The floor of any queue that keeps DESIGN's promise and records: the raw loop in ordered lanes,
  * committing after each 2xx the records DESIGN §4 asks for (raw-runner.mjs) on our schema,
  * before that partition's next POST. What ours costs beyond it is the queue's own (claims,
- * leases, fences); what it costs beyond raw HTTP is the records'.
+ * leases, fences); what it costs beyond raw HTTP is the records'. With several webhooks, each
+ * (message, webhook) is POSTed to that webhook's URL and recorded on its line.
  */
 export const rawRecorded = {
   name: 'raw + durable record',
-  async prepare(db, receiverUrl) {
-    const ctx = await ours.prepare(db, receiverUrl, { webhooks: 1 });
-    const { rows } = await ctx.pool.query(`SELECT id FROM webhooks`);
-    return { ...ctx, receiverUrl, webhookId: rows[0].id };
+  async prepare(db, receiverUrl, { webhooks = 1 } = {}) {
+    const ctx = await ours.prepare(db, receiverUrl, { webhooks });
+    const { rows } = await ctx.pool.query(`SELECT id FROM webhooks ORDER BY id`);
+    return { ...ctx, receiverUrl, webhookIds: rows.map((r) => r.id) };
   },
   /** The backlog goes in as ours does (deliveries and lines by the trigger), then to the lanes. */
   async enqueue(ctx, messages) {
     await ours.enqueue(ctx, messages);
-    await raw.enqueue(ctx, messages);
+    const n = ctx.webhookIds.length;
+    ctx.done = ctx.proc.request({
+      cmd: 'go',
+      messages: messages.flatMap((m) =>
+        ctx.webhookIds.map((webhookId, i) => ({
+          ...toJob(m),
+          webhookId,
+          url: webhookUrl(ctx.receiverUrl, i, n),
+        })),
+      ),
+      concurrency: ctx.concurrency,
+    });
   },
-  startWorkers: (ctx, o) =>
-    startRawRunner(ctx, o, {
-      RECORD_DATABASE_URL: ctx.db.url,
-      RECORD_WEBHOOK_ID: String(ctx.webhookId),
-    }),
+  startWorkers: (ctx, o) => startRawRunner(ctx, o, { RECORD_DATABASE_URL: ctx.db.url }),
   close: ours.close,
 };

@@ -20,6 +20,7 @@ import { EventRouting1795633464700 } from './1795633464700-EventRouting.js';
 import { WebhookManners1795633464750 } from './1795633464750-WebhookManners.js';
 import { SetBasedRecord1795633464800 } from './1795633464800-SetBasedRecord.js';
 import { HotRecords1795633464900 } from './1795633464900-HotRecords.js';
+import { CheaperPublish1795633465000 } from './1795633465000-CheaperPublish.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -45,4 +46,5 @@ export const MIGRATIONS = [
   WebhookManners1795633464750,
   SetBasedRecord1795633464800,
   HotRecords1795633464900,
+  CheaperPublish1795633465000,
 ];
