@@ -68,7 +68,7 @@ export class BoundedPayloads1795633464300 implements MigrationInterface {
  * and scale() decimals; counted one over at most. The inner block's EXCEPTION is a
  * subtransaction, entered only once the numbers passed.
  */
-const PAYLOAD_TEXT = `
+export const PAYLOAD_TEXT = `
 CREATE FUNCTION pgwq_payload_text(payload jsonb, OUT body text, OUT problem text)
 IMMUTABLE STRICT LANGUAGE plpgsql AS $fn$
 DECLARE

@@ -21,6 +21,7 @@ import { WebhookManners1795633464750 } from './1795633464750-WebhookManners.js';
 import { SetBasedRecord1795633464800 } from './1795633464800-SetBasedRecord.js';
 import { HotRecords1795633464900 } from './1795633464900-HotRecords.js';
 import { CheaperPublish1795633465000 } from './1795633465000-CheaperPublish.js';
+import { PrintableHeads1795633465100 } from './1795633465100-PrintableHeads.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -47,4 +48,5 @@ export const MIGRATIONS = [
   SetBasedRecord1795633464800,
   HotRecords1795633464900,
   CheaperPublish1795633465000,
+  PrintableHeads1795633465100,
 ];
