@@ -7,7 +7,9 @@ import { routedFanOut } from './1795633464700-EventRouting.js';
  * A cheaper SQL publish: the same numbering, deliveries, lines and notification for fewer
  * executor start-ups per message (sql/notify_trigger.sql, parts 2 and 5). Instructions per 1-row
  * transaction with one webhook, PostgreSQL 15 under callgrind (deterministic; the message and
- * delivery inserted without triggers: 689,000): 1,527,000 before, 1,219,000 after.
+ * delivery inserted without triggers: 689,000): 1,527,000 before, 1,219,000 after with tables
+ * as small as the bench's; 1,376,000 and 1,247,000 with more rows, analyzed
+ * (bench/results/publish-evidence.txt). The savings below are of the first.
  *
  * - messages_payload_printable gets a WHEN: a payload stored in at most
  *   PRINTABLE_WITHOUT_LOOKING bytes, uncompressed, cannot print to more than
