@@ -64,7 +64,6 @@ describe('sql/notify_trigger.sql', () => {
     const planner: Record<string, string[]> = {
       pgwq_assign_sequence: ['enable_seqscan=off'],
       pgwq_fan_out: ['enable_seqscan=off'],
-      pgwq_record_attempts: ['plan_cache_mode=force_generic_plan'],
     };
     for (const row of rows) {
       expect({ name: row.name, config: row.config }).toEqual({
