@@ -26,18 +26,22 @@ export class SetBasedRecord1795633464800 implements MigrationInterface {
   name = 'SetBasedRecord1795633464800';
 
   public async up(queryRunner: QueryRunner): Promise<void> {
-    await createRecord(queryRunner, setBasedRecordAttempts());
+    await replaceFunction(queryRunner, setBasedRecordAttempts());
   }
 
   public async down(queryRunner: QueryRunner): Promise<void> {
-    await createRecord(queryRunner, mannersRecordAttempts());
+    await replaceFunction(queryRunner, mannersRecordAttempts());
   }
 }
 
-async function createRecord(queryRunner: QueryRunner, create: string): Promise<void> {
+/**
+ * Replaces an existing function by the CREATE FUNCTION statement of a migration's definition,
+ * with its search_path pinned to the queue's schema as every function of ours.
+ */
+export async function replaceFunction(queryRunner: QueryRunner, create: string): Promise<void> {
   const [{ schema }] = await queryRunner.query(`SELECT quote_ident(current_schema()) AS schema`);
   const replace = create.replace('CREATE FUNCTION', 'CREATE OR REPLACE FUNCTION');
-  if (replace === create) throw new Error('pgwq_record_attempts has changed: CREATE FUNCTION');
+  if (replace === create) throw new Error(`not a CREATE FUNCTION: ${create.slice(0, 60)}`);
   await queryRunner.query(replace.replace('LANGUAGE', `${pinned(schema)} LANGUAGE`));
 }
 

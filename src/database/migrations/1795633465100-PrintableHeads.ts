@@ -1,6 +1,6 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
-import { pinned } from './1795633463950-DeliveryFunctions.js';
 import { PAYLOAD_TEXT } from './1795633464300-BoundedPayloads.js';
+import { replaceFunction } from './1795633464800-SetBasedRecord.js';
 import { PRINTABLE_WITHOUT_LOOKING } from './1795633465000-CheaperPublish.js';
 
 /**
@@ -14,20 +14,12 @@ export class PrintableHeads1795633465100 implements MigrationInterface {
   name = 'PrintableHeads1795633465100';
 
   public async up(queryRunner: QueryRunner): Promise<void> {
-    await replacePayloadText(queryRunner, printableAtOnce());
+    await replaceFunction(queryRunner, printableAtOnce());
   }
 
   public async down(queryRunner: QueryRunner): Promise<void> {
-    await replacePayloadText(queryRunner, PAYLOAD_TEXT);
+    await replaceFunction(queryRunner, PAYLOAD_TEXT);
   }
-}
-
-async function replacePayloadText(queryRunner: QueryRunner, create: string): Promise<void> {
-  const [{ schema }] = await queryRunner.query(`SELECT quote_ident(current_schema()) AS schema`);
-  const replace = create.replace('CREATE FUNCTION', 'CREATE OR REPLACE FUNCTION');
-  await queryRunner.query(
-    replace.replace('LANGUAGE plpgsql', `${pinned(schema)} LANGUAGE plpgsql`),
-  );
 }
 
 function printableAtOnce(): string {
