@@ -69,7 +69,7 @@ const GROUP_PLANNING = `
  * (a group never waits for a line: its result comes back busy, and goes again alone, waiting):
  * `nth` of each.
  */
-const lockLines = `
+const LOCK_LINES = `
   locked := ARRAY(
     SELECT r.nth
     FROM unnest($1, $2) WITH ORDINALITY AS r (webhook_id, partition_key, nth)
@@ -260,7 +260,7 @@ export function setBasedRecordAttempts(): string {
       () => `BEGIN
 -- The set-based path (see the migration SetBasedRecord): a group, no limits, each line once.
 IF cardinality($1) > 1 AND NOT limits_exist
-    AND (SELECT count(DISTINCT (w, p)) FROM unnest($1, $2) AS x (w, p)) = cardinality($1) THEN${GROUP_PLANNING}${lockLines}${SET_BASED}
+    AND (SELECT count(DISTINCT (w, p)) FROM unnest($1, $2) AS x (w, p)) = cardinality($1) THEN${GROUP_PLANNING}${LOCK_LINES}${SET_BASED}
 END IF;
 FOR req IN`,
     );
