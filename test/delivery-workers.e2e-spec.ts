@@ -1,6 +1,7 @@
 import request from 'supertest';
 import { createTestApp } from './helpers/app.js';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { onProgress } from './helpers/chaos.js';
 import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook } from './helpers/factories.js';
 import { OrderChecker } from './helpers/order-checker.js';
@@ -121,32 +122,29 @@ describe('delivery workers', () => {
     await createWebhook(db.pool, topic.id, (await flakyReceiver(checker, 'a')).url);
     const pool = db.pool;
     for (let i = 0; i < 3; i++) spawn(CHAOS_ENV);
-    let chaos = true;
-    let kills = 0;
-    let terminations = 0;
-    const killer = (async () => {
-      while (chaos) {
-        await new Promise((r) => setTimeout(r, 2000));
-        if (!chaos) break;
+    // Every 150 arrivals a worker is SIGKILLed (and another started); every 100, the workers'
+    // connections are terminated.
+    const killer = onProgress(
+      () => checker.arrivals,
+      150,
+      () => {
         const running = workers.filter((w) => w.running);
-        const victim = running[Math.floor(Math.random() * running.length)];
-        if (victim) {
-          victim.kill('SIGKILL');
-          kills++;
-          spawn(CHAOS_ENV);
-        }
-      }
-    })();
-    const terminator = (async () => {
-      while (chaos) {
-        await new Promise((r) => setTimeout(r, 1000));
+        running[Math.floor(Math.random() * running.length)]?.kill('SIGKILL');
+        spawn(CHAOS_ENV);
+      },
+    );
+    let terminations = 0;
+    const terminator = onProgress(
+      () => checker.arrivals,
+      100,
+      async () => {
         const { rowCount } = await pool.query(
           `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
            WHERE datname = current_database() AND application_name LIKE 'pgwq%'`,
         );
         terminations += rowCount ?? 0;
-      }
-    })();
+      },
+    );
     try {
       await publish(topic.id);
       await eventually(() => allArrived(checker, ['a']), {
@@ -155,10 +153,9 @@ describe('delivery workers', () => {
         what: 'every message at both webhooks',
       });
     } finally {
-      chaos = false;
-      await Promise.all([killer, terminator]);
+      await Promise.all([killer.stop(), terminator.stop()]);
     }
-    expect(kills).toBeGreaterThan(0);
+    expect(killer.times).toBeGreaterThan(0);
     expect(terminations).toBeGreaterThan(0);
     expect(checker.violations).toEqual([]);
     await eventually(

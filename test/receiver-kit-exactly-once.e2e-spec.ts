@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import pg from 'pg';
 import type { AddressInfo } from 'node:net';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
+import { onProgress } from './helpers/chaos.js';
 import { eventually } from './helpers/eventually.js';
 import { WorkerProcess } from './helpers/worker.js';
 
@@ -96,20 +97,16 @@ describe('receiver kit: exactly once, in order, through kills and lost replies',
 
   it('applies every message once, in order, while workers are SIGKILLed and replies lost', async () => {
     for (let i = 0; i < 4; i++) spawn();
-    let chaos = true;
-    let kills = 0;
-    const killer = (async () => {
-      while (chaos) {
-        await new Promise((r) => setTimeout(r, 5000));
+    // A worker is SIGKILLed (and another started) each time another 150 messages are applied.
+    const killer = onProgress(
+      () => counts.accepted,
+      150,
+      () => {
         const running = workers.filter((w) => w.running);
-        const victim = running[Math.floor(Math.random() * running.length)];
-        if (chaos && victim) {
-          victim.kill('SIGKILL');
-          kills++;
-          spawn();
-        }
-      }
-    })();
+        running[Math.floor(Math.random() * running.length)]?.kill('SIGKILL');
+        spawn();
+      },
+    );
     try {
       // Producers publish in their own transactions, by name, ten messages per transaction.
       for (let n = 1; n <= PER_PARTITION; n += 10) {
@@ -127,8 +124,7 @@ describe('receiver kit: exactly once, in order, through kills and lost replies',
         { timeoutMs: 60_000, intervalMs: 200, what: 'every message applied' },
       );
     } finally {
-      chaos = false;
-      await killer;
+      await killer.stop();
     }
     const { rows } = await receiverPool.query<{ partition_key: string; ns: number[] }>(
       `SELECT partition_key, array_agg(n ORDER BY position) AS ns FROM applied
@@ -142,7 +138,7 @@ describe('receiver kit: exactly once, in order, through kills and lost replies',
         ns: expected,
       });
     expect(counts.accepted).toBe(PARTITIONS * PER_PARTITION);
-    expect(kills).toBeGreaterThan(0);
+    expect(killer.times).toBeGreaterThan(0);
     expect(counts.lostReplies).toBeGreaterThan(0);
     // Every lost reply was delivered again, found applied, and answered 2xx.
     await eventually(() => counts.duplicate >= counts.lostReplies, {
@@ -150,6 +146,6 @@ describe('receiver kit: exactly once, in order, through kills and lost replies',
       what: `a duplicate for each lost reply (${JSON.stringify(counts)})`,
     });
     expect(counts.gap).toBe(0);
-    console.log(`receiver kit e2e: ${kills} kills, ${JSON.stringify(counts)}`);
+    console.log(`receiver kit e2e: ${killer.times} kills, ${JSON.stringify(counts)}`);
   }, 90_000);
 });
