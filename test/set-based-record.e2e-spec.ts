@@ -12,10 +12,12 @@ import { createTopic, createWebhook } from './helpers/factories.js';
 
 /**
  * A group of results is recorded set-based (two statements) while no webhook has limits, and by
- * the per-attempt loop otherwise. The same group, on the same state, must come out the same
- * either way: every row the call returns and every row it writes. Each line below is one rule.
+ * the per-attempt loop otherwise; a lone delivered result has a statement of its own while no
+ * webhook has limits, and goes through the loop otherwise. The same results, on the same state,
+ * must come out the same every way, as a group or each alone: every row the calls return and
+ * every row they write. Each line below is one rule.
  */
-describe('a group record: set-based and per attempt agree', () => {
+describe('recording results: the set-based, lone and per-attempt paths agree', () => {
   let db: TestDatabase;
   const LEASE_MS = 60_000;
   const STALE_TOKEN = '00000000-0000-4000-8000-000000000000';
@@ -41,6 +43,7 @@ describe('a group record: set-based and per attempt agree', () => {
     letgo: 2, // delivered, not to be kept (HEADS_IN_A_ROW): let go, due now
     busy: 1, // a producer's open transaction holds the line: busy, untouched
     paused: 2, // its webhook was paused meanwhile: recorded, not kept
+    failing: 2, // its webhook was marked failing meanwhile: kept, and says so
   };
   const OUTCOME: Record<string, Outcome> = {
     failed: 'pending',
@@ -49,15 +52,23 @@ describe('a group record: set-based and per attempt agree', () => {
     throttled: 'throttled',
   };
 
-  /** Builds the lines on a fresh topic, records one group, and returns everything it did. */
-  async function scenario() {
+  /**
+   * Builds the lines on a fresh topic, records the results (`alone`: each in a call of its own,
+   * else in one group), and returns everything the calls did.
+   */
+  async function scenario(alone: boolean) {
     const topic = await createTopic(db.pool);
     const plain = await createWebhook(db.pool, topic.id);
     const blocking = await createWebhook(db.pool, topic.id);
     const paused = await createWebhook(db.pool, topic.id);
+    const failing = await createWebhook(db.pool, topic.id);
     await db.pool.query(`UPDATE webhooks SET on_exhausted = 'block' WHERE id = $1`, [blocking.id]);
-    const hookOf = (key: string) =>
-      key === 'blocks' ? blocking.id : key === 'paused' ? paused.id : plain.id;
+    const special: Record<string, number> = {
+      blocks: blocking.id,
+      paused: paused.id,
+      failing: failing.id,
+    };
+    const hookOf = (key: string) => special[key] ?? plain.id;
     for (const [key, n] of Object.entries(LINES)) {
       await db.pool.query(
         `INSERT INTO messages (topic_id, partition_key, payload)
@@ -89,6 +100,7 @@ describe('a group record: set-based and per attempt agree', () => {
       [plain.id],
     );
     await db.pool.query(`UPDATE webhooks SET status = 'paused' WHERE id = $1`, [paused.id]);
+    await db.pool.query(`UPDATE webhooks SET failing_since = now() WHERE id = $1`, [failing.id]);
     const requests: RecordRequest[] = Object.keys(LINES).map((key) => {
       const line = mine.get(key)!;
       const outcome = OUTCOME[key] ?? 'delivered';
@@ -120,10 +132,21 @@ describe('a group record: set-based and per attempt agree', () => {
         `INSERT INTO messages (topic_id, partition_key, payload) VALUES ($1, 'busy', '{}')`,
         [topic.id],
       );
-      ({ rows } = await db.pool.query<RecordedAttempt>(
-        RECORD_ATTEMPTS,
-        recordAttemptsValues(requests, LEASE_MS),
-      ));
+      if (alone) {
+        rows = [];
+        for (const [i, request] of requests.entries()) {
+          const { rows: one } = await db.pool.query<RecordedAttempt>(
+            RECORD_ATTEMPTS,
+            recordAttemptsValues([request], LEASE_MS),
+          );
+          rows.push(...one.map((r) => ({ ...r, nth: i + 1 })));
+        }
+      } else {
+        ({ rows } = await db.pool.query<RecordedAttempt>(
+          RECORD_ATTEMPTS,
+          recordAttemptsValues(requests, LEASE_MS),
+        ));
+      }
     } finally {
       await producer.query('ROLLBACK');
       producer.release();
@@ -147,10 +170,11 @@ describe('a group record: set-based and per attempt agree', () => {
           body: r.body,
           attempts: r.attempts,
           topic: r.topic === null ? null : r.topic === topic.name,
+          failing: r.failing,
         };
       })
       .sort((a, b) => a.key.localeCompare(b.key));
-    const hooks = [plain.id, blocking.id, paused.id];
+    const hooks = [plain.id, blocking.id, paused.id, failing.id];
     // The lines the group recorded.
     const { rows: lines } = await db.pool.query(
       `SELECT l.partition_key, l.head_sequence::int, l.tail_sequence::int, l.blocked,
@@ -190,17 +214,21 @@ describe('a group record: set-based and per attempt agree', () => {
   }
 
   it('returns and writes the same, row for row', async () => {
-    // Any webhook_limits row sends every group through the per-attempt loop.
+    // Any webhook_limits row sends every result through the per-attempt loop.
     const topic = await createTopic(db.pool);
     const limited = await createWebhook(db.pool, topic.id);
     await db.pool.query(`INSERT INTO webhook_limits (webhook_id, tokens) VALUES ($1, 1)`, [
       limited.id,
     ]);
-    const perAttempt = await scenario();
+    const perAttempt = await scenario(false);
+    const perAttemptAlone = await scenario(true);
     await db.pool.query(`DELETE FROM webhook_limits`);
-    const setBased = await scenario();
+    const setBased = await scenario(false);
+    const lone = await scenario(true);
 
+    expect(perAttemptAlone).toEqual(perAttempt);
     expect(setBased).toEqual(perAttempt);
+    expect(lone).toEqual(perAttempt);
     // And what they agree on is what each rule says.
     const byKey = new Map(setBased.returned.map((r) => [r.key, r]));
     expect(byKey.get('kept')).toMatchObject({ fenced: true, kept: true, sequence: '2' });
@@ -208,6 +236,12 @@ describe('a group record: set-based and per attempt agree', () => {
     expect(byKey.get('dead')).toMatchObject({ fenced: true, kept: true, sequence: '2' });
     expect(byKey.get('gap')).toMatchObject({ fenced: true, kept: true, sequence: '3' });
     expect(byKey.get('gap')!.previous_sequence).toBe('2');
+    expect(byKey.get('failing')).toMatchObject({
+      fenced: true,
+      kept: true,
+      webhook_failing: true,
+      failing: true,
+    });
     expect(byKey.get('stale')).toMatchObject({
       fenced: false,
       still_held: false,

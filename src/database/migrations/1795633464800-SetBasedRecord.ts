@@ -234,7 +234,7 @@ ${headOfKeptLines()}
  * the line's update found it by (next_up, pending, in this statement's snapshot): a primary-key
  * lookup that no table's statistics can turn into a scan of the webhook's pending deliveries.
  */
-function headOfKeptLines(): string {
+export function headOfKeptLines(): string {
   const head = mannersHeadOfLines('line');
   const join = `LEFT JOIN deliveries d
   ON d.webhook_id = c.webhook_id

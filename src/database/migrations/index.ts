@@ -22,6 +22,7 @@ import { SetBasedRecord1795633464800 } from './1795633464800-SetBasedRecord.js';
 import { HotRecords1795633464900 } from './1795633464900-HotRecords.js';
 import { CheaperPublish1795633465000 } from './1795633465000-CheaperPublish.js';
 import { PrintableHeads1795633465100 } from './1795633465100-PrintableHeads.js';
+import { LoneRecord1795633465200 } from './1795633465200-LoneRecord.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -49,4 +50,5 @@ export const MIGRATIONS = [
   HotRecords1795633464900,
   CheaperPublish1795633465000,
   PrintableHeads1795633465100,
+  LoneRecord1795633465200,
 ];
