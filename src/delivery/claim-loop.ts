@@ -29,8 +29,10 @@ const LISTENER_STOP_MS = 2_000;
 
 /**
  * How many heads of one line a worker delivers in a row before it hands the line back to the
- * claim queue: enough to save the claim round trip on a busy line, few enough that other due
- * lines still get their turn.
+ * claim queue, while all its slots are taken: enough to save the claim round trip on a busy
+ * line, few enough that other due lines still get their turn. With a slot free, other due lines
+ * need no turn from it (a claim puts them in the free slots), so a line is kept as long as it
+ * has heads: a hot partition pays no claim every HEADS_IN_A_ROW messages.
  */
 const HEADS_IN_A_ROW = 20;
 
@@ -168,7 +170,9 @@ export class ClaimLoop implements OnApplicationBootstrap, BeforeApplicationShutd
   private async run(job: Job): Promise<void> {
     for (let inARow = 1; ; inARow++) {
       // A borrowed slot is not kept across heads while others may be waiting for it.
-      const keep = inARow < HEADS_IN_A_ROW && !this.claims.overCap(job.line.webhook_id);
+      const keep =
+        (inARow < HEADS_IN_A_ROW || this.jobs.size < this.config.workerConcurrency) &&
+        !this.claims.overCap(job.line.webhook_id);
       const next = await this.deliverHead(job, keep);
       if (!next) return;
       job.line = next; // the same lease token, renewed by RECORD_ATTEMPTS
