@@ -188,7 +188,7 @@ function previousClaimStatement(): string {
  *    marking `limited` the leases counted against max_in_flight, then the heads.
  * The lines locked in step 1 and not granted are unlocked at commit, untouched.
  */
-function mannersClaimLines(): string {
+export function mannersClaimLines(): string {
   const previous = previousClaimStatement();
   const head = routedHeadOfLines('claimed');
   const columns = `RETURNS TABLE (${LINE_COLUMNS})`;

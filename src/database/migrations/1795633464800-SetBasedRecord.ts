@@ -51,14 +51,15 @@ const REQUESTS = `unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
           status_code, error, started_at, duration_ms, response_body, keep, nth)`;
 
 /**
- * The planner settings of the group's two statements, in force until the function returns. Their
- * plans must find each line, delivery and head by its key whatever the tables' statistics say:
- * planned on small or fresh tables, the lock read delivery_lines whole and the write joined on a
+ * Planner settings for a function's statements, in force until the function returns (a function
+ * with a SET clause, as all of ours, undoes set_config(…, true) at its end). Their plans must
+ * find each line, delivery and head by its key whatever the tables' statistics say: planned on
+ * small or fresh tables, the group's lock read delivery_lines whole and its write joined on a
  * hash, both growing with the table's dead versions (in instructions per result, under callgrind:
  * 2.2 million for a group of ten, against 0.7 million planned this way). And planned once: the
  * plan cache, comparing estimates, would plan the write afresh on every call (0.9 ms measured).
  */
-const GROUP_PLANNING = `
+export const KEYED_PLANNING = `
   PERFORM set_config('plan_cache_mode', 'force_generic_plan', true),
           set_config('enable_seqscan', 'off', true),
           set_config('enable_hashjoin', 'off', true),
@@ -260,7 +261,7 @@ export function setBasedRecordAttempts(): string {
       () => `BEGIN
 -- The set-based path (see the migration SetBasedRecord): a group, no limits, each line once.
 IF cardinality($1) > 1 AND NOT limits_exist
-    AND (SELECT count(DISTINCT (w, p)) FROM unnest($1, $2) AS x (w, p)) = cardinality($1) THEN${GROUP_PLANNING}${LOCK_LINES}${SET_BASED}
+    AND (SELECT count(DISTINCT (w, p)) FROM unnest($1, $2) AS x (w, p)) = cardinality($1) THEN${KEYED_PLANNING}${LOCK_LINES}${SET_BASED}
 END IF;
 FOR req IN`,
     );

@@ -23,6 +23,7 @@ import { HotRecords1795633464900 } from './1795633464900-HotRecords.js';
 import { CheaperPublish1795633465000 } from './1795633465000-CheaperPublish.js';
 import { PrintableHeads1795633465100 } from './1795633465100-PrintableHeads.js';
 import { LoneRecord1795633465200 } from './1795633465200-LoneRecord.js';
+import { ClaimPlannedOnce1795633465300 } from './1795633465300-ClaimPlannedOnce.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -51,4 +52,5 @@ export const MIGRATIONS = [
   CheaperPublish1795633465000,
   PrintableHeads1795633465100,
   LoneRecord1795633465200,
+  ClaimPlannedOnce1795633465300,
 ];
