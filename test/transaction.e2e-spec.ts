@@ -3,6 +3,7 @@ import { inTransaction } from '../src/database/transaction.js';
 import { createTestDatabase, TEST_SCHEMA, TestDatabase } from './helpers/db.js';
 import { eventually } from './helpers/eventually.js';
 import { searchPathOption } from '../src/database/schema.js';
+import { poolOptions } from '../src/database/pool-options.js';
 
 describe('inTransaction', () => {
   let db: TestDatabase;
@@ -10,7 +11,13 @@ describe('inTransaction', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    pool = new pg.Pool({ connectionString: db.url, max: 2, ...searchPathOption(TEST_SCHEMA) });
+    // As the app's pools are built (their clients swallow a dropped connection's 'error' event).
+    pool = new pg.Pool(
+      poolOptions(db.url, 'pgwq-transaction-test', 2, {
+        timeouts: {},
+        searchPath: searchPathOption(TEST_SCHEMA),
+      }),
+    );
     pool.on('error', () => undefined);
   });
   afterAll(async () => {
@@ -26,7 +33,7 @@ describe('inTransaction', () => {
       let ended = false;
       client.once('end', () => (ended = true));
       // Killed while idle in the transaction: pg reports it as an 'error' event, which would
-      // end this process (and fail the test run) without inTransaction's listener.
+      // end this process (and fail the test run) if the pool's clients did not listen for it.
       await db.pool.query('SELECT pg_terminate_backend($1)', [rows[0].pid]);
       await eventually(() => ended, { what: 'the connection to end' });
       await client.query('INSERT INTO marks VALUES (2)');

@@ -34,6 +34,21 @@ const STARTUP_TIMEOUTS: ServerTimeouts = Object.freeze({
   statement_timeout: DATABASE_TIMEOUTS.statementMs,
 });
 
+/**
+ * The pools' connections: a pg.Client that always has an 'error' listener. pg reports a
+ * connection the server dropped (a restart, a failover, pg_terminate_backend) as an 'error'
+ * event on the client, and pg-pool takes its own listener off a client while it is checked out;
+ * an 'error' event with no listener ends the process. A statement on the dead connection fails
+ * and reports it to its caller, and the pool discards the connection when it comes back, so the
+ * event itself needs nothing more.
+ */
+class PooledClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+}
+
 /** The pg.Pool options both pools share (TypeORM's takes them as `extra`). */
 export function poolOptions(
   databaseUrl: string,
@@ -44,6 +59,7 @@ export function poolOptions(
   return {
     connectionString: databaseUrl,
     application_name: applicationName,
+    Client: PooledClient,
     max,
     connectionTimeoutMillis: DATABASE_TIMEOUTS.connectMs,
     keepAlive: true,
