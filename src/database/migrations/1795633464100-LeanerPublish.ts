@@ -26,7 +26,7 @@ export class LeanerPublish1795633464100 implements MigrationInterface {
  * What the line upsert does to a line that exists: the busy/idle rule of the comment below. Both
  * paths of the fan-out end their upsert with it, so one rule serves both.
  */
-const LINE_UPSERT_CONFLICT = `      ON CONFLICT (webhook_id, partition_key) DO UPDATE
+export const LINE_UPSERT_CONFLICT = `      ON CONFLICT (webhook_id, partition_key) DO UPDATE
         SET head_sequence = CASE
               WHEN l.head_sequence > l.tail_sequence THEN EXCLUDED.head_sequence
               ELSE least(l.head_sequence, EXCLUDED.head_sequence)
@@ -43,7 +43,7 @@ const LINE_UPSERT_CONFLICT = `      ON CONFLICT (webhook_id, partition_key) DO U
       RETURNING l.next_attempt_at = now() AS woke`;
 
 /** The fan-out with its row path: sql/notify_trigger.sql, part 2. */
-const fanOut = (schema: string) => `
+export const fanOut = (schema: string) => `
 -- 2. After each statement, over the rows really inserted (the transition table): the
 -- partitions' counters moved up to their highest new sequence, one pending delivery per
 -- (message, webhook the topic has now), the lines' heads and tails, and one NOTIFY.

@@ -1,7 +1,8 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
 import { pinned } from './1795633463950-DeliveryFunctions.js';
 import { MAX_PRINTED_PAYLOAD_BYTES } from './1795633464300-BoundedPayloads.js';
-import { routedFanOut } from './1795633464700-EventRouting.js';
+import { LINE_UPSERT_CONFLICT } from './1795633464100-LeanerPublish.js';
+import { matches, routedFanOut } from './1795633464700-EventRouting.js';
 
 /**
  * A cheaper SQL publish: the same numbering, deliveries, lines and notification for fewer
@@ -79,14 +80,6 @@ RETURNS bigint STABLE LANGUAGE sql AS $fn$
   WHERE d.webhook_id = webhook AND d.partition_key = key AND d.sequence < below
 $fn$`;
 
-/** Whether webhook `w`'s event_types let a message of type `eventType` through. */
-const matches = (
-  eventType: string,
-) => `(w.event_types IS NULL OR (${eventType} IS NOT NULL AND EXISTS (
-        SELECT 1 FROM unnest(w.event_types) AS f (entry)
-        WHERE f.entry = ${eventType}
-           OR (right(f.entry, 2) = '.*' AND starts_with(${eventType}, left(f.entry, -1))))))`;
-
 /** The previous_sequence of a delivery of `sequence` on line (`webhook`, `partitionKey`). */
 const previousOnLine = (webhook: string, partitionKey: string, sequence: string) => `(
         SELECT CASE
@@ -96,22 +89,8 @@ const previousOnLine = (webhook: string, partitionKey: string, sequence: string)
         FROM delivery_lines l
         WHERE l.webhook_id = ${webhook} AND l.partition_key = ${partitionKey})`;
 
-/** What the line upsert does to a line that exists (busy: keep the head; idle: take the range). */
-const LINE_UPSERT_CONFLICT = `      ON CONFLICT (webhook_id, partition_key) DO UPDATE
-        SET head_sequence = CASE
-              WHEN l.head_sequence > l.tail_sequence THEN EXCLUDED.head_sequence
-              ELSE least(l.head_sequence, EXCLUDED.head_sequence)
-            END,
-            tail_sequence = CASE
-              WHEN l.head_sequence > l.tail_sequence THEN EXCLUDED.tail_sequence
-              ELSE greatest(l.tail_sequence, EXCLUDED.tail_sequence)
-            END,
-            next_attempt_at = CASE
-              WHEN l.head_sequence > l.tail_sequence THEN EXCLUDED.next_attempt_at
-              ELSE l.next_attempt_at
-            END,
-            head_created_at = coalesce(l.head_created_at, EXCLUDED.head_created_at)
-      RETURNING l.next_attempt_at = now() AS woke
+/** The line upsert's end, with the wake-up flag read from its rows. */
+const LINE_UPSERT_WOKE = `${LINE_UPSERT_CONFLICT}
     )
     SELECT true INTO woke FROM lines WHERE lines.woke LIMIT 1;`;
 
@@ -160,7 +139,7 @@ BEGIN
              CASE WHEN w.status = 'active' THEN now() END, now()
       FROM hooks w
       ORDER BY w.id
-${LINE_UPSERT_CONFLICT}
+${LINE_UPSERT_WOKE}
   ELSIF EXISTS (SELECT FROM new_messages) THEN
     WITH counter AS (
       UPDATE partition_sequences AS ps
@@ -203,7 +182,7 @@ ${LINE_UPSERT_CONFLICT}
       JOIN hooks w ON w.id = f.webhook_id
       GROUP BY f.webhook_id, f.partition_key, f.topic_id, w.status
       ORDER BY f.webhook_id, f.partition_key
-${LINE_UPSERT_CONFLICT}
+${LINE_UPSERT_WOKE}
   END IF;
 
   IF woke THEN
