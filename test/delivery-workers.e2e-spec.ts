@@ -44,6 +44,22 @@ describe('delivery workers', () => {
     return worker;
   }
 
+  /** SIGKILLs a running worker at random and starts another with `env`. */
+  function killAWorker(env: Record<string, string>) {
+    const running = workers.filter((w) => w.running);
+    running[Math.floor(Math.random() * running.length)]?.kill('SIGKILL');
+    spawn(env);
+  }
+
+  /** Terminates every worker and API connection to the test database; returns how many. */
+  async function terminateConnections(): Promise<number> {
+    const { rowCount } = await db.pool.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE datname = current_database() AND application_name LIKE 'pgwq%'`,
+    );
+    return rowCount ?? 0;
+  }
+
   /** A receiver failing 10% of requests with 500 and letting 10% time out, at random. */
   async function flakyReceiver(checker: OrderChecker, webhookTag: string) {
     const receiver = await Receiver.start((a) => {
@@ -120,30 +136,19 @@ describe('delivery workers', () => {
     const checker = new OrderChecker();
     const topic = await createTopic(db.pool);
     await createWebhook(db.pool, topic.id, (await flakyReceiver(checker, 'a')).url);
-    const pool = db.pool;
     for (let i = 0; i < 3; i++) spawn(CHAOS_ENV);
     // Every 150 arrivals a worker is SIGKILLed (and another started); every 100, the workers'
     // connections are terminated.
     const killer = onProgress(
       () => checker.arrivals,
       150,
-      () => {
-        const running = workers.filter((w) => w.running);
-        running[Math.floor(Math.random() * running.length)]?.kill('SIGKILL');
-        spawn(CHAOS_ENV);
-      },
+      () => killAWorker(CHAOS_ENV),
     );
     let terminations = 0;
     const terminator = onProgress(
       () => checker.arrivals,
       100,
-      async () => {
-        const { rowCount } = await pool.query(
-          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-           WHERE datname = current_database() AND application_name LIKE 'pgwq%'`,
-        );
-        terminations += rowCount ?? 0;
-      },
+      async () => void (terminations += await terminateConnections()),
     );
     try {
       await publish(topic.id);
@@ -189,30 +194,19 @@ describe('delivery workers', () => {
     const env = { ...CHAOS_ENV, MAX_RETRIES: '3' };
     for (let i = 0; i < 3; i++) spawn(env);
     let chaos = true;
-    const actions = { pause: 0, replay: 0, redrive: 0, kills: 0, terminations: 0 };
+    const actions = { pause: 0, replay: 0, redrive: 0, terminations: 0 };
     const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    const killer = (async () => {
-      while (chaos) {
-        await pause(2000);
-        const running = workers.filter((w) => w.running);
-        const victim = running[Math.floor(Math.random() * running.length)];
-        if (chaos && victim) {
-          victim.kill('SIGKILL');
-          actions.kills++;
-          spawn(env);
-        }
-      }
-    })();
-    const terminator = (async () => {
-      while (chaos) {
-        await pause(1000);
-        const { rowCount } = await db.pool.query(
-          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-           WHERE datname = current_database() AND application_name LIKE 'pgwq%'`,
-        );
-        actions.terminations += rowCount ?? 0;
-      }
-    })();
+    // As the run goes: a worker SIGKILLed every 150 arrivals, connections terminated every 100.
+    const killer = onProgress(
+      () => checker.arrivals,
+      150,
+      () => killAWorker(env),
+    );
+    const terminator = onProgress(
+      () => checker.arrivals,
+      100,
+      async () => void (actions.terminations += await terminateConnections()),
+    );
     // The operator: an action every 700 ms, each an ordinary API call (one may fail on a
     // terminated connection; the next goes on).
     const operator = (async () => {
@@ -247,13 +241,13 @@ describe('delivery workers', () => {
       await pause(5000);
     } finally {
       chaos = false;
-      await Promise.all([killer, terminator, operator]);
+      await Promise.all([killer.stop(), terminator.stop(), operator]);
     }
     try {
       expect(actions.pause).toBeGreaterThan(0);
       expect(actions.replay).toBeGreaterThan(0);
       expect(actions.redrive).toBeGreaterThan(0);
-      expect(actions.kills).toBeGreaterThan(0);
+      expect(killer.times).toBeGreaterThan(0);
       expect(actions.terminations).toBeGreaterThan(0);
       await http.patch(`/webhooks/${webhook.id}`).send({ status: 'active' }).expect(200);
       // What is still dead goes again until everything is delivered.
