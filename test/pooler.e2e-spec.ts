@@ -104,12 +104,14 @@ const binary = pgBouncerForTests('test/pooler.e2e-spec.ts');
 
     /**
      * Publishes one message at a time through the API into an idle worker (each after the previous
-     * one was delivered and the worker claimed again) and returns each one's publish→arrival time.
+     * one was delivered and the worker claimed again) and returns each one's publish→arrival time,
+     * once the last one is recorded.
      */
     async function wakeUpLatencies(topic: string, webhookId: number, receiver: Receiver) {
       const http = request(app!.getHttpServer());
       const latencies: number[] = [];
-      for (let i = 1; i <= 5; i++) {
+      const messages = 5;
+      for (let i = 1; i <= messages; i++) {
         if (i > 1) {
           await eventually(() => idleAfter(webhookId, i - 1), {
             timeoutMs: 30_000,
@@ -127,6 +129,12 @@ const binary = pgBouncerForTests('test/pooler.e2e-spec.ts');
         });
         latencies.push(arrival.at - sentAt);
       }
+      // Recorded before the test ends and its worker is killed: an unrecorded head would go to
+      // the next test's worker once its lease lapsed, and to a receiver that is gone by then.
+      await eventually(() => idleAfter(webhookId, messages), {
+        timeoutMs: 30_000,
+        what: `the worker to record message ${messages}`,
+      });
       return latencies;
     }
 

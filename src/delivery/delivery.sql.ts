@@ -7,8 +7,8 @@ import { MOVE_HEAD_TO_NEXT, NEXT_HEAD, NOTIFY_CHANNEL } from '../queue/queue.sql
  * The hot ones (claim, record, renew) are PL/pgSQL functions created by the migrations
  * src/database/migrations/1795633463950-DeliveryFunctions.ts and 1795633464000-GroupRecord.ts
  * (the record), which hold their SQL and why each is safe; here are the calls. A function's
- * statement is planned once per server session, so a call sent unnamed costs what a named
- * prepared statement costs, through a transaction-mode pooler too (docs/pooler.md).
+ * statement is planned once per server session, so a call sent unnamed, as a transaction-mode
+ * pooler needs, costs little more than a named prepared statement (docs/pooler.md).
  *
  * Every fenced write matches the lease token AND the head sequence it expects, so it is
  * idempotent: a statement whose commit succeeded but whose reply was lost (a reset, a failover)
