@@ -57,7 +57,29 @@ export async function createTestDatabase(options: { empty?: boolean } = {}): Pro
     pool,
     async drop() {
       await pool.end();
-      await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+      await admin(async (c) => {
+        await connectionsClosed(c, name);
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      });
     },
   };
+}
+
+/**
+ * Waits up to 5 s for the database's connections to close. A pool's end() resolves before its
+ * connections have said goodbye, and DROP DATABASE … WITH (FORCE) would terminate them on the
+ * way out: the pool then emits 'error', which ends the test process when the pool (like a
+ * receiver's in the kit's tests) has no listener. FORCE still ends what is left after that
+ * (a killed worker's sessions).
+ */
+async function connectionsClosed(client: pg.Client, database: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const { rows } = await client.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1',
+      [database],
+    );
+    if (rows[0].n === 0 || Date.now() > deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
