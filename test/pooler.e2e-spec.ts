@@ -103,21 +103,16 @@ const binary = pgBouncerForTests('test/pooler.e2e-spec.ts');
     }
 
     /**
-     * Publishes one message at a time through the API into an idle worker (each after the previous
-     * one was delivered and the worker claimed again) and returns each one's publish→arrival time,
-     * once the last one is recorded.
+     * Publishes one message at a time through the API into an idle worker and returns each one's
+     * publish→arrival time. After each arrival it waits until the message is recorded and the
+     * worker has claimed again: the next one then finds it idle, and the last one is not left
+     * unrecorded when the test ends and kills the worker (it would go to the next test's worker
+     * once its lease lapsed, and to a receiver that is gone by then).
      */
     async function wakeUpLatencies(topic: string, webhookId: number, receiver: Receiver) {
       const http = request(app!.getHttpServer());
       const latencies: number[] = [];
-      const messages = 5;
-      for (let i = 1; i <= messages; i++) {
-        if (i > 1) {
-          await eventually(() => idleAfter(webhookId, i - 1), {
-            timeoutMs: 30_000,
-            what: `the worker to go idle after message ${i - 1}`,
-          });
-        }
+      for (let i = 1; i <= 5; i++) {
         const sentAt = Date.now();
         await http
           .post(`/topics/${topic}/messages`)
@@ -128,13 +123,11 @@ const binary = pgBouncerForTests('test/pooler.e2e-spec.ts');
           what: `message ${i} to arrive`,
         });
         latencies.push(arrival.at - sentAt);
+        await eventually(() => idleAfter(webhookId, i), {
+          timeoutMs: 30_000,
+          what: `the worker to go idle after message ${i}`,
+        });
       }
-      // Recorded before the test ends and its worker is killed: an unrecorded head would go to
-      // the next test's worker once its lease lapsed, and to a receiver that is gone by then.
-      await eventually(() => idleAfter(webhookId, messages), {
-        timeoutMs: 30_000,
-        what: `the worker to record message ${messages}`,
-      });
       return latencies;
     }
 
