@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { createTestApp } from './helpers/app.js';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
-import { onProgress } from './helpers/chaos.js';
+import { killOneAtRandom, onProgress } from './helpers/chaos.js';
 import { eventually } from './helpers/eventually.js';
 import { createTopic, createWebhook } from './helpers/factories.js';
 import { OrderChecker } from './helpers/order-checker.js';
@@ -46,8 +46,7 @@ describe('delivery workers', () => {
 
   /** SIGKILLs a running worker at random and starts another with `env`. */
   function killAWorker(env: Record<string, string>) {
-    const running = workers.filter((w) => w.running);
-    running[Math.floor(Math.random() * running.length)]?.kill('SIGKILL');
+    killOneAtRandom(workers);
     spawn(env);
   }
 

@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import pg from 'pg';
 import type { AddressInfo } from 'node:net';
 import { createTestDatabase, TestDatabase } from './helpers/db.js';
-import { onProgress } from './helpers/chaos.js';
+import { killOneAtRandom, onProgress } from './helpers/chaos.js';
 import { eventually } from './helpers/eventually.js';
 import { WorkerProcess } from './helpers/worker.js';
 
@@ -102,8 +102,7 @@ describe('receiver kit: exactly once, in order, through kills and lost replies',
       () => counts.accepted,
       150,
       () => {
-        const running = workers.filter((w) => w.running);
-        running[Math.floor(Math.random() * running.length)]?.kill('SIGKILL');
+        killOneAtRandom(workers);
         spawn();
       },
     );

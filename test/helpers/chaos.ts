@@ -1,3 +1,5 @@
+import type { WorkerProcess } from './worker.js';
+
 /**
  * Chaos tied to how far a run got, not to the clock: `act` runs each time `progress()` passes
  * another `step` (checked every 20 ms), so however fast the queue becomes, the kills and
@@ -30,4 +32,10 @@ export function onProgress(
       await loop;
     },
   };
+}
+
+/** SIGKILLs one of the workers still running, chosen at random (none if none runs). */
+export function killOneAtRandom(workers: WorkerProcess[]): void {
+  const running = workers.filter((w) => w.running);
+  running[Math.floor(Math.random() * running.length)]?.kill('SIGKILL');
 }
