@@ -32,7 +32,7 @@ const { values: args } = parseArgs({
 });
 const rounds = Number(args.rounds);
 const messages = Number(args.messages);
-const { CLAIM_LINES, RECORD_ATTEMPTS, recordAttemptsValues } = await import(
+const { CLAIM_LINES, parseRows, RECORD_ATTEMPTS, recordAttemptsValues } = await import(
   join(ROOT, 'dist/delivery/delivery.sql.js')
 );
 const LEASE_MS = 60_000;
@@ -51,9 +51,7 @@ const DELIVERED_KEEP = {
 /** Records every message of the line, each in its own transaction. */
 const statements = {
   async ours(client) {
-    let {
-      rows: [line],
-    } = await client.query(CLAIM_LINES, [1, LEASE_MS, [], [], [], 10]);
+    let [line] = parseRows((await client.query(CLAIM_LINES, [1, LEASE_MS, [], [], [], 10])).rows);
     for (let i = 1; i < messages; i++) {
       const request = {
         ...DELIVERED_KEEP,
@@ -64,9 +62,8 @@ const statements = {
         deliveryId: line.delivery_id,
         startedAt: new Date(),
       };
-      const { rows } = await client.query(
-        RECORD_ATTEMPTS,
-        recordAttemptsValues([request], LEASE_MS),
+      const rows = parseRows(
+        (await client.query(RECORD_ATTEMPTS, recordAttemptsValues([request], LEASE_MS))).rows,
       );
       if (!rows[0].fenced || rows[0].lease_token === null) throw new Error('the line was not kept');
       line = rows[0];

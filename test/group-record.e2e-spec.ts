@@ -1,6 +1,7 @@
 import {
   CLAIM_LINES,
   ClaimedLine,
+  parseRows,
   RECORD_ATTEMPTS,
   RECORD_ATTEMPTS_ASYNC,
   RecordedAttempt,
@@ -24,14 +25,9 @@ describe('recording results together (pgwq_record_attempts)', () => {
   });
 
   async function claimAll(): Promise<ClaimedLine[]> {
-    const { rows } = await db.pool.query<ClaimedLine>(CLAIM_LINES, [
-      100,
-      LEASE_MS,
-      [],
-      [],
-      [],
-      100,
-    ]);
+    const rows = parseRows<ClaimedLine>(
+      (await db.pool.query(CLAIM_LINES, [100, LEASE_MS, [], [], [], 100])).rows,
+    );
     return rows.sort((a, b) => a.partition_key.localeCompare(b.partition_key));
   }
 
@@ -53,11 +49,8 @@ describe('recording results together (pgwq_record_attempts)', () => {
   });
 
   async function record(requests: RecordRequest[], text = RECORD_ATTEMPTS) {
-    const { rows } = await db.pool.query<RecordedAttempt>(
-      text,
-      recordAttemptsValues(requests, LEASE_MS),
-    );
-    return rows;
+    const { rows } = await db.pool.query(text, recordAttemptsValues(requests, LEASE_MS));
+    return parseRows<RecordedAttempt>(rows);
   }
 
   /** The rows of `record` in the order of its requests, as the worker reads them. */
@@ -151,7 +144,7 @@ describe('recording results together (pgwq_record_attempts)', () => {
         [true, null, null],
       ]);
       // Alone and told to wait, x waits for the producer (and holds no other line meanwhile).
-      const alone = db.pool.query<RecordedAttempt>(
+      const alone = db.pool.query(
         RECORD_ATTEMPTS_ASYNC,
         recordAttemptsValues([success(x)], LEASE_MS, true),
       );
@@ -166,7 +159,7 @@ describe('recording results together (pgwq_record_attempts)', () => {
         { what: 'the record to wait for the producer' },
       );
       await producer.query('COMMIT');
-      const [row] = (await alone).rows;
+      const [row] = parseRows<RecordedAttempt>((await alone).rows);
       // Kept, one head on, and the new head's delivery is there: the statement's snapshot was
       // taken after the lock, so it sees what the producer committed.
       expect([row.busy, row.fenced, row.partition_key, row.sequence]).toEqual([

@@ -1,6 +1,7 @@
 import {
   CLAIM_LINES,
   ClaimedLine,
+  parseRows,
   RECORD_ATTEMPTS,
   RecordedAttempt,
   recordAttemptsValues,
@@ -63,17 +64,14 @@ describe('recording a delivered or retried attempt is a heap-only update of deli
     const client = await db.pool.connect();
     try {
       await client.query('BEGIN');
-      const {
-        rows: [line],
-      } = await client.query<ClaimedLine>(CLAIM_LINES, [1, LEASE_MS, [], [], [], 10]);
+      const [line] = parseRows<ClaimedLine>(
+        (await client.query(CLAIM_LINES, [1, LEASE_MS, [], [], [], 10])).rows,
+      );
       expect(line).toMatchObject({ webhook_id: webhook.id, sequence: '1' });
       const record = async (request: RecordRequest) =>
-        (
-          await client.query<RecordedAttempt>(
-            RECORD_ATTEMPTS,
-            recordAttemptsValues([request], LEASE_MS),
-          )
-        ).rows[0];
+        parseRows<RecordedAttempt>(
+          (await client.query(RECORD_ATTEMPTS, recordAttemptsValues([request], LEASE_MS))).rows,
+        )[0];
       const kept = await record(attempt(line, 'delivered'));
       expect(kept).toMatchObject({ fenced: true, recorded: 1, sequence: '2' });
       expect(await record(attempt(kept as ClaimedLine, 'pending'))).toMatchObject({

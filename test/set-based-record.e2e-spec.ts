@@ -2,6 +2,7 @@ import {
   CLAIM_LINES,
   ClaimedLine,
   Outcome,
+  parseRows,
   RECORD_ATTEMPTS,
   RecordedAttempt,
   recordAttemptsValues,
@@ -76,14 +77,9 @@ describe('recording results: the set-based, lone and per-attempt paths agree', (
         [topic.id, key, n],
       );
     }
-    const { rows: claimed } = await db.pool.query<ClaimedLine>(CLAIM_LINES, [
-      1000,
-      LEASE_MS,
-      [],
-      [],
-      [],
-      1000,
-    ]);
+    const claimed = parseRows<ClaimedLine>(
+      (await db.pool.query(CLAIM_LINES, [1000, LEASE_MS, [], [], [], 1000])).rows,
+    );
     const mine = new Map(
       claimed
         .filter((l) => l.webhook_id === hookOf(l.partition_key))
@@ -135,17 +131,15 @@ describe('recording results: the set-based, lone and per-attempt paths agree', (
       if (alone) {
         rows = [];
         for (const [i, request] of requests.entries()) {
-          const { rows: one } = await db.pool.query<RecordedAttempt>(
-            RECORD_ATTEMPTS,
-            recordAttemptsValues([request], LEASE_MS),
+          const one = parseRows<RecordedAttempt>(
+            (await db.pool.query(RECORD_ATTEMPTS, recordAttemptsValues([request], LEASE_MS))).rows,
           );
           rows.push(...one.map((r) => ({ ...r, nth: i + 1 })));
         }
       } else {
-        ({ rows } = await db.pool.query<RecordedAttempt>(
-          RECORD_ATTEMPTS,
-          recordAttemptsValues(requests, LEASE_MS),
-        ));
+        rows = parseRows<RecordedAttempt>(
+          (await db.pool.query(RECORD_ATTEMPTS, recordAttemptsValues(requests, LEASE_MS))).rows,
+        );
       }
     } finally {
       await producer.query('ROLLBACK');

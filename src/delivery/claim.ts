@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
 import { CircuitBreakers } from './circuit-breaker.js';
-import { CLAIM_LINES, ClaimedLine } from './delivery.sql.js';
+import { CLAIM_LINES, ClaimedLine, parseRows } from './delivery.sql.js';
 import { DeliveryMetrics } from './delivery-metrics.js';
 import { CLAIM_QUERY_TIMEOUT_MS, withQueryTimeout } from './job.js';
 
@@ -89,7 +89,7 @@ export class Claims {
     const limit = borrowing ? free - 1 : free;
     const claimedAt = Date.now();
     const claimDone = this.metrics.startClaim();
-    const { rows } = await this.pool.query<ClaimedLine>(
+    const { rows } = await this.pool.query<{ row_json: string }>(
       withQueryTimeout(
         {
           text: CLAIM_LINES,
@@ -106,7 +106,7 @@ export class Claims {
       ),
     );
     claimDone();
-    return { lines: rows, claimedAt, excluded, borrowing };
+    return { lines: parseRows<ClaimedLine>(rows), claimedAt, excluded, borrowing };
   }
 
   /** Whether to claim again at once, after the claimed lines were started. */

@@ -30,12 +30,24 @@ export const LISTEN_PROBE = `LISTEN ${PROBE_CHANNEL}`;
 export const NOTIFY_PROBE = `SELECT pg_notify('${PROBE_CHANNEL}', $1)`;
 
 /**
+ * The rows of CLAIM_LINES and RECORD_ATTEMPTS, each sent as one JSON text (row_json). Their 21
+ * and 29 columns as columns cost the worker a field description and a parser per column on
+ * every call (both are sent unnamed, so nothing is cached); JSON.parse reads the row in one go.
+ * The functions print bigints as text, so no number loses precision; jsonb columns arrive as
+ * objects, as pg would parse them.
+ */
+export function parseRows<T>(rows: readonly { row_json: string }[]): T[] {
+  return rows.map((r) => JSON.parse(r.row_json) as T);
+}
+
+/**
  * Claim up to $1 due lines for a lease of $2 ms, at most $6 lines per webhook or the room given
  * for it in $4/$5 (webhook ids, lines), none of the webhooks in $3; each with its head delivery
  * and everything needed to POST it (ClaimedLine). SKIP LOCKED, the due condition re-checked on
  * the locked row, a fresh lease token per line: see pgwq_claim_lines.
  */
-export const CLAIM_LINES = `SELECT * FROM pgwq_claim_lines($1, $2, $3, $4, $5, $6)`;
+export const CLAIM_LINES = `SELECT to_json(c)::text AS row_json
+FROM pgwq_claim_lines($1, $2, $3, $4, $5, $6) AS c`;
 
 /**
  * Extend the lease ($3 token, $4 head) on line ($1, $2) to $5 ms from the time of the write;
@@ -58,14 +70,16 @@ export interface RenewedLease {
  * written, unless $16 and it is the call's only attempt. The function lists the parameters and
  * says why a second run changes nothing.
  */
-export const RECORD_ATTEMPTS = `SELECT * FROM pgwq_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`;
+export const RECORD_ATTEMPTS = `SELECT to_json(r)::text AS row_json
+FROM pgwq_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) AS r`;
 
 /**
  * RECORD_ATTEMPTS whose commit does not wait for the WAL flush (RECORD_SYNCHRONOUS_COMMIT=off):
  * set_config(…, true) lasts until the end of the call's own transaction, also through a
  * transaction-mode pooler. docs/delivery.md, "Synchronous commit of results", says what it risks.
  */
-export const RECORD_ATTEMPTS_ASYNC = `SELECT r.* FROM set_config('synchronous_commit', 'off', true),
+export const RECORD_ATTEMPTS_ASYNC = `SELECT to_json(r)::text AS row_json
+FROM set_config('synchronous_commit', 'off', true),
   pgwq_record_attempts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) AS r`;
 
 /**

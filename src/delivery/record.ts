@@ -7,6 +7,7 @@ import {
   ClaimedLine,
   HELD_HEAD,
   Outcome,
+  parseRows,
   RECORD_ATTEMPTS,
   RECORD_ATTEMPTS_ASYNC,
   RecordedAttempt,
@@ -48,7 +49,7 @@ export class Recording {
     const recordAttempts = config.recordSynchronousCommit ? RECORD_ATTEMPTS : RECORD_ATTEMPTS_ASYNC;
     this.recorder = new ResultRecorder(
       async (requests, wait) => {
-        const { rows } = await this.pool.query<RecordedAttempt>(
+        const { rows } = await this.pool.query<{ row_json: string }>(
           withQueryTimeout(
             {
               text: recordAttempts,
@@ -57,7 +58,8 @@ export class Recording {
             WRITE_QUERY_TIMEOUT_MS,
           ),
         );
-        return rows.sort((a, b) => a.nth - b.nth); // they come in the lines' lock order
+        // They come in the lines' lock order.
+        return parseRows<RecordedAttempt>(rows).sort((a, b) => a.nth - b.nth);
       },
       (row) => row.busy,
     );
