@@ -8,7 +8,7 @@ import { median, ROOT } from './lib/util.mjs';
  * group, the table, the targets docs/benchmarks.md sets and the floors of the contract on this
  * machine. `P` is the run's sizes; `systems` the systems the references and targets name.
  */
-export function summarise(rows, P, { raw, rawRecorded, graphile }) {
+export function summarise(rows, P, { raw, rawRecorded, graphileDefault }) {
   for (const r of rows) r.median = median(r.values);
   const rowOf = (scenario, variant, system) =>
     rows.find(
@@ -79,45 +79,49 @@ export function summarise(rows, P, { raw, rawRecorded, graphile }) {
 
   const d1 = `${P.deliveryMessages} msgs / 100 partitions, 1 worker`;
   const d2 = `${P.deliveryMessages} msgs / 100 partitions, 2 worker`;
+  const tenWebhooks = (workers) =>
+    `${P.deliveryMessages / 10} msgs x 10 webhooks / 100 partitions, ${workers} worker`;
   const hot = (system) => get('hot partition', '', system);
+  // The targets are against the floor of the contract (the raw loop committing the records
+  // every delivered message needs) and against graphile-worker with its defaults, which keep
+  // order: both measured in the same run.
   const targets = [
     ...[
       [d1, '1 worker'],
       [d2, '2 workers'],
+      [tenWebhooks(1), '1 worker, ten webhooks'],
+      [tenWebhooks(2), '2 workers, ten webhooks'],
     ].flatMap(([v, workers]) => [
       [
-        `ordered delivery, ${workers}: ours / graphile-worker fastest >= 1`,
-        ratio(get('ordered delivery', v, 'ours'), get('ordered delivery', v, graphile.name)),
-        1,
+        `ordered delivery, ${workers}: ours / raw + durable record >= 0.85`,
+        ratio(get('ordered delivery', v, 'ours'), get('ordered delivery', v, rawRecorded.name)),
+        0.85,
       ],
       [
-        `ordered delivery, ${workers}: ours / raw HTTP >= 0.6`,
-        ratio(get('ordered delivery', v, 'ours'), get('ordered delivery', v, raw.name)),
-        0.6,
+        `ordered delivery, ${workers}: ours / graphile-worker (defaults) >= 2`,
+        ratio(get('ordered delivery', v, 'ours'), get('ordered delivery', v, graphileDefault.name)),
+        2,
       ],
       [
         `ordered delivery, ${workers}: ours out of order = 0`,
         outOfOrderTotal('ordered delivery', v, 'ours'),
         0,
       ],
-      [
-        `ordered delivery, ${workers}: via PgBouncer / direct >= 0.8`,
-        ratio(get('ordered delivery', v, 'ours via PgBouncer'), get('ordered delivery', v, 'ours')),
-        0.8,
-      ],
     ]),
-    ...['ours', 'ours, async commit'].flatMap((system) => [
-      [
-        `hot partition: ${system} / raw sequential loop >= 0.6`,
-        ratio(hot(system), hot('raw sequential loop')),
-        0.6,
-      ],
-      [
-        `hot partition: ${system} / graphile-worker fastest >= 1`,
-        ratio(hot(system), hot(graphile.name)),
-        1,
-      ],
+    ...[
+      [d1, '1 worker'],
+      [d2, '2 workers'],
+    ].map(([v, workers]) => [
+      `ordered delivery, ${workers}: via PgBouncer / direct >= 0.8`,
+      ratio(get('ordered delivery', v, 'ours via PgBouncer'), get('ordered delivery', v, 'ours')),
+      0.8,
     ]),
+    [
+      'hot partition: ours / raw + durable record >= 0.85',
+      ratio(hot('ours'), hot(rawRecorded.name)),
+      0.85,
+    ],
+    ['hot partition: ours out of order = 0', outOfOrderTotal('hot partition', '', 'ours'), 0],
     [
       'latency p50: ours - raw <= 5 ms',
       (() => {
@@ -128,9 +132,12 @@ export function summarise(rows, P, { raw, rawRecorded, graphile }) {
       -5,
     ],
     [
-      'SQL publish, 1 webhook: 1-row tx / plain INSERT >= 0.5',
-      ratio(get('publish', 'sql 1-row', '1 webhooks'), get('publish', 'sql 1-row', 'plain')),
-      0.5,
+      'SQL publish, 1-row tx, 1 webhook: ours / messages + 1 delivery, no triggers >= 0.85',
+      ratio(
+        get('publish', 'sql 1-row', '1 webhooks'),
+        get('publish', 'sql 1-row', 'messages + 1 delivery, no triggers'),
+      ),
+      0.85,
     ],
     [
       'order under failure: ours out-of-order arrivals = 0',

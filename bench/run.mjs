@@ -358,7 +358,11 @@ await receiver.stop();
 await bouncer?.stop();
 await server.stop();
 
-const { lines, targetLines, floorLines } = summarise(rows, P, { raw, rawRecorded, graphile });
+const { lines, targetLines, floorLines } = summarise(rows, P, {
+  raw,
+  rawRecorded,
+  graphileDefault,
+});
 
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${pgVersion}${server.embedded ? ' (embedded)' : ''}`;
 const command = `npm run bench${
