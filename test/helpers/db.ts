@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { eventually } from './eventually.js';
 import { searchPathOption } from '../../src/database/schema.js';
 
 /**
@@ -73,13 +74,15 @@ export async function createTestDatabase(options: { empty?: boolean } = {}): Pro
  * (a killed worker's sessions).
  */
 async function connectionsClosed(client: pg.Client, database: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const { rows } = await client.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1',
-      [database],
-    );
-    if (rows[0].n === 0 || Date.now() > deadline) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  const closed = async () =>
+    (
+      await client.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1',
+        [database],
+      )
+    ).rows[0].n === 0;
+  // Not closed within the time: the DROP's FORCE ends the rest.
+  await eventually(closed, { timeoutMs: 5_000, what: `${database}'s connections to close` }).catch(
+    () => undefined,
+  );
 }
