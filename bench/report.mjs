@@ -85,10 +85,13 @@ export function summarise(rows, P, { raw, rawRecorded, graphileDefault }) {
   // The targets are against the floor of the contract (the raw loop committing the records
   // every delivered message needs) and against graphile-worker with its defaults, which keep
   // order: both measured in the same run.
+  const oneWebhook = [
+    [d1, '1 worker'],
+    [d2, '2 workers'],
+  ];
   const targets = [
     ...[
-      [d1, '1 worker'],
-      [d2, '2 workers'],
+      ...oneWebhook,
       [tenWebhooks(1), '1 worker, ten webhooks'],
       [tenWebhooks(2), '2 workers, ten webhooks'],
     ].flatMap(([v, workers]) => [
@@ -108,10 +111,7 @@ export function summarise(rows, P, { raw, rawRecorded, graphileDefault }) {
         0,
       ],
     ]),
-    ...[
-      [d1, '1 worker'],
-      [d2, '2 workers'],
-    ].map(([v, workers]) => [
+    ...oneWebhook.map(([v, workers]) => [
       `ordered delivery, ${workers}: via PgBouncer / direct >= 0.8`,
       ratio(get('ordered delivery', v, 'ours via PgBouncer'), get('ordered delivery', v, 'ours')),
       0.8,
@@ -165,10 +165,7 @@ export function summarise(rows, P, { raw, rawRecorded, graphileDefault }) {
   // a message's row and its delivery's, without triggers, against the plain INSERT. A target
   // above its floor is out of reach here whatever the queue does.
   const floors = [
-    ...[
-      [d1, '1 worker'],
-      [d2, '2 workers'],
-    ].map(([v, workers]) => [
+    ...oneWebhook.map(([v, workers]) => [
       `ordered delivery, ${workers}: raw + durable record / raw HTTP`,
       ratio(get('ordered delivery', v, rawRecorded.name), get('ordered delivery', v, raw.name)),
     ]),
