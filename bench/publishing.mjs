@@ -87,15 +87,13 @@ async function buildDeliveredHistory(pool, topicId, webhookId, rows) {
     );
     await client.query(
       `INSERT INTO deliveries (message_id, webhook_id, topic_id, partition_key, sequence, status,
-                               attempts, last_status_code, created_at, delivered_at)
+                               attempts, last_status_code, created_at, delivered_at,
+                               delivered_attempt_id, delivered_started_at, delivered_duration_ms)
        SELECT id, $2, topic_id, partition_key, sequence, 'delivered', 1, 200, created_at,
-              now() - interval '8 days'
+              now() - interval '8 days', nextval('logged_attempts_id_seq'),
+              now() - interval '8 days', 5
        FROM messages WHERE topic_id = $1`,
       [topicId, webhookId],
-    );
-    await client.query(
-      `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code)
-       SELECT id, 1, delivered_at, 5, 200 FROM deliveries`,
     );
     await client.query(
       `INSERT INTO partition_sequences (topic_id, partition_key, last_sequence)
@@ -109,7 +107,7 @@ async function buildDeliveredHistory(pool, topicId, webhookId, rows) {
       [topicId, webhookId],
     );
     await client.query(`RESET session_replication_role`);
-    for (const table of ['messages', 'deliveries', 'delivery_attempts', 'delivery_lines']) {
+    for (const table of ['messages', 'deliveries', 'delivery_lines']) {
       await client.query(`VACUUM ANALYZE ${table}`);
     }
   } finally {
@@ -192,7 +190,7 @@ export async function retentionRun(env, { rows, windowSeconds, timeoutSeconds })
     const size = async () => {
       const { rows: r } = await ctx.pool.query(
         `SELECT pg_total_relation_size('deliveries') + pg_total_relation_size('messages')
-                + pg_total_relation_size('delivery_attempts') AS bytes`,
+                + pg_total_relation_size('logged_attempts') AS bytes`,
       );
       return Number(r[0].bytes);
     };

@@ -92,5 +92,23 @@ describe('delivery retries', () => {
       [webhook.id],
     );
     expect(rows.map((r) => r.status_code)).toEqual([429, 200]);
+    // The 429 is a row of its own; the success is kept on the delivery, with the next id.
+    const { rows: kept } = await db.pool.query(
+      `SELECT a.id::int AS logged, d.delivered_attempt_id::int AS kept,
+              d.attempts, d.last_status_code, d.delivered_started_at > a.started_at AS later
+       FROM deliveries d JOIN logged_attempts a ON a.delivery_id = d.id
+       WHERE d.webhook_id = $1`,
+      [webhook.id],
+    );
+    expect(kept).toEqual([
+      {
+        logged: expect.any(Number),
+        kept: expect.any(Number),
+        attempts: 2,
+        last_status_code: 200,
+        later: true,
+      },
+    ]);
+    expect(kept[0].kept).toBeGreaterThan(kept[0].logged);
   });
 });

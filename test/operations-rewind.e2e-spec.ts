@@ -152,5 +152,37 @@ describe('operating the queue: rewinds', () => {
     await eventually(() => sequences(hook, 'r').length === rBefore + 2, { what: 'r again' });
     expect(sequences(hook, 's')).toEqual([1, 2, 1, 2]);
     expect(sequences(hook, 'r').slice(-4)).toEqual([46, 47, 46, 47]);
+
+    // Every POST is in the attempts, a replayed delivery's first success included (it was kept on
+    // the delivery until the replay moved it to the log), each delivery's in the order made.
+    await eventually(async () => (await lines(webhook.id)).every((l) => l.state === 'idle'), {
+      what: 'the replays recorded',
+    });
+    const { rows: counts } = await db.pool.query(
+      `SELECT d.partition_key, count(*)::int AS n FROM delivery_attempts a
+       JOIN deliveries d ON d.id = a.delivery_id
+       WHERE d.webhook_id = $1 GROUP BY d.partition_key ORDER BY 1`,
+      [webhook.id],
+    );
+    expect(counts).toEqual([
+      { partition_key: 'r', n: sequences(hook, 'r').length },
+      { partition_key: 's', n: 4 },
+    ]);
+    const { rows: s1 } = await db.pool.query(
+      `SELECT id FROM deliveries WHERE webhook_id = $1 AND partition_key = 's' AND sequence = 1`,
+      [webhook.id],
+    );
+    const attempts = (await http.get(`/deliveries/${s1[0].id}/attempts`).expect(200)).body as {
+      id: number;
+      attempt: number;
+      status_code: number;
+      started_at: string;
+    }[];
+    expect(attempts.map((a) => [a.attempt, a.status_code])).toEqual([
+      [1, 200],
+      [1, 200],
+    ]);
+    expect(attempts[0].id).toBeLessThan(attempts[1].id);
+    expect(Date.parse(attempts[0].started_at)).toBeLessThan(Date.parse(attempts[1].started_at));
   });
 });

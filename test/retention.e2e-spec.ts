@@ -53,21 +53,27 @@ describe('retention', () => {
 
   /**
    * Finishes deliveries as a worker would, `daysAgo` days ago: the delivery gets its status, time
-   * and one attempt, and the line's head moves past it.
+   * and one attempt (a success stays on the delivery, a failure is logged), and the line's head
+   * moves past it. The deliveries were created no later than that.
    */
   async function finish(ids: number[], status: 'delivered' | 'dead', daysAgo: number) {
     await db.pool.query(
       `WITH d AS (
          UPDATE deliveries
          SET status = $2, attempts = 1, next_attempt_at = NULL,
+             created_at = least(created_at, now() - make_interval(days => $3)),
              delivered_at = CASE WHEN $2 = 'delivered' THEN now() - make_interval(days => $3) END,
-             dead_at = CASE WHEN $2 = 'dead' THEN now() - make_interval(days => $3) END
+             dead_at = CASE WHEN $2 = 'dead' THEN now() - make_interval(days => $3) END,
+             last_status_code = CASE WHEN $2 = 'delivered' THEN 200 ELSE 500 END,
+             delivered_attempt_id = CASE WHEN $2 = 'delivered' THEN nextval('logged_attempts_id_seq') END,
+             delivered_started_at = CASE WHEN $2 = 'delivered' THEN now() - make_interval(days => $3) END,
+             delivered_duration_ms = CASE WHEN $2 = 'delivered' THEN 5 END
          WHERE id = ANY($1::bigint[])
          RETURNING id, webhook_id, partition_key, sequence
        ), a AS (
-         INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code)
-         SELECT id, 1, now() - make_interval(days => $3), 5, CASE WHEN $2 = 'delivered' THEN 200 ELSE 500 END
-         FROM d
+         INSERT INTO logged_attempts (delivery_id, attempt, started_at, duration_ms, status_code)
+         SELECT id, 1, now() - make_interval(days => $3), 5, 500
+         FROM d WHERE $2 = 'dead'
        )
        UPDATE delivery_lines l
        SET head_sequence = greatest(l.head_sequence, m.last + 1),
@@ -250,6 +256,45 @@ describe('retention', () => {
     }
     expect(counts).toEqual([1500, 500, 0, 0]);
     expect(await remaining()).toEqual({ messages: null, deliveries: null, attempts: 0 });
+  });
+
+  it('walks past old deliveries it keeps, a step a round, to the delivered ones behind them', async () => {
+    const topic = await createTopic(db.pool);
+    const stuck = await createWebhook(db.pool, topic.id);
+    // First 1,500 deliveries nine days old and still pending (a webhook down for days)...
+    await db.pool.query(
+      `INSERT INTO messages (topic_id, partition_key, payload)
+       SELECT $1, 'k', jsonb_build_object('i', g) FROM generate_series(1, 1500) g`,
+      [topic.id],
+    );
+    await db.pool.query(`UPDATE deliveries SET created_at = now() - interval '9 days'`);
+    // ...then 500 messages to it and to another webhook, which delivered them 8 days ago.
+    const late = await createWebhook(db.pool, topic.id);
+    await db.pool.query(
+      `INSERT INTO messages (topic_id, partition_key, payload)
+       SELECT $1, 'j', jsonb_build_object('i', g) FROM generate_series(1, 500) g`,
+      [topic.id],
+    );
+    await finish(await deliveryIds(late.id, 'j'), 'delivered', 8);
+    const count = async (webhookId: number) =>
+      (
+        await db.pool.query('SELECT count(*)::int AS n FROM deliveries WHERE webhook_id = $1', [
+          webhookId,
+        ])
+      ).rows[0].n;
+    const { retention, maintenance } = retentionAt(7, 30);
+
+    // A round: batches while there are more. The first step looks at 1,000 old deliveries to keep,
+    // and ends the first round.
+    const round = async () => {
+      while ((await maintenance.runBatch(retention)) === 'more');
+    };
+    await round();
+    expect(await count(late.id)).toBe(500);
+    // The next rounds go on where it was (a step of 1,000 a round while it deletes nothing).
+    for (let rounds = 1; rounds < 4 && (await count(late.id)) > 0; rounds++) await round();
+    expect(await count(late.id)).toBe(0);
+    expect(await count(stuck.id)).toBe(2000);
   });
 
   describe('run by the workers', () => {

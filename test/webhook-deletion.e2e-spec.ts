@@ -177,7 +177,7 @@ describe('webhook deletion', () => {
       [topic.id],
     );
     await db.pool.query(
-      `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code)
+      `INSERT INTO logged_attempts (delivery_id, attempt, started_at, duration_ms, status_code)
        SELECT id, 1, now(), 5, 500 FROM deliveries WHERE webhook_id = $1`,
       [webhook.id],
     );

@@ -1,6 +1,6 @@
 // The floor of the contract's records (docs/benchmarks.md): one statement, committed on its
 // own, that writes what DESIGN §4 keeps of a delivered message on our schema (the line's head
-// moved on, the delivery marked delivered, the attempt's row) and reads the next head's
+// moved on, the delivery marked delivered with its successful attempt) and reads the next head's
 // payload, as a worker must. No claim, lease or fence. $1 webhook id, $2 partition key,
 // $3 the delivered sequence, $4 attempt, $5 started at, $6 duration in ms.
 export const RECORD_DELIVERED = `
@@ -14,12 +14,9 @@ WITH line AS (
 ), delivery AS (
   UPDATE deliveries
   SET status = 'delivered', attempts = $4, last_status_code = 200, delivered_at = now(),
-      next_attempt_at = NULL
+      next_attempt_at = NULL, delivered_attempt_id = nextval('logged_attempts_id_seq'),
+      delivered_started_at = $5, delivered_duration_ms = $6
   WHERE webhook_id = $1 AND partition_key = $2 AND sequence = $3
-  RETURNING id
-), attempt AS (
-  INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code)
-  SELECT id, $4, $5, $6, 200 FROM delivery
 )
 SELECT m.payload::text AS body
 FROM deliveries d JOIN messages m ON m.id = d.message_id

@@ -3,37 +3,41 @@ import pg from 'pg';
 import { AppConfig } from '../config/app-config.js';
 import type { MaintenanceTask } from './maintenance-task.js';
 
-/** Each takes its attempts along (ON DELETE CASCADE): one or a few rows apiece. */
+/**
+ * Deliveries looked at per step of the walk over delivered ones, and dead ones deleted per batch.
+ * Each takes its logged attempts along (ON DELETE CASCADE): none or a few rows apiece.
+ */
 const DELIVERIES_PER_BATCH = 1000;
 /** Messages looked at per step of the sweep for messages without deliveries. */
 const MESSAGES_PER_SWEEP = 1000;
 
 /**
- * Up to $2 delivered deliveries finished more than $1 seconds ago, oldest first, found by their
- * successful attempt: the start of delivery_attempts_succeeded_idx (started_at) WHERE 2xx, each
- * delivery by its primary key, so a batch costs the same at any table size. (No index of
- * deliveries reads its status or delivered_at: marking a delivery delivered stays a heap-only
- * update, migration HotRecords1795633464900.) The only 2xx attempts passed over are those of
- * deliveries replayed since, until they are delivered again and old enough. A delivered delivery
- * is behind its line's head, so no worker needs it again. SKIP LOCKED: a row someone holds (a
- * redrive or replay making it pending again) is left, and the lock re-checks the status on the
- * newest version, so a delivery made pending after our snapshot is not deleted.
+ * A step of the walk over deliveries in id order (the primary key): of the $2 after $3, those
+ * delivered more than $1 seconds ago are deleted, with the message id of each; `last` is the
+ * last id looked at, `recent` says every one of them was created within $1 seconds (a delivery
+ * is delivered after it is created, so the walk has passed every one old enough). No index of
+ * deliveries reads its status or delivered_at, so marking a delivery delivered stays a heap-only
+ * update (migration HotRecords1795633464900); a step costs the same at any table size. SKIP
+ * LOCKED: a row someone holds (a replay making it pending again) is left, and the lock re-checks
+ * the status on the newest version, so a delivery made pending after our snapshot stays.
  */
 const DELETE_DELIVERED = `
-DELETE FROM deliveries AS d
-USING (
-  SELECT dd.id FROM delivery_attempts a
-  JOIN deliveries dd ON dd.id = a.delivery_id
-  WHERE a.status_code BETWEEN 200 AND 299
-    AND a.started_at < now() - make_interval(secs => $1::double precision)
+WITH scanned AS MATERIALIZED (
+  SELECT id, created_at FROM deliveries WHERE id > $3 ORDER BY id LIMIT $2
+), doomed AS (
+  SELECT dd.id FROM deliveries AS dd
+  WHERE dd.id IN (SELECT id FROM scanned)
     AND dd.status = 'delivered'
     AND dd.delivered_at < now() - make_interval(secs => $1::double precision)
-  ORDER BY a.started_at
-  LIMIT $2
-  FOR UPDATE OF dd SKIP LOCKED
-) AS doomed
-WHERE d.id = doomed.id
-RETURNING d.message_id
+  FOR UPDATE SKIP LOCKED
+), gone AS (
+  DELETE FROM deliveries AS d USING doomed WHERE d.id = doomed.id RETURNING d.message_id
+)
+SELECT (SELECT max(id) FROM scanned)::text AS last,
+       coalesce((SELECT bool_and(created_at >= now() - make_interval(secs => $1::double precision))
+                 FROM scanned), true) AS recent,
+       (SELECT count(*) FROM gone)::int AS deleted,
+       ARRAY(SELECT DISTINCT message_id FROM gone)::text[] AS message_ids
 `;
 
 /**
@@ -116,22 +120,25 @@ WHERE m.id = ANY($1::bigint[])
 
 /**
  * Retention (DESIGN §7): deletes delivered deliveries older than RETENTION_DELIVERED_SECONDS and
- * dead ones older than RETENTION_DEAD_SECONDS, with their attempts, the messages that are
- * left without any delivery, and audit log entries older than RETENTION_AUDIT_SECONDS. A message with no delivery from the start (published before its
- * topic had a webhook, or whose webhook was deleted) goes once it is older than
- * RETENTION_DELIVERED_SECONDS, found by a slow sweep over messages in id order. Pending
- * deliveries and every message a remaining delivery refers to stay; partition_sequences and
- * delivery_lines are never touched, so numbering goes on where it was.
+ * dead ones older than RETENTION_DEAD_SECONDS, with their attempts, the messages that are left
+ * without any delivery, and audit log entries older than RETENTION_AUDIT_SECONDS. A message with
+ * no delivery from the start (published before its topic had a webhook, or whose webhook was
+ * deleted) goes once it is older than RETENTION_DELIVERED_SECONDS, found by a slow sweep over
+ * messages in id order. Pending deliveries and every message a remaining delivery refers to stay;
+ * partition_sequences and delivery_lines are never touched, so numbering goes on where it was.
  *
- * Each batch is one small step: up to DELIVERIES_PER_BATCH delivered deliveries, else dead ones,
- * else a step of the sweep; the Maintenance loop runs one batch at a time across workers and
- * pauses between them.
+ * Each batch is one small step: a step of the walk over deliveries, else up to
+ * DELIVERIES_PER_BATCH dead deliveries, else a step of the sweep; the Maintenance loop runs one
+ * batch at a time across workers and pauses between them. A step of a walk that deleted nothing
+ * ends the round; the walk goes on from there at the next.
  */
 @Injectable()
 export class Retention implements MaintenanceTask {
   readonly name = 'retention';
   readonly lockKey = 2;
   private readonly logger = new Logger(Retention.name);
+  /** Where the walk over deliveries goes on from; 0 starts a new pass. */
+  private walkedPast = '0';
   /** Where the sweep for messages without deliveries goes on from; 0 starts a new pass. */
   private sweptPast = '0';
   /** Rows deleted since the last log line. */
@@ -141,19 +148,17 @@ export class Retention implements MaintenanceTask {
 
   async runBatch(client: pg.ClientBase): Promise<boolean> {
     const { retentionDeliveredSeconds: delivered, retentionDeadSeconds: dead } = this.config;
-    for (const [seconds, statement] of [
-      [delivered, DELETE_DELIVERED],
-      [dead, DELETE_DEAD],
-    ] as const) {
-      if (seconds === 0) continue;
-      const { rows } = await client.query<{ message_id: string }>(statement, [
-        seconds,
+    if (delivered > 0 && (await this.walkDelivered(client, delivered))) return true;
+    if (dead > 0) {
+      const { rows } = await client.query<{ message_id: string }>(DELETE_DEAD, [
+        dead,
         DELIVERIES_PER_BATCH,
       ]);
-      if (rows.length === 0) continue;
-      this.deleted.deliveries += rows.length;
-      await this.deleteOrphans(client, [...new Set(rows.map((r) => r.message_id))]);
-      return true;
+      if (rows.length > 0) {
+        this.deleted.deliveries += rows.length;
+        await this.deleteOrphans(client, [...new Set(rows.map((r) => r.message_id))]);
+        return true;
+      }
     }
     if (delivered > 0 && (await this.sweep(client, delivered))) return true;
     const audit = this.config.retentionAuditSeconds;
@@ -171,6 +176,22 @@ export class Retention implements MaintenanceTask {
       this.deleted = { deliveries: 0, messages: 0 };
     }
     return false;
+  }
+
+  /** One step of the walk over deliveries; true when it deleted some (more may be right behind). */
+  private async walkDelivered(client: pg.ClientBase, olderThan: number): Promise<boolean> {
+    const { rows } = await client.query<{
+      last: string | null;
+      recent: boolean;
+      deleted: number;
+      message_ids: string[];
+    }>(DELETE_DELIVERED, [olderThan, DELIVERIES_PER_BATCH, this.walkedPast]);
+    const [{ last, recent, deleted, message_ids: messageIds }] = rows;
+    this.walkedPast = last === null || recent ? '0' : last;
+    if (deleted === 0) return false;
+    this.deleted.deliveries += deleted;
+    await this.deleteOrphans(client, messageIds);
+    return true;
   }
 
   /** One step of the sweep; true when it deleted messages (there may be more right behind). */

@@ -1,49 +1,35 @@
-import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
+import { ViewColumn, ViewEntity } from 'typeorm';
 import { bigintToNumber } from './bigint.transformer.js';
-import { Delivery } from './delivery.entity.js';
 
-/** One POST of a delivery and what came of it. */
-@Entity('delivery_attempts')
-@Index('delivery_attempts_delivery_id_idx', ['deliveryId', 'id'])
-// Retention's way to delivered deliveries, oldest first (src/maintenance/retention.ts).
-@Index('delivery_attempts_succeeded_idx', ['startedAt'], {
-  where: 'status_code BETWEEN 200 AND 299',
-})
+/**
+ * One POST of a delivery and what came of it: the view delivery_attempts of logged_attempts and
+ * the successful attempts kept on their deliveries (migration SuccessOnDelivery1795633465400,
+ * which owns its definition).
+ */
+@ViewEntity({ name: 'delivery_attempts', synchronize: false })
 export class DeliveryAttempt {
-  @PrimaryColumn('bigint', {
-    generated: 'identity',
-    generatedIdentity: 'BY DEFAULT',
-    primaryKeyConstraintName: 'delivery_attempts_pkey',
-    transformer: bigintToNumber,
-  })
+  @ViewColumn({ transformer: bigintToNumber })
   id: number;
 
-  @Column('bigint', { name: 'delivery_id', transformer: bigintToNumber })
+  @ViewColumn({ name: 'delivery_id', transformer: bigintToNumber })
   deliveryId: number;
 
-  @ManyToOne(() => Delivery, { onDelete: 'CASCADE' })
-  @JoinColumn({
-    name: 'delivery_id',
-    foreignKeyConstraintName: 'delivery_attempts_delivery_id_fkey',
-  })
-  delivery?: Delivery;
-
-  @Column('integer')
+  @ViewColumn()
   attempt: number;
 
-  @Column('timestamptz', { name: 'started_at' })
+  @ViewColumn({ name: 'started_at' })
   startedAt: Date;
 
-  @Column('integer', { name: 'duration_ms' })
+  @ViewColumn({ name: 'duration_ms' })
   durationMs: number;
 
-  @Column('integer', { name: 'status_code', nullable: true })
+  @ViewColumn({ name: 'status_code' })
   statusCode: number | null;
 
-  @Column('text', { nullable: true })
+  @ViewColumn()
   error: string | null;
 
   /** The first bytes of the response body, for diagnosis. */
-  @Column('text', { name: 'response_body', nullable: true })
+  @ViewColumn({ name: 'response_body' })
   responseBody: string | null;
 }

@@ -21,7 +21,7 @@ export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 @Unique('deliveries_line_sequence_key', ['webhookId', 'partitionKey', 'sequence'])
 @Index('deliveries_webhook_id_idx', ['webhookId', 'id'])
 // No index reads a column that marking a delivery delivered changes (status, attempts,
-// next_attempt_at, last_status_code, last_error, delivered_at): that update stays heap-only
+// next_attempt_at, last_status_code, last_error, delivered_at, delivered_*): that update stays heap-only
 // (migration HotRecords1795633464900). The dead ones are keyed on dead_at, set exactly when dead.
 @Index('deliveries_dead_letter_idx', ['id'], { where: 'dead_at IS NOT NULL' })
 @Index('deliveries_webhook_dead_letter_idx', ['webhookId', 'id'], { where: 'dead_at IS NOT NULL' })
@@ -100,4 +100,22 @@ export class Delivery {
 
   @Column('timestamptz', { name: 'dead_at', nullable: true })
   deadAt: Date | null;
+
+  /**
+   * The successful attempt of a delivered delivery, kept here rather than in logged_attempts
+   * (its number, status code and error are attempts, last_status_code and last_error). Its id is
+   * from logged_attempts' sequence; a trigger moves it there when the delivery is made pending
+   * again.
+   */
+  @Column('bigint', { name: 'delivered_attempt_id', nullable: true, transformer: bigintToNumber })
+  deliveredAttemptId: number | null;
+
+  @Column('timestamptz', { name: 'delivered_started_at', nullable: true })
+  deliveredStartedAt: Date | null;
+
+  @Column('integer', { name: 'delivered_duration_ms', nullable: true })
+  deliveredDurationMs: number | null;
+
+  @Column('text', { name: 'delivered_response_body', nullable: true })
+  deliveredResponseBody: string | null;
 }

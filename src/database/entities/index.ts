@@ -3,6 +3,7 @@ import { DeadDeliveryCount } from './dead-delivery-count.entity.js';
 import { DeliveryAttempt } from './delivery-attempt.entity.js';
 import { DeliveryLine } from './delivery-line.entity.js';
 import { Delivery } from './delivery.entity.js';
+import { LoggedAttempt } from './logged-attempt.entity.js';
 import { Message } from './message.entity.js';
 import { PartitionSequence } from './partition-sequence.entity.js';
 import { Topic } from './topic.entity.js';
@@ -15,6 +16,7 @@ export {
   Delivery,
   DeliveryAttempt,
   DeliveryLine,
+  LoggedAttempt,
   Message,
   PartitionSequence,
   Topic,
@@ -27,6 +29,7 @@ export const ENTITIES = [
   Message,
   PartitionSequence,
   Delivery,
+  LoggedAttempt,
   DeliveryAttempt,
   DeliveryLine,
   DeadDeliveryCount,

@@ -24,6 +24,7 @@ import { CheaperPublish1795633465000 } from './1795633465000-CheaperPublish.js';
 import { PrintableHeads1795633465100 } from './1795633465100-PrintableHeads.js';
 import { LoneRecord1795633465200 } from './1795633465200-LoneRecord.js';
 import { ClaimPlannedOnce1795633465300 } from './1795633465300-ClaimPlannedOnce.js';
+import { SuccessOnDelivery1795633465400 } from './1795633465400-SuccessOnDelivery.js';
 
 /** Every migration, in order. npm run migration:generate -- Name adds a new one here. */
 export const MIGRATIONS = [
@@ -53,4 +54,5 @@ export const MIGRATIONS = [
   PrintableHeads1795633465100,
   LoneRecord1795633465200,
   ClaimPlannedOnce1795633465300,
+  SuccessOnDelivery1795633465400,
 ];
