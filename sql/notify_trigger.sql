@@ -18,7 +18,7 @@
 -- INSERT … ON CONFLICT (topic_id, idempotency_key) DO NOTHING: a skipped row takes no number.
 --
 -- What an operator may prune, and what not:
--- - deliveries that are delivered or dead, with their delivery_attempts, and messages that no
+-- - deliveries that are delivered or dead, with their logged_attempts, and messages that no
 --   delivery refers to any more: yes, in any order and at any time (retention does this).
 -- - partition_sequences and delivery_lines: never. They hold each partition's numbering and each
 --   line's place in it. If lost anyway (a TRUNCATE, a partial restore), a missing counter is
@@ -398,3 +398,29 @@ CREATE OR REPLACE TRIGGER deliveries_count_dead_deleted
   AFTER DELETE ON deliveries
   REFERENCING OLD TABLE AS gone
   FOR EACH STATEMENT EXECUTE FUNCTION pgwq_count_dead_deleted();
+
+-- 7. Before an update that makes a delivered delivery something else (a replay, a line's rewind):
+-- its successful attempt, kept on the delivery row (delivered_attempt_id and the columns beside
+-- it), becomes a row of logged_attempts under the same id, so the delivery's history keeps it and
+-- the next success has the row's place. The view delivery_attempts lists both kinds.
+CREATE OR REPLACE FUNCTION pgwq_log_delivered_attempt() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
+  INSERT INTO logged_attempts
+    (id, delivery_id, attempt, started_at, duration_ms, status_code, error, response_body)
+  VALUES (OLD.delivered_attempt_id, OLD.id, OLD.attempts, OLD.delivered_started_at,
+          OLD.delivered_duration_ms, OLD.last_status_code, OLD.last_error,
+          OLD.delivered_response_body);
+  NEW.delivered_attempt_id := NULL;
+  NEW.delivered_started_at := NULL;
+  NEW.delivered_duration_ms := NULL;
+  NEW.delivered_response_body := NULL;
+  RETURN NEW;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER deliveries_log_delivered_attempt
+  BEFORE UPDATE OF status ON deliveries
+  FOR EACH ROW
+  WHEN (OLD.delivered_attempt_id IS NOT NULL AND NEW.status IS DISTINCT FROM 'delivered')
+  EXECUTE FUNCTION pgwq_log_delivered_attempt();

@@ -35,6 +35,7 @@ describe('sql/notify_trigger.sql', () => {
         'pgwq_count_dead_change',
         'pgwq_count_dead_deleted',
         'pgwq_fan_out',
+        'pgwq_log_delivered_attempt',
         'pgwq_refuse_moving_message',
         'pgwq_refuse_unprintable_payload',
       ]);
