@@ -2,10 +2,11 @@ import { readFileSync } from 'node:fs';
 import { createTestDatabase, TEST_SCHEMA, TestDatabase } from './helpers/db.js';
 
 /**
- * sql/notify_trigger.sql must say exactly what the migrations installed: every trigger function
- * (the delivery path's functions are not a producer's business; their migration is their copy).
+ * sql/notify_trigger.sql and sql/deliveries_triggers.sql must say exactly what the migrations
+ * installed: every trigger function (the delivery path's functions are not a producer's
+ * business; their migration is their copy).
  */
-describe('sql/notify_trigger.sql', () => {
+describe('sql/notify_trigger.sql and sql/deliveries_triggers.sql', () => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -40,13 +41,15 @@ describe('sql/notify_trigger.sql', () => {
         'pgwq_refuse_unprintable_payload',
       ]);
       await client.query('BEGIN');
-      await client.query(
-        // The file pins public, as most install it; the run's schema stands in for it.
-        readFileSync(new URL('../sql/notify_trigger.sql', import.meta.url), 'utf8').replaceAll(
-          'search_path = public,',
-          `search_path = ${TEST_SCHEMA},`,
-        ),
-      );
+      for (const file of ['notify_trigger.sql', 'deliveries_triggers.sql']) {
+        await client.query(
+          // The files pin public, as most install it; the run's schema stands in for it.
+          readFileSync(new URL(`../sql/${file}`, import.meta.url), 'utf8').replaceAll(
+            'search_path = public,',
+            `search_path = ${TEST_SCHEMA},`,
+          ),
+        );
+      }
       const fromFile = await installed(client);
       await client.query('ROLLBACK');
       expect(fromFile).toEqual(fromMigrations);

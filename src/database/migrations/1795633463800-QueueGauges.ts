@@ -54,7 +54,7 @@ CREATE OR REPLACE TRIGGER deliveries_count_dead_deleted
  *   10,000 random heap reads (1.1–1.8 s at 1,000,000 pending on PostgreSQL 15). It costs one more
  *   index entry per delivery created or retried (7 MB at 1,000,000 pending).
  * - dead_delivery_counts: dead deliveries per webhook, counted by triggers as deliveries go into
- *   or out of `dead` (see sql/notify_trigger.sql, part 4), filled here from what is dead now.
+ *   or out of `dead` (see sql/deliveries_triggers.sql, part 1), filled here from what is dead now.
  *
  * Pending deliveries per webhook need nothing new: every line's pending count is its
  * tail_sequence - head_sequence + 1. Creating the index locks deliveries against writes while it
