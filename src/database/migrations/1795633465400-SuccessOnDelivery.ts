@@ -35,12 +35,7 @@ export class SuccessOnDelivery1795633465400 implements MigrationInterface {
   public async up(queryRunner: QueryRunner): Promise<void> {
     const [{ schema }] = await queryRunner.query(`SELECT quote_ident(current_schema()) AS schema`);
     for (const statement of [
-      `ALTER TABLE delivery_attempts RENAME TO logged_attempts`,
-      `ALTER SEQUENCE delivery_attempts_id_seq RENAME TO logged_attempts_id_seq`,
-      `ALTER TABLE logged_attempts RENAME CONSTRAINT delivery_attempts_pkey TO logged_attempts_pkey`,
-      `ALTER TABLE logged_attempts
-         RENAME CONSTRAINT delivery_attempts_delivery_id_fkey TO logged_attempts_delivery_id_fkey`,
-      `ALTER INDEX delivery_attempts_delivery_id_idx RENAME TO logged_attempts_delivery_id_idx`,
+      ...renameAttemptsTable('delivery_attempts', 'logged_attempts'),
       `DROP INDEX delivery_attempts_succeeded_idx`,
       `ALTER TABLE deliveries
          ADD COLUMN delivered_attempt_id bigint,
@@ -63,23 +58,14 @@ export class SuccessOnDelivery1795633465400 implements MigrationInterface {
       `DROP FUNCTION pgwq_log_delivered_attempt()`,
       `DROP VIEW delivery_attempts`,
       // The successful attempts kept on their rows go back to the attempts table.
-      `INSERT INTO logged_attempts
-         (id, delivery_id, attempt, started_at, duration_ms, status_code, error, response_body)
-       SELECT delivered_attempt_id, id, attempts, delivered_started_at, delivered_duration_ms,
-              last_status_code, last_error, delivered_response_body
-       FROM deliveries WHERE delivered_attempt_id IS NOT NULL`,
+      `INSERT INTO logged_attempts (${ATTEMPT_COLUMNS}) ${KEPT_SUCCESSES}`,
       `ALTER TABLE deliveries
          DROP COLUMN delivered_attempt_id,
          DROP COLUMN delivered_started_at,
          DROP COLUMN delivered_duration_ms,
          DROP COLUMN delivered_response_body`,
       `ALTER TABLE deliveries SET (fillfactor = 85)`,
-      `ALTER TABLE logged_attempts RENAME TO delivery_attempts`,
-      `ALTER SEQUENCE logged_attempts_id_seq RENAME TO delivery_attempts_id_seq`,
-      `ALTER TABLE delivery_attempts RENAME CONSTRAINT logged_attempts_pkey TO delivery_attempts_pkey`,
-      `ALTER TABLE delivery_attempts
-         RENAME CONSTRAINT logged_attempts_delivery_id_fkey TO delivery_attempts_delivery_id_fkey`,
-      `ALTER INDEX logged_attempts_delivery_id_idx RENAME TO delivery_attempts_delivery_id_idx`,
+      ...renameAttemptsTable('logged_attempts', 'delivery_attempts'),
       `CREATE INDEX delivery_attempts_succeeded_idx ON delivery_attempts (started_at)
          WHERE status_code BETWEEN 200 AND 299`,
     ]) {
@@ -89,16 +75,35 @@ export class SuccessOnDelivery1795633465400 implements MigrationInterface {
   }
 }
 
-/** Every attempt: those logged as rows of their own, and the successes kept on their deliveries. */
-const ATTEMPTS_VIEW = `
-CREATE VIEW delivery_attempts AS
-SELECT id, delivery_id, attempt, started_at, duration_ms, status_code, error, response_body
-FROM logged_attempts
-UNION ALL
+/**
+ * The attempts table with its sequence, keys and index renamed from `from` to `to` (each is
+ * named after the table).
+ */
+const renameAttemptsTable = (from: string, to: string) => [
+  `ALTER TABLE ${from} RENAME TO ${to}`,
+  `ALTER SEQUENCE ${from}_id_seq RENAME TO ${to}_id_seq`,
+  `ALTER TABLE ${to} RENAME CONSTRAINT ${from}_pkey TO ${to}_pkey`,
+  `ALTER TABLE ${to} RENAME CONSTRAINT ${from}_delivery_id_fkey TO ${to}_delivery_id_fkey`,
+  `ALTER INDEX ${from}_delivery_id_idx RENAME TO ${to}_delivery_id_idx`,
+];
+
+/** An attempt's columns, in logged_attempts and in the view delivery_attempts. */
+const ATTEMPT_COLUMNS =
+  'id, delivery_id, attempt, started_at, duration_ms, status_code, error, response_body';
+
+/** The successful attempts kept on their deliveries, as ATTEMPT_COLUMNS. */
+const KEPT_SUCCESSES = `
 SELECT delivered_attempt_id, id, attempts, delivered_started_at, delivered_duration_ms,
        last_status_code, last_error, delivered_response_body
 FROM deliveries
 WHERE delivered_attempt_id IS NOT NULL`;
+
+/** Every attempt: those logged as rows of their own, and the successes kept on their deliveries. */
+const ATTEMPTS_VIEW = `
+CREATE VIEW delivery_attempts AS
+SELECT ${ATTEMPT_COLUMNS}
+FROM logged_attempts
+UNION ALL${KEPT_SUCCESSES}`;
 
 /** A delivered delivery made pending again (replay, rewind): its success becomes a logged attempt. */
 const LOG_DELIVERED_ATTEMPT = `
